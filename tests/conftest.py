@@ -1,0 +1,65 @@
+"""Shared fixtures: small synthetic MRI-like images and class-folder datasets with planted duplicates."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def synthetic_slice(rng: np.random.Generator, size: int = 64, tumour: bool = False) -> np.ndarray:
+    """A bright ellipse ("head") on black, with random texture and, for tumours, a bright blob."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    cx, cy = 0.5 + rng.uniform(-0.05, 0.05, 2)
+    head = ((xx - cx) / rng.uniform(0.3, 0.42)) ** 2 + ((yy - cy) / rng.uniform(0.35, 0.45)) ** 2 < 1
+    img = head * (90 + 60 * rng.random((size, size)))
+    if tumour:
+        bx, by = rng.uniform(0.35, 0.65, 2)
+        img = np.where((xx - bx) ** 2 + (yy - by) ** 2 < rng.uniform(0.005, 0.012), 250, img)
+    return img.astype(np.uint8)
+
+
+def make_dataset(root: Path, classes: dict[str, int], seed: int = 0, size: int = 64,
+                 splits: tuple[str, ...] = ("",)) -> Path:
+    """Class folders of synthetic JPEGs; classes not named 'no'/'notumor' get a tumour blob."""
+    rng = np.random.default_rng(seed)
+    for split in splits:
+        for cls, n in classes.items():
+            folder = root / split / cls if split else root / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = synthetic_slice(rng, size, tumour=cls not in ("no", "notumor"))
+                Image.fromarray(img).save(folder / f"{cls}_{i:03d}.jpg", quality=95)
+    return root
+
+
+@pytest.fixture
+def tiny_datasets(tmp_path: Path) -> dict[str, Path]:
+    """Two datasets shaped like the real ones, with duplicates planted across splits and sets.
+
+    Planted: an exact copy Training -> Testing, a re-encoded brighter near-copy
+    Training -> Testing, and a resized copy from one dataset in the other.
+    """
+    btm = make_dataset(tmp_path / "brain-tumor-mri", {"glioma": 12, "meningioma": 12, "notumor": 12, "pituitary": 12},
+                       seed=1, splits=("Training", "Testing"))
+    br = make_dataset(tmp_path / "br35h", {"yes": 14, "no": 14}, seed=2, size=80)
+    shutil.copy(btm / "Training/glioma/glioma_000.jpg", btm / "Testing/glioma/exact_copy.jpg")
+    src = np.asarray(Image.open(btm / "Training/meningioma/meningioma_001.jpg"), dtype=np.int16)
+    Image.fromarray(np.clip(src + 6, 0, 255).astype(np.uint8)).save(btm / "Testing/meningioma/near_copy.jpg", quality=80)
+    Image.open(btm / "Training/notumor/notumor_002.jpg").resize((80, 80)).save(br / "no" / "from_btm.jpg")
+    return {"btm": btm, "br35h": br}
+
+
+def require_shared_data() -> Path:
+    if not (SHARED_DATA / "brain-tumor-mri").is_dir():
+        pytest.skip("../shared/data is absent (fresh clone): real-data test skipped")
+    return SHARED_DATA

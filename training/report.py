@@ -1,0 +1,47 @@
+"""Side-by-side Markdown table of every evaluated run (``training/RESULTS.md``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}"
+
+
+def rows_for(run: Path) -> list[str]:
+    config = json.loads((run / "config.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
+    out = []
+    for name, m in metrics.items():
+        d = m["tumor_detection"]
+        counts = m.get("split_method", {})
+        test_set = f"{Path(m['split_file']).stem}:{m['part']}" + (f" (holdout {counts['holdout']})" if counts.get("holdout") else "")
+        out.append(
+            f"| {run.name} | {config['arch']} | {config['task']} | {test_set} | {m['n']} | {_pct(m['accuracy'])} "
+            f"| {_pct(d['sensitivity'])} | {_pct(d['specificity'])} | {_pct(d['precision'])} | {_pct(d['f1'])} "
+            f"| {'n/a' if d['roc_auc'] is None else f'{d['roc_auc']:.4f}'} | {m['ece']:.4f} "
+            f"| {config['parameters']:,} | {config['train_seconds'] / 60:.1f} |"
+        )
+    return out
+
+
+def write_report(runs: list[str], out: str) -> str:
+    header = (
+        "| run | arch | task | test set | n | accuracy % | sensitivity % | specificity % | precision % | F1 % "
+        "| ROC AUC | ECE | parameters | train min |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    body = "\n".join(row for r in runs for row in rows_for(Path(r)))
+    table = header + body + "\n"
+    text = Path(out).read_text() if Path(out).exists() else ""
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    if start in text and end in text:
+        text = text[: text.index(start) + len(start)] + "\n" + table + text[text.index(end):]
+    else:
+        text = text + f"\n{start}\n{table}{end}\n"
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+    print(table)
+    return table
