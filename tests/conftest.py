@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from training import split
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -63,3 +65,21 @@ def require_shared_data() -> Path:
     if not (SHARED_DATA / "brain-tumor-mri").is_dir():
         pytest.skip("../shared/data is absent (fresh clone): real-data test skipped")
     return SHARED_DATA
+
+
+@pytest.fixture
+def binary_split(tiny_datasets, tmp_path) -> Path:
+    doc = split.make_split([tiny_datasets["btm"], tiny_datasets["br35h"]], "binary", seed=0)
+    path = tmp_path / "splits.json"
+    split.save(doc, path)
+    return path
+
+
+@pytest.fixture
+def small_schedules(monkeypatch):
+    """One-epoch phases, for tests that only need a trained model of the right shape."""
+    from training import train as train_mod
+
+    monkeypatch.setitem(train_mod.SCHEDULES, "cnn", [dict(epochs=1, lr=1e-3, unfreeze=None)])
+    monkeypatch.setitem(train_mod.SCHEDULES, "mobilenetv2",
+                        [dict(epochs=1, lr=1e-3, unfreeze=None), dict(epochs=1, lr=1e-5, unfreeze=16)])

@@ -18,21 +18,6 @@ SIZE = 32
 
 
 @pytest.fixture
-def binary_split(tiny_datasets, tmp_path) -> Path:
-    doc = split.make_split([tiny_datasets["btm"], tiny_datasets["br35h"]], "binary", seed=0)
-    path = tmp_path / "splits.json"
-    split.save(doc, path)
-    return path
-
-
-@pytest.fixture
-def small_schedules(monkeypatch):
-    monkeypatch.setitem(train_mod.SCHEDULES, "cnn", [dict(epochs=1, lr=1e-3, unfreeze=None)])
-    monkeypatch.setitem(train_mod.SCHEDULES, "mobilenetv2",
-                        [dict(epochs=1, lr=1e-3, unfreeze=None), dict(epochs=1, lr=1e-5, unfreeze=16)])
-
-
-@pytest.fixture
 def tiny_imagenet_weights(tmp_path) -> Path:
     """A MobileNetV2 weights file of the right layout (random values): no download, no ../shared needed."""
     base = keras.applications.MobileNetV2(input_shape=(SIZE, SIZE, 3), include_top=False, weights=None)

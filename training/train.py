@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export.calibrate import fit_temperature
 from training import split as splits
 from training.data import IMAGE_SIZE, load_images
 from training.models import FEATURES, build_baseline, build_cnn, build_mobilenetv2, set_trainable_top
@@ -94,20 +95,6 @@ def best_val_loss(log: Path) -> float | None:
     with log.open() as fh:
         losses = [float(r["val_loss"]) for r in csv.DictReader(fh) if r.get("val_loss")]
     return min(losses) if losses else None
-
-
-def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    """Temperature T minimising the validation negative log-likelihood of softmax(logits / T)."""
-    from scipy.optimize import minimize_scalar
-
-    def nll(log_t: float) -> float:
-        z = logits / np.exp(log_t)
-        z = z - z.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        return float(-logp[np.arange(len(y)), y].mean())
-
-    res = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
-    return float(np.exp(res.x))
 
 
 def train(arch: str, splits_path: str, out: str, weights: str | None = None, size: int = IMAGE_SIZE,

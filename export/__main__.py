@@ -1,0 +1,28 @@
+"""``python -m export runs/NAME --out assets/models/NAME.onnx``: thin command-line entry point."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m export", description="Export a trained run to the app's ONNX contract, verified.")
+    p.add_argument("run", help="training run folder (runs/NAME)")
+    p.add_argument("--out", required=True, help="ONNX file to write")
+    p.add_argument("--name", help="model name in the card (default: the run's folder name)")
+    p.add_argument("--version", default="1.0.0")
+    args = p.parse_args(argv)
+    from export.pipeline import export_run
+    from export.verify import VerificationError
+
+    try:
+        export_run(args.run, args.out, name=args.name, version=args.version)
+    except VerificationError as exc:
+        print(f"export FAILED verification, nothing written: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The ONNX model contract and an ONNX Runtime session that honours it. No Qt, no TensorFlow.
+
+Every model the app runs is one ONNX file that carries all it needs:
+
+* input ``image``: float32 ``[N, H, W, 3]``, RGB 0-255 (all scaling happens in the graph);
+* output ``probabilities``: float32 ``[N, C]``, calibrated (temperature scaling);
+* output ``cam``: float32 ``[N, h, w, C]``, class activation map of every class;
+* output ``embedding``: float32 ``[N, F]``, pooled features for the out-of-distribution score;
+* ``metadata_props["model_card"]``: JSON model card (labels in output order, which labels
+  mean "no tumour", input size, metrics, calibration, OOD statistics, intended use).
+
+:func:`load_model` refuses anything else with :class:`ModelContractError`, whose message
+names the file and what is wrong, so a user who loads a foreign file gets a sentence,
+not a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+INPUT = "image"
+OUTPUTS = ("probabilities", "cam", "embedding")
+CARD_KEY = "model_card"
+REQUIRED_CARD_FIELDS = ("name", "version", "task", "labels", "no_tumor_labels", "input", "decision_threshold",
+                        "calibration", "ood", "intended_use", "disclaimer")
+DISCLAIMER = "Research use only, not a medical device. Not for diagnosis."
+
+
+class ModelContractError(Exception):
+    """A file is not a usable model of this contract; ``reason`` is written for a user."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path.name}: {reason}")
+
+
+def encode_array(a: np.ndarray) -> dict:
+    """A float32 array as JSON-safe base64 (model cards hold OOD statistics this way)."""
+    a = np.ascontiguousarray(a, dtype="<f4")
+    return {"shape": list(a.shape), "dtype": "float32", "base64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def decode_array(d: dict) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(d["base64"]), dtype="<f4").reshape(d["shape"])
+
+
+@dataclass
+class OodScorer:
+    """Mahalanobis distance of an embedding to the nearest class, in a whitened PCA space.
+
+    ``score <= threshold`` for 99% of validation images; above it the image looks unlike
+    the brain MRI the model was trained on.
+    """
+
+    mean: np.ndarray  # [F]
+    components: np.ndarray  # [k, F], rows scaled so projected training data has unit variance
+    class_means: np.ndarray  # [C, k]
+    precision: np.ndarray  # [k, k], inverse of the shared within-class covariance
+    threshold: float
+
+    @classmethod
+    def from_card(cls, ood: dict) -> "OodScorer":
+        return cls(decode_array(ood["mean"]), decode_array(ood["components"]), decode_array(ood["class_means"]),
+                   decode_array(ood["precision"]), float(ood["threshold"]))
+
+    def score(self, embedding: np.ndarray) -> np.ndarray:
+        z = (np.asarray(embedding, np.float32) - self.mean) @ self.components.T  # [N, k]
+        d = z[:, None, :] - self.class_means[None, :, :]  # [N, C, k]
+        m = np.einsum("nck,kl,ncl->nc", d, self.precision, d)
+        return np.sqrt(np.maximum(m.min(axis=1), 0.0))
+
+
+@dataclass
+class Prediction:
+    """What one model says about a batch of images."""
+
+    probabilities: np.ndarray  # [N, C]
+    cam: np.ndarray  # [N, h, w, C]
+    ood_score: np.ndarray  # [N]
+    ood_flag: np.ndarray  # [N] bool
+
+
+class Model:
+    """A validated ONNX model and its session, sized for a desktop (no busy-spinning threads)."""
+
+    def __init__(self, path: Path, session, card: dict) -> None:
+        self.path = path
+        self.session = session
+        self.card = card
+        self.labels: list[str] = list(card["labels"])
+        self.no_tumor_labels: list[str] = list(card["no_tumor_labels"])
+        self.input_size = int(card["input"]["size"])
+        self.threshold = float(card["decision_threshold"])
+        self.ood = OodScorer.from_card(card["ood"])
+
+    @property
+    def name(self) -> str:
+        return f"{self.card['name']} {self.card['version']}"
+
+    @property
+    def is_binary_detector(self) -> bool:
+        return self.card["task"] == "binary"
+
+    def tumor_probability(self, probabilities: np.ndarray) -> np.ndarray:
+        """``1 - P(no-tumour classes)``: the figure the decision threshold applies to."""
+        no = [self.labels.index(c) for c in self.no_tumor_labels]
+        return 1.0 - probabilities[:, no].sum(axis=1)
+
+    def predict(self, images: np.ndarray) -> Prediction:
+        """Run a batch ``float32 [N, S, S, 3]`` (RGB 0-255, already fitted to the input size)."""
+        probs, cam, emb = self.session.run(list(OUTPUTS), {INPUT: np.asarray(images, np.float32)})
+        score = self.ood.score(emb)
+        return Prediction(probs, cam, score, score > self.ood.threshold)
+
+
+def session_options(threads: int | None = None):
+    """Desktop-friendly ONNX Runtime options: threads = cores, and no spinning when idle."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
+
+
+def load_model(path: str | Path, threads: int | None = None) -> Model:
+    """Open and validate a model file; raises :class:`ModelContractError` with the reason."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelContractError(path, "model file not found")
+    try:
+        session = ort.InferenceSession(str(path), sess_options=session_options(threads),
+                                       providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelContractError(path, f"not a valid ONNX model ({first})") from exc
+    card = validate_session(path, session)
+    return Model(path, session, card)
+
+
+def validate_session(path: Path, session) -> dict:
+    """Check names, ranks, dtypes and the model card; return the card."""
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or inputs[0].name != INPUT:
+        raise ModelContractError(path, f"expected one input named '{INPUT}', found {[i.name for i in inputs]}")
+    shape = inputs[0].shape
+    if inputs[0].type != "tensor(float)" or len(shape) != 4 or shape[3] != 3:
+        raise ModelContractError(path, f"input '{INPUT}' must be float32 [N, H, W, 3], found {inputs[0].type} {shape}")
+    outputs = {o.name: o for o in session.get_outputs()}
+    missing = [o for o in OUTPUTS if o not in outputs]
+    if missing:
+        raise ModelContractError(path, f"missing output(s) {missing}; found {sorted(outputs)}")
+    ranks = {"probabilities": 2, "cam": 4, "embedding": 2}
+    for name, rank in ranks.items():
+        if len(outputs[name].shape) != rank or outputs[name].type != "tensor(float)":
+            raise ModelContractError(path, f"output '{name}' must be a float32 tensor of rank {rank}")
+    meta = session.get_modelmeta().custom_metadata_map
+    if CARD_KEY not in meta:
+        raise ModelContractError(path, "no model card in the file's metadata (was it made by `python -m export`?)")
+    try:
+        card = json.loads(meta[CARD_KEY])
+    except json.JSONDecodeError as exc:
+        raise ModelContractError(path, f"the model card is not valid JSON ({exc})") from exc
+    absent = [k for k in REQUIRED_CARD_FIELDS if k not in card]
+    if absent:
+        raise ModelContractError(path, f"the model card lacks {absent}")
+    n_classes = outputs["probabilities"].shape[1]
+    if isinstance(n_classes, int) and n_classes != len(card["labels"]):
+        raise ModelContractError(path, f"{n_classes} outputs but {len(card['labels'])} labels in the card")
+    if not set(card["no_tumor_labels"]) <= set(card["labels"]) or not card["no_tumor_labels"]:
+        raise ModelContractError(path, "the card's no-tumour labels must be some of its labels")
+    size = card["input"].get("size")
+    if shape[1] not in (size, None) and not isinstance(shape[1], str):
+        raise ModelContractError(path, f"input is {shape[1]} pixels high but the card says {size}")
+    try:
+        OodScorer.from_card(card["ood"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelContractError(path, f"the card's out-of-distribution statistics are unusable ({exc})") from exc
+    return card
