@@ -70,7 +70,12 @@ class Scan:
 
 
 def sniff_format(head: bytes) -> str | None:
-    """Name the format of a file from its first 544 bytes, or None when unknown."""
+    """Name the format of a file from its first 544 bytes, or None when unknown.
+
+    DICOM is checked first: its 128-byte preamble may itself look like a TIFF header.
+    """
+    if head[128:132] == b"DICM":
+        return "DICOM"
     if head.startswith(b"\xff\xd8\xff"):
         return "JPEG"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -81,8 +86,6 @@ def sniff_format(head: bytes) -> str | None:
         return "GIF"
     if head.startswith((b"II*\x00", b"MM\x00*")):
         return "TIFF"
-    if head[128:132] == b"DICM":
-        return "DICOM"
     if head.startswith(b"\x1f\x8b"):
         return "GZIP"
     if _is_nifti_header(head):
@@ -178,6 +181,10 @@ def _open_checked(path: Path) -> Image.Image:
             raise ImageReadError(path, f"image is too large ({exc})") from exc
         except UnidentifiedImageError as exc:
             raise ImageReadError(path, "the file is damaged or not a supported image") from exc
+        except PermissionError as exc:
+            raise ImageReadError(path, "permission denied (the file cannot be read)") from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageReadError(path, f"the image data is truncated or damaged ({exc})") from exc
     w, h = img.size
     if w * h > MAX_PIXELS or w <= 0 or h <= 0:
         img.close()
@@ -187,15 +194,14 @@ def _open_checked(path: Path) -> Image.Image:
 
 def _raster_pixels(path: Path, reduce_to: int | None = None) -> np.ndarray:
     with _open_checked(path) as img:
-        if reduce_to and img.format == "JPEG" and min(img.size) >= 2 * reduce_to:
-            img.draft(img.mode if img.mode in ("L", "RGB") else "RGB", (reduce_to, reduce_to))
         try:
+            if reduce_to and img.format == "JPEG" and min(img.size) >= 2 * reduce_to:
+                img.draft(img.mode if img.mode in ("L", "RGB") else "RGB", (reduce_to, reduce_to))
             img.seek(0)
             img.load()
-        except (OSError, SyntaxError, ValueError) as exc:
+            return pil_to_rgb(ImageOps.exif_transpose(img))
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageReadError(path, f"the image data is truncated or damaged ({exc})") from exc
-        img = ImageOps.exif_transpose(img)
-        return pil_to_rgb(img)
 
 
 def _open_raster(path: Path) -> Scan:

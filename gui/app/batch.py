@@ -1,0 +1,208 @@
+"""Batch panel: classify a folder in the background; sortable, filterable results; CSV export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, QThreadPool, Signal)
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
+                               QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
+
+from gui import engine
+from gui.app.workers import BatchWorker, ExportWorker
+
+COLUMNS = [("File", "path"), ("Answer", "prediction"), ("Tumour probability", "tumor_probability"),
+           ("Type", "tumor_type"), ("Confidence", "confidence"), ("Warnings", "ood_warning"), ("Status", "status")]
+ANSWERS = {"tumor": "Tumour likely", "no_tumor": "No tumour found", "": ""}
+
+
+class ResultsModel(QAbstractTableModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.results: list[engine.Result] = []
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.results)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section][0]
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        r = self.results[index.row()]
+        key = COLUMNS[index.column()][1]
+        value = getattr(r, key)
+        if role == Qt.ItemDataRole.DisplayRole:
+            if key == "path":
+                return Path(r.path).name
+            if key == "prediction":
+                return ANSWERS[value]
+            if key in ("tumor_probability", "confidence"):
+                return "" if value is None else f"{100 * value:.1f} %"
+            if key == "status":
+                return "ok" if r.ok else f"error: {r.error}"
+            return value
+        if role == Qt.ItemDataRole.UserRole:  # sort key
+            return -1.0 if value is None else value
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return r.path if key == "path" else (r.error or None)
+        if role == Qt.ItemDataRole.ForegroundRole and not r.ok:
+            return QColor("#b00020")
+        return None
+
+    def extend(self, results: list[engine.Result]) -> None:
+        self.beginInsertRows(QModelIndex(), len(self.results), len(self.results) + len(results) - 1)
+        self.results.extend(results)
+        self.endInsertRows()
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self.results = []
+        self.endResetModel()
+
+
+class BatchPanel(QWidget):
+    open_requested = Signal(str)
+
+    def __init__(self, classifier_getter, settings, parent=None) -> None:
+        super().__init__(parent)
+        self._classifier = classifier_getter
+        self._settings = settings
+        self.worker: BatchWorker | None = None
+        self.model = ResultsModel()
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(Qt.ItemDataRole.UserRole)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+        self.choose = QPushButton("Classify folder…")
+        self.recursive = QCheckBox("Include sub-folders")
+        self.recursive.setChecked(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.setEnabled(False)
+        self.heatmaps = QCheckBox("Also export heatmap PNGs")
+        self.progress = QProgressBar()
+        self.status = QLabel("Choose a folder, or drop one on the window.")
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter rows (file name, answer, type, error)…")
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QTableView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)
+
+        top = QHBoxLayout()
+        for w in (self.choose, self.recursive, self.cancel_button):
+            top.addWidget(w)
+        top.addStretch(1)
+        top.addWidget(self.heatmaps)
+        top.addWidget(self.export_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.filter)
+        layout.addWidget(self.table, 1)
+
+        self.choose.clicked.connect(self.choose_folder)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.export_button.clicked.connect(lambda: self.export_csv())
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.table.doubleClicked.connect(self._open_row)
+
+    # ---------------------------------------------------------------- running
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Classify folder", self._settings.value("last_folder", ""))
+        if folder:
+            self.start([Path(folder)])
+
+    def start(self, paths: list[Path]) -> None:
+        if self.running:
+            QMessageBox.information(self, "Batch running", "A batch is already running; cancel it first.")
+            return
+        classifier = self._classifier()
+        if classifier is None:
+            QMessageBox.warning(self, "No model", "No model is loaded (File > Load model).")
+            return
+        if paths:
+            self._settings.setValue("last_folder", str(paths[0] if paths[0].is_dir() else paths[0].parent))
+        self.model.clear()
+        self.worker = BatchWorker(classifier, paths, self.recursive.isChecked())
+        s = self.worker.signals
+        s.started.connect(self._on_started)
+        s.results.connect(self.model.extend)
+        s.progress.connect(self._on_progress)
+        s.finished.connect(self._on_finished)
+        s.failed.connect(lambda msg: QMessageBox.critical(self, "Batch failed", msg))
+        self.cancel_button.setEnabled(True)
+        self.choose.setEnabled(False)
+        self.export_button.setEnabled(False)
+        self.status.setText("Listing files…")
+        QThreadPool.globalInstance().start(self.worker)
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and self.cancel_button.isEnabled()
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.status.setText("Cancelling…")
+
+    def _on_started(self, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(0)
+        self.status.setText(f"0 of {total} files")
+
+    def _on_progress(self, done: int, total: int, elapsed: float) -> None:
+        self.progress.setValue(done)
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = (total - done) / rate if rate > 0 else 0.0
+        failed = sum(1 for r in self.model.results if not r.ok)
+        self.status.setText(f"{done} of {total} files · {rate:.1f} files/s · {left:.0f} s left · {failed} could not be read")
+
+    def _on_finished(self, cancelled: bool) -> None:
+        self.cancel_button.setEnabled(False)
+        self.choose.setEnabled(True)
+        self.export_button.setEnabled(bool(self.model.results))
+        results = self.model.results
+        tumours = sum(1 for r in results if r.prediction == "tumor")
+        failed = sum(1 for r in results if not r.ok)
+        prefix = "Cancelled" if cancelled else "Done"
+        self.status.setText(f"{prefix}: {len(results)} files · {tumours} tumour likely · "
+                            f"{len(results) - tumours - failed} no tumour found · {failed} could not be read")
+        self.table.resizeColumnsToContents()
+
+    def _open_row(self, index) -> None:
+        r = self.model.results[self.proxy.mapToSource(index).row()]
+        self.open_requested.emit(r.path)
+
+    # ---------------------------------------------------------------- export
+
+    def export_csv(self, path: str | None = None) -> None:
+        classifier = self._classifier()
+        if path is None:
+            start = str(Path(self._settings.value("last_csv_dir", str(Path.home()))) / "mri-results.csv")
+            path, _ = QFileDialog.getSaveFileName(self, "Export CSV", start, "CSV (*.csv)")
+            if not path:
+                return
+        target = Path(path)
+        self._settings.setValue("last_csv_dir", str(target.parent))
+        worker = ExportWorker(classifier, list(self.model.results), target,
+                              target.with_name(target.stem + "-heatmaps") if self.heatmaps.isChecked() else None)
+        worker.signals.done.connect(self.status.setText)
+        worker.signals.failed.connect(lambda msg: QMessageBox.critical(self, "Export failed", msg))
+        self.status.setText(f"Exporting to {target}…")
+        QThreadPool.globalInstance().start(worker)

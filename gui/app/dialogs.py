@@ -1,0 +1,79 @@
+"""Dialogs: the model card, and the report shown when something unexpected goes wrong."""
+
+from __future__ import annotations
+
+import html
+import json
+
+from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QTabWidget,
+                               QTextBrowser, QVBoxLayout)
+
+from gui.model import Model
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f} %"
+
+
+def card_html(model: Model) -> str:
+    """The parts of a model card a reader wants, as HTML (OOD arrays left out)."""
+    c = model.card
+    t = c.get("test_metrics") or {}
+    tr = c.get("training", {})
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in [
+        ("Task", html.escape(c["task"])), ("Labels", html.escape(", ".join(c["labels"]))),
+        ("Architecture", f"{html.escape(str(c.get('architecture')))} ({c.get('parameters', 0):,} parameters)"),
+        ("Input", f"{c['input']['size']}×{c['input']['size']} RGB 0-255"),
+        ("Training data", html.escape(", ".join(tr.get("datasets", [])))),
+        ("Split", html.escape(json.dumps(tr.get("split_method", {})))),
+        ("Test set", f"{html.escape(str(t.get('split', '')))} (n = {t.get('n', 'n/a')})"),
+        ("Accuracy", _pct(t.get("accuracy"))), ("Sensitivity", _pct(t.get("sensitivity"))),
+        ("Specificity", _pct(t.get("specificity"))), ("ROC AUC", t.get("roc_auc")),
+        ("Calibration", f"temperature {c['calibration'].get('temperature', 1):.3f}; ECE {t.get('ece', 'n/a')}"),
+        ("Decision threshold", c["decision_threshold"]), ("Created", html.escape(str(c.get("created")))),
+    ])
+    others = "".join(
+        f"<li>{html.escape(name)}: n = {m['n']}, accuracy {_pct(m['accuracy'])}, sensitivity {_pct(m['sensitivity'])}, "
+        f"specificity {_pct(m['specificity'])}</li>" for name, m in (c.get("other_evaluations") or {}).items())
+    return (f"<h2>{html.escape(model.name)}</h2><p><b>{html.escape(c['disclaimer'])}</b></p>"
+            f"<table cellpadding=3>{rows}</table>"
+            + (f"<h3>Other evaluations</h3><ul>{others}</ul>" if others else "")
+            + f"<h3>Intended use</h3><p>{html.escape(c['intended_use'])}</p>"
+            f"<p><small>{html.escape(str(model.path))}</small></p>")
+
+
+class ModelCardDialog(QDialog):
+    def __init__(self, models: list[Model], parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Model cards")
+        self.resize(720, 640)
+        tabs = QTabWidget()
+        for m in models:
+            view = QTextBrowser()
+            view.setHtml(card_html(m))
+            tabs.addTab(view, m.card["name"])
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(tabs)
+        layout.addWidget(buttons)
+
+
+class ErrorReportDialog(QDialog):
+    """An unexpected error: what happened, where the log is, and a copyable report."""
+
+    def __init__(self, report: str, log_path: str, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Something went wrong")
+        self.resize(640, 420)
+        text = QPlainTextEdit(report)
+        text.setReadOnly(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        copy = buttons.addButton("Copy report", QDialogButtonBox.ButtonRole.ActionRole)
+        copy.clicked.connect(lambda: QApplication.clipboard().setText(report))
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("An unexpected error occurred. The app is still usable; your files were not changed.\n"
+                                f"The report below was also written to {log_path}."))
+        layout.addWidget(text)
+        layout.addWidget(buttons)

@@ -1,0 +1,79 @@
+"""Start the desktop app: models first, then Qt; an exception hook that never loses the window."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import onnxruntime  # noqa: F401  (import before Qt: a known DLL clash on Windows otherwise)
+
+from gui.model import ModelContractError, load_model
+from gui.resources import assets_dir, bundled_models
+
+log = logging.getLogger("mri_classifier")
+
+
+def log_dir() -> Path:
+    from PySide6.QtCore import QStandardPaths
+
+    base = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation))
+    folder = base / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def install_exception_hook(log_file: Path) -> None:
+    """Any uncaught error: a dialog with a copyable report and a line in the log; the app goes on."""
+    from PySide6.QtWidgets import QApplication
+
+    from gui.app.dialogs import ErrorReportDialog
+
+    def hook(exc_type, exc, tb) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            QApplication.quit()
+            return
+        report = f"{dt.datetime.now().isoformat(timespec='seconds')}\n" + "".join(traceback.format_exception(exc_type, exc, tb))
+        log.error("unhandled exception\n%s", report)
+        try:
+            ErrorReportDialog(report, str(log_file), QApplication.activeWindow()).exec()
+        except Exception:  # a broken dialog must not recurse into this hook
+            sys.__excepthook__(exc_type, exc, tb)
+
+    sys.excepthook = hook
+
+
+def run_app(argv: list[str]) -> int:
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from gui.app.window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *[a for a in argv if a.startswith("-")]])
+    app.setOrganizationName("MRI Tumor Classifier")
+    app.setApplicationName("mri-classifier")
+    icon = assets_dir() / "icons" / "mri-classifier.png"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
+    log_file = log_dir() / "mri-classifier.log"
+    logging.basicConfig(filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    install_exception_hook(log_file)
+
+    models, problems = [], []
+    for path in bundled_models():
+        try:
+            models.append(load_model(path))
+        except ModelContractError as exc:
+            problems.append(str(exc))
+            log.error("bundled model refused: %s", exc)
+    window = MainWindow(models)
+    window.show()
+    if problems or not models:
+        QMessageBox.warning(window, "Models", "Some bundled models could not be loaded:\n\n" + "\n".join(problems)
+                            if problems else "No bundled model was found. Use File > Load model.")
+    files = [Path(a) for a in argv if not a.startswith("-")]
+    if files:
+        window.open_paths(files)
+    return app.exec()

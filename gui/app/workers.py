@@ -1,0 +1,127 @@
+"""Background work off the GUI thread: QRunnables that report through Qt signals.
+
+The compute itself is the core's (``gui.engine``); these classes only move it to a pool
+thread, forward progress, and honour Cancel between batches.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, Signal
+
+from gui import engine
+from gui.imaging import ImageReadError, Scan, open_scan
+
+
+class OpenSignals(QObject):
+    opened = Signal(object, object, object)  # Scan, frame rgb, Result
+    failed = Signal(str, str)  # path, reason
+
+
+class OpenWorker(QRunnable):
+    """Open a file (or one frame of it) and classify the displayed image."""
+
+    def __init__(self, classifier: engine.Classifier, path: Path, frame: int | None = None,
+                 scan: Scan | None = None) -> None:
+        super().__init__()
+        self.classifier, self.path, self.frame, self.scan = classifier, path, frame, scan
+        self.signals = OpenSignals()
+
+    def run(self) -> None:
+        try:
+            scan = self.scan or open_scan(self.path)
+            rgb = scan.frame(self.frame)
+            result = self.classifier.classify_image(rgb, str(self.path))
+            self.signals.opened.emit(scan, rgb, result)
+        except ImageReadError as exc:
+            self.signals.failed.emit(str(self.path), exc.reason)
+        except Exception as exc:  # never let a worker die silently
+            self.signals.failed.emit(str(self.path), f"unexpected error: {exc}\n{traceback.format_exc()}")
+
+
+class BatchSignals(QObject):
+    started = Signal(int)  # total files
+    results = Signal(list)  # list[Result], one batch at a time (not one signal per file)
+    progress = Signal(int, int, float)  # done, total, elapsed seconds
+    finished = Signal(bool)  # cancelled?
+    failed = Signal(str)
+
+
+class BatchWorker(QRunnable):
+    """Classify a folder (or files) with the engine; emits results batch by batch."""
+
+    def __init__(self, classifier: engine.Classifier, paths: list[Path], recursive: bool) -> None:
+        super().__init__()
+        self.classifier, self.paths, self.recursive = classifier, paths, recursive
+        self.signals = BatchSignals()
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def run(self) -> None:
+        try:
+            files = list(engine.collect_files(self.paths, recursive=self.recursive))
+            self.signals.started.emit(len(files))
+            t0 = time.perf_counter()
+            pending, done, last_emit = [], 0, 0.0
+            for r in engine.classify_files(files, self.classifier, with_heat=True,
+                                            should_cancel=self._cancel.is_set):
+                pending.append(r)
+                done += 1
+                now = time.perf_counter()
+                if now - last_emit > 0.1 or done == len(files):
+                    self.signals.results.emit(pending)
+                    self.signals.progress.emit(done, len(files), now - t0)
+                    pending, last_emit = [], now
+            if pending:
+                self.signals.results.emit(pending)
+                self.signals.progress.emit(done, len(files), time.perf_counter() - t0)
+            self.signals.finished.emit(self._cancel.is_set())
+        except Exception as exc:
+            self.signals.failed.emit(f"{exc}\n{traceback.format_exc()}")
+            self.signals.finished.emit(True)
+
+
+class ExportSignals(QObject):
+    done = Signal(str)
+    failed = Signal(str)
+
+
+class ExportWorker(QRunnable):
+    """Write the results CSV (atomically) and, optionally, heatmap overlay PNGs."""
+
+    def __init__(self, classifier: engine.Classifier, results: list, csv_path: Path, heatmap_dir: Path | None) -> None:
+        super().__init__()
+        self.classifier, self.results, self.csv_path, self.heatmap_dir = classifier, results, csv_path, heatmap_dir
+        self.signals = ExportSignals()
+
+    def run(self) -> None:
+        from gui.cli import save_heatmap
+
+        try:
+            # The save dialog has already asked before replacing an existing file.
+            engine.write_csv_atomic(self.csv_path, self.classifier.columns(),
+                                    (self.classifier.row(r) for r in self.results), force=True)
+            written = 0
+            if self.heatmap_dir is not None:
+                self.heatmap_dir.mkdir(parents=True, exist_ok=True)
+                for r in self.results:
+                    if r.ok and r.heat is not None:
+                        try:
+                            save_heatmap(Path(r.path), r, self.heatmap_dir)
+                            written += 1
+                        except ImageReadError:
+                            continue  # the file changed or vanished since it was classified
+            extra = f" and {written} heatmaps to {self.heatmap_dir}" if self.heatmap_dir else ""
+            self.signals.done.emit(f"Exported {len(self.results)} rows to {self.csv_path}{extra}")
+        except OSError as exc:
+            self.signals.failed.emit(f"Could not write {self.csv_path}: {exc}")

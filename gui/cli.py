@@ -1,0 +1,152 @@
+"""Command line: ``mri-classifier [FILE...]`` opens the window; ``mri-classifier classify`` runs headless.
+
+Exit codes of ``classify``: 0 every file classified, 1 some files failed, 2 bad arguments
+(or no usable model), 130 interrupted (the rows finished so far are written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from gui import engine
+from gui.model import ModelContractError, load_model
+from gui.resources import bundled_models
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mri-classifier classify",
+        description="Classify brain MRI files offline; one CSV row per file. Research use only. Not for diagnosis.",
+    )
+    p.add_argument("paths", nargs="+", help="image files and/or folders")
+    p.add_argument("--csv", required=True, help="CSV file to write (refuses to replace one without --force)")
+    p.add_argument("--recursive", "-r", action="store_true", help="also scan sub-folders")
+    p.add_argument("--heatmaps", metavar="DIR", help="also write a heatmap overlay PNG per classified file into DIR")
+    p.add_argument("--model", action="append", metavar="FILE", help="ONNX model to use instead of the bundled ones (repeatable)")
+    p.add_argument("--force", action="store_true", help="replace an existing CSV")
+    p.add_argument("--batch-size", type=int, default=16, help=argparse.SUPPRESS)
+    return p
+
+
+def load_models(paths: list[str] | None) -> list:
+    files = [Path(p) for p in paths] if paths else bundled_models()
+    if not files:
+        raise ModelContractError("assets/models", "no bundled model found and no --model given")
+    return [load_model(f) for f in files]
+
+
+class TerminalProgress:
+    """A one-line progress bar on a terminal (stderr); silent when stderr is not a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.start = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def update(self, done: int, failed: int) -> None:
+        now = time.perf_counter()
+        if not self.tty or (now - self.last < 0.1 and done < self.total):
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        left = (self.total - done) / rate if rate > 0 else 0
+        width = 30
+        filled = int(width * done / max(self.total, 1))
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+                         f"{rate:5.1f} files/s, {left:4.0f} s left, {failed} failed ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")
+
+
+def classify_main(argv: list[str]) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return 0 if exc.code == 0 else 2
+    out = Path(args.csv)
+    if out.exists() and not args.force:
+        print(f"error: {out} exists; use --force to replace it", file=sys.stderr)
+        return 2
+    if not out.parent.is_dir():
+        print(f"error: folder {out.parent} does not exist", file=sys.stderr)
+        return 2
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing and len(missing) == len(args.paths):
+        print(f"error: nothing to classify: {', '.join(missing)} not found", file=sys.stderr)
+        return 2
+    try:
+        classifier = engine.Classifier(load_models(args.model))
+    except ModelContractError as exc:
+        print(f"error: cannot use model {exc}", file=sys.stderr)
+        return 2
+    heat_dir = Path(args.heatmaps) if args.heatmaps else None
+    if heat_dir is not None:
+        heat_dir.mkdir(parents=True, exist_ok=True)
+    files = list(engine.collect_files(args.paths, recursive=args.recursive))
+    progress = TerminalProgress(len(files))
+    rows, failed, interrupted = [], 0, False
+    t0 = time.perf_counter()
+    try:
+        for r in engine.classify_files(files, classifier, batch_size=args.batch_size, with_heat=heat_dir is not None):
+            rows.append(classifier.row(r))
+            failed += not r.ok
+            if heat_dir is not None and r.ok:
+                save_heatmap(Path(r.path), r, heat_dir)
+            progress.update(len(rows), failed)
+    except KeyboardInterrupt:
+        interrupted = True
+    progress.close()
+    engine.write_csv_atomic(out, classifier.columns(), rows, force=args.force)
+    seconds = time.perf_counter() - t0
+    tumours = sum(1 for row in rows if row["prediction"] == "tumor")
+    print(f"{len(rows)} of {len(files)} files in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.1f} files/s): "
+          f"{tumours} tumour likely, {len(rows) - tumours - failed} no tumour found, {failed} could not be read. "
+          f"CSV: {out}", file=sys.stderr)
+    if interrupted:
+        print(f"interrupted: the {len(rows)} rows finished so far are in {out}", file=sys.stderr)
+        return 130
+    return 1 if failed else 0
+
+
+def save_heatmap(path: Path, result: engine.Result, out_dir: Path) -> Path:
+    """Write ``<name>.heatmap.png`` (overlay on the displayed image) into ``out_dir``, never over a file."""
+    from PIL import Image
+
+    from gui.imaging import read_image
+    from gui.overlay import blend, cam_to_image
+
+    rgb = read_image(path)
+    heat = cam_to_image(result.heat, rgb.shape[0], rgb.shape[1])
+    target = out_dir / f"{path.name}.heatmap.png"
+    k = 1
+    while target.exists():
+        target = out_dir / f"{path.name}.heatmap-{k}.png"
+        k += 1
+    Image.fromarray(blend(rgb, heat)).save(target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "classify":
+        return classify_main(argv[1:])
+    if argv and argv[0] in ("-h", "--help"):
+        print("usage: mri-classifier [FILE...]            open the window (with these files)\n"
+              "       mri-classifier classify PATH... --csv OUT.csv [--recursive] [--heatmaps DIR] [--model FILE]... [--force]\n"
+              "Research use only. Not for diagnosis.")
+        return 0
+    from gui.app.main import run_app
+
+    return run_app(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

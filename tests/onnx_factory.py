@@ -1,0 +1,74 @@
+"""Build small ONNX files of the app's contract by hand (no TensorFlow needed).
+
+The "network": features = 8x8 average pools of the image scaled to 0-1; embedding = their
+mean; logits = embedding @ W + b; CAM = features @ W. With W below, a brighter image
+scores as "tumour": behaviour a test can predict.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from gui.model import CARD_KEY, DISCLAIMER, encode_array
+
+TASK_LABELS = {"binary": ["no_tumor", "tumor"], "tumor-type": ["glioma", "meningioma", "no_tumor", "pituitary"]}
+
+
+def make_card(task: str, size: int, name: str = "synthetic", ood_threshold: float = 1e6) -> dict:
+    labels = TASK_LABELS[task]
+    return {
+        "name": name, "version": "0.0.1", "task": task, "labels": labels, "no_tumor_labels": ["no_tumor"],
+        "input": {"name": "image", "size": size}, "architecture": "synthetic", "parameters": 3 * len(labels),
+        "decision_threshold": 0.5, "calibration": {"temperature": 1.0},
+        "ood": {"threshold": ood_threshold, "mean": encode_array(np.full(3, 0.3)),
+                "components": encode_array(np.eye(3) * 10), "class_means": encode_array(np.zeros((len(labels), 3))),
+                "precision": encode_array(np.eye(3))},
+        "intended_use": "tests", "disclaimer": DISCLAIMER,
+    }
+
+
+def make_contract_model(path: Path, task: str = "binary", size: int = 64, card: dict | None = None,
+                        input_shape: list | None = None) -> Path:
+    labels = TASK_LABELS[task]
+    c = len(labels)
+    w = np.zeros((3, c), np.float32)
+    b = np.zeros(c, np.float32)
+    no = labels.index("no_tumor")
+    w[:, :] = 8.0
+    w[:, no] = -8.0
+    b[:] = -1.6
+    b[no] = 1.6
+    for k in range(c):  # tumour types differ by colour channel, so a test can steer the type
+        if k != no:
+            w[k % 3, k] += 2.0
+    nodes = [
+        helper.make_node("Div", ["image", "c255"], ["scaled"]),
+        helper.make_node("Transpose", ["scaled"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("AveragePool", ["nchw"], ["pooled"], kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("Transpose", ["pooled"], ["features"], perm=[0, 2, 3, 1]),
+        helper.make_node("ReduceMean", ["features"], ["embedding"], axes=[1, 2], keepdims=0),
+        helper.make_node("MatMul", ["embedding", "W"], ["mm"]),
+        helper.make_node("Add", ["mm", "b"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+        helper.make_node("MatMul", ["features", "W"], ["cam"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(255.0, np.float32), "c255"),
+             numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b")]
+    graph = helper.make_graph(
+        nodes, "synthetic", [helper.make_tensor_value_info("image", TensorProto.FLOAT, input_shape or ["N", size, size, 3])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", c]),
+         helper.make_tensor_value_info("cam", TensorProto.FLOAT, ["N", size // 8, size // 8, c]),
+         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    card = card if card is not None else make_card(task, size)
+    if card:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = CARD_KEY, json.dumps(card)
+    onnx.save(model, str(path))
+    return path

@@ -1,0 +1,132 @@
+"""Engine and headless command on hand-built contract models: answers, error rows, CSV, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("onnx")
+
+from gui import cli, engine  # noqa: E402
+from gui.model import load_model  # noqa: E402
+from tests.onnx_factory import make_contract_model  # noqa: E402
+
+
+@pytest.fixture
+def models(tmp_path):
+    return [load_model(make_contract_model(tmp_path / "det.onnx", "binary")),
+            load_model(make_contract_model(tmp_path / "type.onnx", "tumor-type"))]
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    d = tmp_path / "scans"
+    (d / "sub").mkdir(parents=True)
+    Image.new("RGB", (100, 60), (230, 230, 230)).save(d / "bright.png")
+    Image.new("L", (64, 64), 5).save(d / "dark.jpg")
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    Image.new("RGB", (300, 300), (240, 60, 60)).save(d / "sub" / "red.jpg")
+    (d / "notes.txt").write_text("skipped by folder scans")
+    return d
+
+
+def test_bright_is_tumour_dark_is_not(models):
+    clf = engine.Classifier(models)
+    bright = clf.classify_image(np.full((50, 80, 3), 230, np.uint8))
+    dark = clf.classify_image(np.full((50, 80, 3), 5, np.uint8))
+    assert bright.prediction == "tumor" and bright.tumor_probability > 0.9
+    assert dark.prediction == "no_tumor" and dark.confidence == pytest.approx(1 - dark.tumor_probability)
+    assert bright.tumor_type in ("glioma", "meningioma", "pituitary") and 0 < bright.tumor_type_confidence <= 1
+    assert bright.heat.shape == (8, 8) and set(bright.probabilities) == {"synthetic 0.0.1"} | set()
+
+
+def test_stream_keeps_order_and_reports_bad_files(models, folder):
+    clf = engine.Classifier(models)
+    files = list(engine.collect_files([folder], recursive=True))
+    assert [f.name for f in files] == ["bright.png", "broken.jpg", "dark.jpg", "red.jpg"]
+    results = list(engine.classify_files(files, clf, batch_size=2))
+    assert [Path(r.path).name for r in results] == [f.name for f in files]
+    broken = results[1]
+    assert broken.status == "error" and "damaged" in broken.error and broken.prediction == ""
+    assert [r.prediction for r in results if r.ok] == ["tumor", "no_tumor", "tumor"]
+
+
+def test_cancel_stops_between_batches(models, folder):
+    files = [folder / "bright.png"] * 40
+    seen = []
+    for r in engine.classify_files(files, engine.Classifier(models), batch_size=4,
+                                   should_cancel=lambda: len(seen) >= 8):
+        seen.append(r)
+    assert 8 <= len(seen) < 40
+
+
+def test_symlink_loop_does_not_trap_the_scan(models, folder):
+    os.symlink(folder, folder / "sub" / "loop")
+    files = list(engine.collect_files([folder], recursive=True))
+    assert len(files) == 4
+
+
+def test_csv_columns_and_atomic_refusal(models, folder, tmp_path):
+    clf = engine.Classifier(models)
+    assert clf.columns()[:9] == ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
+                                 "tumor_type_confidence", "ood_warning", "error"]
+    assert clf.columns()[9:] == ["p_no_tumor", "p_tumor", "p_glioma", "p_meningioma", "p_tumor-type_no_tumor",
+                                 "p_pituitary"]
+    out = tmp_path / "r.csv"
+    rows = [clf.row(r) for r in engine.classify_files(engine.collect_files([folder]), clf)]
+    assert engine.write_csv_atomic(out, clf.columns(), rows) == 3
+    with pytest.raises(engine.CsvExistsError):
+        engine.write_csv_atomic(out, clf.columns(), rows)
+
+    def exploding():
+        yield rows[0]
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        engine.write_csv_atomic(out, clf.columns(), exploding(), force=True)
+    assert len(list(csv.DictReader(out.open()))) == 3  # the old file is intact, no temp left behind
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def run_cli(*args) -> int:
+    return cli.main(["classify", *map(str, args)])
+
+
+def test_cli_exit_codes_csv_and_heatmaps(tmp_path, folder, capsys):
+    det, typ = make_contract_model(tmp_path / "d.onnx"), make_contract_model(tmp_path / "t.onnx", "tumor-type")
+    out = tmp_path / "out.csv"
+    code = run_cli(folder, "--csv", out, "--recursive", "--model", det, "--model", typ, "--heatmaps", tmp_path / "hm")
+    assert code == 1  # broken.jpg failed
+    rows = list(csv.DictReader(out.open()))
+    assert [r["status"] for r in rows] == ["ok", "error", "ok", "ok"]
+    assert rows[1]["error"] and rows[1]["prediction"] == ""
+    assert sorted(p.name for p in (tmp_path / "hm").iterdir()) == ["bright.png.heatmap.png", "dark.jpg.heatmap.png",
+                                                                    "red.jpg.heatmap.png"]
+    assert "could not be read" in capsys.readouterr().err
+    assert run_cli(folder / "bright.png", "--csv", out, "--model", det) == 2  # exists, no --force
+    assert run_cli(folder / "bright.png", "--csv", out, "--model", det, "--force") == 0
+    assert len(list(csv.DictReader(out.open()))) == 1
+    assert run_cli(folder / "bright.png", "--csv", out, "--model", tmp_path / "nope.onnx", "--force") == 2
+    assert run_cli("--csv") == 2
+    assert run_cli(tmp_path / "missing", "--csv", tmp_path / "x.csv", "--model", det) == 2
+
+
+def test_cli_ctrl_c_writes_finished_rows(tmp_path, folder, monkeypatch):
+    det = make_contract_model(tmp_path / "d.onnx")
+    real = engine.classify_files
+
+    def interrupted(*a, **kw):
+        for i, r in enumerate(real(*a, **kw)):
+            if i == 2:
+                raise KeyboardInterrupt
+            yield r
+
+    monkeypatch.setattr(engine, "classify_files", interrupted)
+    out = tmp_path / "partial.csv"
+    assert run_cli(folder, "--recursive", "--csv", out, "--model", det) == 130
+    assert len(list(csv.DictReader(out.open()))) == 2
