@@ -1,8 +1,8 @@
 """Build small ONNX files of the app's contract by hand (no TensorFlow needed).
 
 The "network": features = 8x8 average pools of the image scaled to 0-1; embedding = their
-mean; logits = embedding @ W + b; CAM = features @ W. With W below, a brighter image
-scores as "tumour": behaviour a test can predict.
+mean; logits = embedding @ W + b; CAM = features @ W. With W below, an image whose mean
+brightness is above about 0.19 (of 1) scores as "tumour": behaviour a test can predict.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from gui.model import CARD_KEY, DISCLAIMER, encode_array
 TASK_LABELS = {"binary": ["no_tumor", "tumor"], "tumor-type": ["glioma", "meningioma", "no_tumor", "pituitary"]}
 
 
-def make_card(task: str, size: int, name: str = "synthetic", ood_threshold: float = 1e6) -> dict:
+def make_card(task: str, size: int, name: str = "", ood_threshold: float = 1e6) -> dict:
     labels = TASK_LABELS[task]
     return {
-        "name": name, "version": "0.0.1", "task": task, "labels": labels, "no_tumor_labels": ["no_tumor"],
+        "name": name or f"synthetic-{task}", "version": "0.0.1", "task": task, "labels": labels, "no_tumor_labels": ["no_tumor"],
         "input": {"name": "image", "size": size}, "architecture": "synthetic", "parameters": 3 * len(labels),
         "decision_threshold": 0.5, "calibration": {"temperature": 1.0},
         "ood": {"threshold": ood_threshold, "mean": encode_array(np.full(3, 0.3)),
@@ -39,13 +39,13 @@ def make_contract_model(path: Path, task: str = "binary", size: int = 64, card: 
     w = np.zeros((3, c), np.float32)
     b = np.zeros(c, np.float32)
     no = labels.index("no_tumor")
-    w[:, :] = 8.0
-    w[:, no] = -8.0
+    w[:, :] = 8.0 / 3
+    w[:, no] = -8.0 / 3
     b[:] = -1.6
     b[no] = 1.6
     for k in range(c):  # tumour types differ by colour channel, so a test can steer the type
         if k != no:
-            w[k % 3, k] += 2.0
+            w[k % 3, k] += 1.0
     nodes = [
         helper.make_node("Div", ["image", "c255"], ["scaled"]),
         helper.make_node("Transpose", ["scaled"], ["nchw"], perm=[0, 3, 1, 2]),

@@ -120,8 +120,13 @@ def make_split(
 
 
 def save(doc: dict, out: str | Path) -> None:
+    """JSON with one item per line: small enough to commit, and a changed split diffs readably."""
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(doc, indent=1))
+    head = {k: v for k, v in doc.items() if k != "items"}
+    lines = [json.dumps(head, indent=1)[:-2] + ',\n "items": [']
+    lines.append(",\n".join("  " + json.dumps(item, separators=(",", ":")) for item in doc["items"]))
+    lines.append(" ]\n}\n")
+    Path(out).write_text("\n".join(lines))
 
 
 def load(path: str | Path) -> dict:

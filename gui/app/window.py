@@ -105,7 +105,7 @@ class ResultPanel(QWidget):
                 bar.setValue(int(round(1000 * p)))
                 bar.setFormat(f"{100 * p:.1f} %")
                 self.bars.addRow(label, bar)
-        self.timing.setText(f"Inference: {1000 * r.seconds:.0f} ms (file decoded, both models, heatmap)")
+        self.timing.setText(f"Classified in {1000 * r.seconds:.0f} ms ({len(r.probabilities)} models, heatmap included)")
 
     def show_error(self, path: str, reason: str) -> None:
         self.answer.setText("Could not read this file")
@@ -133,12 +133,14 @@ class MainWindow(QMainWindow):
 
         self.viewer = ImageViewer()
         self.panel = ResultPanel()
-        self.panel.setMinimumWidth(330)
+        self.panel.setMinimumWidth(320)
+        self.panel.setMaximumWidth(440)
         splitter = QSplitter()
         splitter.addWidget(self.viewer)
         splitter.addWidget(self.panel)
         splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 1)
+        splitter.setStretchFactor(1, 0)
+        splitter.setSizes([800, 380])
         self.batch = BatchPanel(lambda: self.classifier, self.settings)
         self.tabs = QTabWidget()
         self.tabs.addTab(splitter, "Image")

@@ -1,0 +1,137 @@
+"""The window, offscreen: open, heatmap, drop, batch with a bad file, cancel, bad model, report."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("pytestqt")
+pytest.importorskip("onnx")
+
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from gui.app.window import MainWindow  # noqa: E402
+from gui.model import load_model  # noqa: E402
+from tests.onnx_factory import make_contract_model  # noqa: E402
+
+ARTIFACTS = Path(os.environ.get("MRI_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
+
+
+def brain_like(path: Path, tumour: bool, size=(180, 220)) -> Path:
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    head = ((xx - w / 2) / (w * 0.4)) ** 2 + ((yy - h / 2) / (h * 0.45)) ** 2 < 1
+    img = np.where(head, 60, 0).astype(np.uint8)
+    if tumour:
+        img[(xx - w * 0.62) ** 2 + (yy - h * 0.4) ** 2 < 400] = 255
+        img[head] = np.maximum(img[head], 170)
+    Image.fromarray(img).save(path)
+    return path
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    models = [load_model(make_contract_model(tmp_path / "det.onnx", "binary")),
+              load_model(make_contract_model(tmp_path / "type.onnx", "tumor-type"))]
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(models, settings)
+    qtbot.addWidget(w)
+    w.resize(1100, 720)
+    w.show()
+    return w
+
+
+@pytest.fixture
+def scans(tmp_path) -> Path:
+    d = tmp_path / "scans dir ü"
+    d.mkdir()
+    brain_like(d / "tumour.png", True)
+    brain_like(d / "clear.jpg", False)
+    (d / "corrupt.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    return d
+
+
+def test_open_file_shows_answer_bars_and_heatmap(window, qtbot, scans):
+    window.open_path(str(scans / "tumour.png"))
+    qtbot.waitUntil(lambda: window.result is not None, timeout=10000)
+    assert window.panel.answer.text() == "Tumour likely"
+    assert "Tumour probability" in window.panel.detail.text()
+    assert window.panel.bars.rowCount() == 2 + 2 + 4  # a title row per model, a bar per label
+    over = window.overlay_image()
+    assert over.shape == window.rgb.shape and not np.array_equal(over, window.rgb)
+    window.panel.heat_toggle.setChecked(False)
+    window.panel.heat_toggle.setChecked(True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(ARTIFACTS / "main_window.png"))
+    assert (ARTIFACTS / "main_window.png").stat().st_size > 10_000
+    pdf = scans.parent / "report.pdf"
+    window.save_report(str(pdf))
+    assert pdf.read_bytes()[:4] == b"%PDF"
+
+
+def test_unreadable_file_shows_reason_not_traceback(window, qtbot, scans):
+    window.open_path(str(scans / "corrupt.jpg"))
+    qtbot.waitUntil(lambda: window.panel.answer.text() == "Could not read this file", timeout=10000)
+    assert "corrupt.jpg" in window.panel.detail.text() and "Traceback" not in window.panel.detail.text()
+
+
+def drop(window, paths):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+
+
+def test_drop_file_opens_it_and_folder_batches_it(window, qtbot, scans, tmp_path):
+    drop(window, [scans / "clear.jpg"])
+    qtbot.waitUntil(lambda: window.result is not None, timeout=10000)
+    assert window.panel.answer.text() == "No tumour found"
+    drop(window, [scans, scans / "tumour.png"])
+    assert window.tabs.currentWidget() is window.batch
+    qtbot.waitUntil(lambda: not window.batch.running, timeout=20000)
+    results = window.batch.model.results
+    assert len(results) == 4  # 3 in the folder + the file again
+    errors = [r for r in results if not r.ok]
+    assert len(errors) == 1 and "corrupt.jpg" in errors[0].path and errors[0].error
+    assert "could not be read" in window.batch.status.text()
+    window.batch.filter.setText("corrupt")
+    assert window.batch.proxy.rowCount() == 1
+    out = tmp_path / "batch.csv"
+    window.batch.export_csv(str(out))
+    qtbot.waitUntil(out.exists, timeout=10000)
+    rows = list(csv.DictReader(out.open()))
+    assert sorted(r["status"] for r in rows) == ["error", "ok", "ok", "ok"]
+
+
+def test_cancel_a_running_batch(window, qtbot, tmp_path):
+    many = tmp_path / "many"
+    many.mkdir()
+    src = brain_like(many / "a000.png", False)
+    for i in range(1, 400):
+        (many / f"a{i:03d}.png").write_bytes(src.read_bytes())
+    window.batch.start([many])
+    qtbot.waitUntil(lambda: len(window.batch.model.results) > 0, timeout=10000)
+    window.batch.cancel()
+    qtbot.waitUntil(lambda: not window.batch.running, timeout=10000)
+    assert len(window.batch.model.results) < 400
+    assert window.batch.status.text().startswith("Cancelled")
+
+
+def test_invalid_model_shows_dialog_and_keeps_models(window, tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda *a, **k: shown.append(a[2]))
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00\x01 not onnx")
+    assert window.load_model_file(str(bad)) is False
+    assert shown and "bad.onnx" in shown[0]
+    assert len(window.models) == 2 and window.classifier is not None
+    other = make_contract_model(tmp_path / "other.onnx", "binary", card={})
+    assert window.load_model_file(str(other)) is False and "no model card" in shown[-1]
