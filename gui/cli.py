@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from gui import engine
@@ -134,8 +135,14 @@ def save_heatmap(path: Path, result: engine.Result, out_dir: Path) -> Path:
     return target
 
 
+def quiet_decoder_warnings() -> None:
+    """Decoder libraries warn about damaged files on stderr; the reader reports them itself."""
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(PIL|pydicom|nibabel)(\.|$)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_decoder_warnings()
     if argv and argv[0] == "classify":
         return classify_main(argv[1:])
     if argv and argv[0] in ("-h", "--help"):

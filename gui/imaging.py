@@ -30,6 +30,10 @@ MAX_PIXELS = 64_000_000
 #: Largest file read whole into memory (DICOM, NIfTI); scans are far below this.
 MAX_FILE_BYTES = 2_000_000_000
 
+# Our own limit is checked from the header of every image (thread-safe, unlike catching the
+# warning); Pillow's warning between its limit and ours would only be noise.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 
 class ImageReadError(Exception):
     """A file could not be turned into an image; ``reason`` is written for a user."""
@@ -173,18 +177,16 @@ def read_image(path: str | Path, reduce_to: int | None = None) -> np.ndarray:
 
 def _open_checked(path: Path) -> Image.Image:
     """Open with Pillow restricted to our formats, refusing oversized images from the header."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(path, formats=RASTER_FORMATS)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageReadError(path, f"image is too large ({exc})") from exc
-        except UnidentifiedImageError as exc:
-            raise ImageReadError(path, "the file is damaged or not a supported image") from exc
-        except PermissionError as exc:
-            raise ImageReadError(path, "permission denied (the file cannot be read)") from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageReadError(path, f"the image data is truncated or damaged ({exc})") from exc
+    try:
+        img = Image.open(path, formats=RASTER_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, f"image is above the {MAX_PIXELS:,}-pixel limit ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageReadError(path, "the file is damaged or not a supported image") from exc
+    except PermissionError as exc:
+        raise ImageReadError(path, "permission denied (the file cannot be read)") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageReadError(path, f"the image data is truncated or damaged ({exc})") from exc
     w, h = img.size
     if w * h > MAX_PIXELS or w <= 0 or h <= 0:
         img.close()

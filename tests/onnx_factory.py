@@ -33,10 +33,11 @@ def make_card(task: str, size: int, name: str = "", ood_threshold: float = 1e6) 
 
 
 def make_contract_model(path: Path, task: str = "binary", size: int = 64, card: dict | None = None,
-                        input_shape: list | None = None) -> Path:
+                        channels: int = 3) -> Path:
+    """``channels`` other than 3 makes a model that breaks the contract's input spec."""
     labels = TASK_LABELS[task]
     c = len(labels)
-    w = np.zeros((3, c), np.float32)
+    w = np.zeros((channels, c), np.float32)
     b = np.zeros(c, np.float32)
     no = labels.index("no_tumor")
     w[:, :] = 8.0 / 3
@@ -45,7 +46,7 @@ def make_contract_model(path: Path, task: str = "binary", size: int = 64, card: 
     b[no] = 1.6
     for k in range(c):  # tumour types differ by colour channel, so a test can steer the type
         if k != no:
-            w[k % 3, k] += 1.0
+            w[k % channels, k] += 1.0
     nodes = [
         helper.make_node("Div", ["image", "c255"], ["scaled"]),
         helper.make_node("Transpose", ["scaled"], ["nchw"], perm=[0, 3, 1, 2]),
@@ -60,10 +61,10 @@ def make_contract_model(path: Path, task: str = "binary", size: int = 64, card: 
     inits = [numpy_helper.from_array(np.array(255.0, np.float32), "c255"),
              numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b")]
     graph = helper.make_graph(
-        nodes, "synthetic", [helper.make_tensor_value_info("image", TensorProto.FLOAT, input_shape or ["N", size, size, 3])],
+        nodes, "synthetic", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", size, size, channels])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", c]),
          helper.make_tensor_value_info("cam", TensorProto.FLOAT, ["N", size // 8, size // 8, c]),
-         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 3])], inits)
+         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", channels])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     card = card if card is not None else make_card(task, size)

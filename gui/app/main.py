@@ -25,6 +25,17 @@ def log_dir() -> Path:
     return folder
 
 
+def attach_log_file(log_file: Path) -> None:
+    """Send the app's log to ``log_file`` (in the user's app-data folder, never next to scans)."""
+    for old in list(log.handlers):
+        log.removeHandler(old)
+        old.close()
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def install_exception_hook(log_file: Path) -> None:
     """Any uncaught error: a dialog with a copyable report and a line in the log; the app goes on."""
     from PySide6.QtWidgets import QApplication
@@ -45,7 +56,12 @@ def install_exception_hook(log_file: Path) -> None:
     sys.excepthook = hook
 
 
-def run_app(argv: list[str]) -> int:
+def create_window(argv: list[str]):
+    """Build the application and its window with the bundled models; nothing blocks here.
+
+    A bundled model that fails the contract check is reported in a dialog and left out:
+    the app still starts with the others.
+    """
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -58,7 +74,7 @@ def run_app(argv: list[str]) -> int:
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
     log_file = log_dir() / "mri-classifier.log"
-    logging.basicConfig(filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    attach_log_file(log_file)
     install_exception_hook(log_file)
 
     models, problems = [], []
@@ -71,9 +87,15 @@ def run_app(argv: list[str]) -> int:
     window = MainWindow(models)
     window.show()
     if problems or not models:
-        QMessageBox.warning(window, "Models", "Some bundled models could not be loaded:\n\n" + "\n".join(problems)
-                            if problems else "No bundled model was found. Use File > Load model.")
+        text = ("Some bundled models could not be loaded:\n\n" + "\n".join(problems)) if problems else \
+            "No bundled model was found. Use File > Load model."
+        QMessageBox.warning(window, "Models", text)
     files = [Path(a) for a in argv if not a.startswith("-")]
     if files:
         window.open_paths(files)
+    return app, window
+
+
+def run_app(argv: list[str]) -> int:
+    app, _window = create_window(argv)
     return app.exec()

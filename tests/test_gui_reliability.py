@@ -1,0 +1,90 @@
+"""GUI safety: broken bundled model, exception hook, closing mid-batch, offline, inputs untouched."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+pytest.importorskip("onnx")
+
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from gui.app import main as app_main  # noqa: E402
+from gui.app.window import MainWindow  # noqa: E402
+from gui.model import load_model  # noqa: E402
+from tests.onnx_factory import make_contract_model  # noqa: E402
+from tests.test_reliability import block_network, digest_tree, hostile_corpus  # noqa: E402
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """Bundled models and app data in temporary folders; dialogs recorded, not shown."""
+    assets = tmp_path / "assets"
+    (assets / "models").mkdir(parents=True)
+    make_contract_model(assets / "models" / "1-detector.onnx")
+    monkeypatch.setenv("MRI_CLASSIFIER_ASSETS", str(assets))
+    monkeypatch.setattr(app_main, "log_dir", lambda: tmp_path / "logs")
+    (tmp_path / "logs").mkdir()
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    monkeypatch.setattr(QMessageBox, "critical", lambda *a, **k: shown.append(a[2]))
+    return {"assets": assets, "shown": shown, "logs": tmp_path / "logs"}
+
+
+def test_app_starts_with_the_good_models_when_a_bundled_one_is_broken(qtbot, isolated):
+    (isolated["assets"] / "models" / "2-broken.onnx").write_bytes(b"garbage")
+    app, window = app_main.create_window([])
+    qtbot.addWidget(window)
+    assert [m.card["name"] for m in window.models] == ["synthetic-binary"]
+    assert any("2-broken.onnx" in s and "not a valid ONNX model" in s for s in isolated["shown"])
+    window.close()
+
+
+def test_exception_hook_shows_report_and_logs(qtbot, isolated, monkeypatch):
+    from gui.app import dialogs
+
+    reports = []
+    monkeypatch.setattr(dialogs.ErrorReportDialog, "exec", lambda self: reports.append(self.windowTitle()))
+    app, window = app_main.create_window([])
+    qtbot.addWidget(window)
+    try:
+        raise RuntimeError("boom in a slot")
+    except RuntimeError:
+        sys.excepthook(*sys.exc_info())
+    assert reports == ["Something went wrong"]
+    log_text = (isolated["logs"] / "mri-classifier.log").read_text()
+    assert "boom in a slot" in log_text
+    assert window.isVisible()  # still usable
+    window.close()
+
+
+def test_close_during_batch_cancels_and_gui_batch_is_offline_and_read_only(qtbot, tmp_path, monkeypatch):
+    attempts = block_network(monkeypatch)
+    corpus = tmp_path / "corpus"
+    hostile_corpus(corpus)
+    for i in range(300):
+        shutil.copy(corpus / "palette.png", corpus / f"copy{i:03d}.png")
+    before = digest_tree(corpus)
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    window = MainWindow([load_model(make_contract_model(tmp_path / "d.onnx"))], settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.batch.start([corpus])
+    qtbot.waitUntil(lambda: len(window.batch.model.results) > 0, timeout=10000)
+    window.close()  # cancels the batch and waits for it
+    assert not window.batch.running or window.batch.worker.cancelled
+    assert len(window.batch.model.results) < 300 + 20
+    assert digest_tree(corpus) == before
+    # A complete GUI batch, offline, leaves the scans byte-identical too.
+    window2 = MainWindow([load_model(make_contract_model(tmp_path / "d2.onnx"))], settings)
+    qtbot.addWidget(window2)
+    window2.batch.start([corpus])
+    qtbot.waitUntil(lambda: not window2.batch.running, timeout=30000)
+    assert sum(1 for r in window2.batch.model.results if not r.ok) >= 5
+    assert digest_tree(corpus) == before
+    assert attempts == []

@@ -1,0 +1,230 @@
+"""No bad file, bad model or interruption crashes the app, loses a result or touches a scan."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("onnx")
+
+from gui import cli, engine  # noqa: E402
+from gui.imaging import ImageReadError, read_image  # noqa: E402
+from gui.model import ModelContractError, load_model  # noqa: E402
+from tests.onnx_factory import make_contract_model  # noqa: E402
+
+
+def png_bytes(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def hostile_corpus(root: Path) -> dict[str, str]:
+    """Write the hostile inputs; returns file name -> expected status ('ok' or 'error')."""
+    import nibabel as nib
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    root.mkdir(parents=True, exist_ok=True)
+    expect: dict[str, str] = {}
+
+    def put(name: str, data: bytes, status: str) -> None:
+        (root / name).write_bytes(data)
+        expect[name] = status
+
+    rgb = Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
+    put("zero.jpg", b"", "error")
+    put("truncated.jpg", png_bytes(rgb, "JPEG")[:300], "error")
+    put("truncated.png", png_bytes(rgb)[:200], "error")
+    put("text.jpg", b"Dear radiologist, this is not an image.\n", "error")
+    (root / "scan.png").mkdir()
+    expect["scan.png"] = "error"
+    put("deep16.png", png_bytes(Image.fromarray(np.arange(4096, dtype=np.uint16).reshape(64, 64) * 16)), "ok")
+    put("palette.png", png_bytes(rgb.convert("P")), "ok")
+    put("rgba.png", png_bytes(rgb.convert("RGBA")), "ok")
+    put("cmyk.jpg", png_bytes(rgb.convert("CMYK"), "JPEG"), "ok")
+    put("one_pixel.png", png_bytes(Image.new("L", (1, 1), 128)), "ok")
+    put("bomb.png", png_bytes(Image.new("1", (20000, 20000))), "error")
+    frames = [Image.new("L", (32, 32), v) for v in (20, 220)]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    put("animated.gif", gif.getvalue(), "ok")
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    put("exif_rotated.jpg", png_bytes(rgb, "JPEG", exif=exif), "ok")
+
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    ds.PatientName = "Müller^Zoë^José"
+    ds.PatientID = "SECRET-ID-4711"
+    ds.save_as(root / "non_ascii_patient.dcm")
+    expect["non_ascii_patient.dcm"] = "ok"
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.RescaleSlope, ds.RescaleIntercept = 3, -50
+    ds.save_as(root / "mono1_rescaled.dcm")
+    expect["mono1_rescaled.dcm"] = "ok"
+    del ds.PixelData
+    ds.save_as(root / "no_pixels.dcm")
+    expect["no_pixels.dcm"] = "error"
+    put("jpegls.dcm", Path(get_testdata_file("MR_small_jpeg_ls_lossless.dcm")).read_bytes(), "error")
+
+    vol = np.random.default_rng(1).random((20, 16, 6, 2)).astype(np.float32)
+    vol[:4, :4] = np.nan
+    for name, data in [("flat.nii", vol[:, :, 0, 0]), ("vol.nii", vol[..., 0]), ("series.nii", vol)]:
+        nib.save(nib.Nifti1Image(data, np.eye(4)), root / name)
+        expect[name] = "ok"
+    nib.save(nib.Nifti1Image(np.full((8, 8, 3), np.nan, np.float32), np.eye(4)), root / "all_nan.nii")
+    expect["all_nan.nii"] = "error"
+    (root / "spaced ünïcode 日本.png").write_bytes(png_bytes(rgb))
+    expect["spaced ünïcode 日本.png"] = "ok"
+    return expect
+
+
+@pytest.fixture
+def classifier(tmp_path):
+    return engine.Classifier([load_model(make_contract_model(tmp_path / "d.onnx")),
+                              load_model(make_contract_model(tmp_path / "t.onnx", "tumor-type"))])
+
+
+def block_network(monkeypatch) -> list:
+    """Make every connection or name lookup fail (and record it), as on an offline workstation."""
+    attempts: list = []
+
+    def refuse(*a, **k):
+        attempts.append(a)
+        raise OSError("network access attempted")
+
+    for name in ("connect", "connect_ex", "sendto"):
+        monkeypatch.setattr(socket.socket, name, refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return attempts
+
+
+def digest_tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def test_hostile_corpus_gives_a_row_each_and_the_batch_goes_on(tmp_path, classifier):
+    corpus = tmp_path / "corpus"
+    expect = hostile_corpus(corpus)
+    os.symlink(corpus, corpus / "loop")  # a symlink loop inside the batch folder
+    files = sorted(corpus.iterdir())
+    results = {Path(r.path).name: r for r in engine.classify_files(files, classifier, batch_size=4)}
+    assert set(expect) <= set(results)
+    for name, status in expect.items():
+        r = results[name]
+        assert r.status == status, (name, r.error)
+        if status == "error":
+            assert r.error and "Traceback" not in r.error
+    assert "no decoder" in results["jpegls.dcm"].error
+    assert "pixel" in results["no_pixels.dcm"].error and "limit" in results["bomb.png"].error
+    rows = [classifier.row(r) for r in results.values()]
+    text = engine.csv_text(classifier.columns(), rows)
+    assert "Müller" not in text and "SECRET-ID" not in text  # no patient identifiers in the CSV
+
+
+def test_unreadable_file_permission(tmp_path, monkeypatch):
+    path = tmp_path / "locked.png"
+    path.write_bytes(png_bytes(Image.new("L", (4, 4))))
+    real_open = Path.open
+
+    def deny(self, *a, **k):
+        if self == path:
+            raise PermissionError(13, "Permission denied")
+        return real_open(self, *a, **k)
+
+    monkeypatch.setattr(Path, "open", deny)
+    with pytest.raises(ImageReadError, match="permission denied"):
+        read_image(path)
+
+
+def test_ten_thousand_tiny_files(tmp_path, classifier):
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    data = png_bytes(Image.new("L", (2, 2), 10))
+    for i in range(10_000):
+        (folder / f"f{i:05d}.png").write_bytes(data)
+    (folder / "f05000.png").write_bytes(b"broken")
+    n = failed = 0
+    for r in engine.classify_files(engine.collect_files([folder]), classifier, batch_size=64):
+        n += 1
+        failed += not r.ok
+    assert (n, failed) == (10_000, 1)
+
+
+def test_model_faults_are_refused_with_a_reason(tmp_path):
+    good = make_contract_model(tmp_path / "good.onnx")
+    cases = {
+        tmp_path / "missing.onnx": "not found",
+        tmp_path / "truncated.onnx": "not a valid ONNX model",
+        tmp_path / "text.onnx": "not a valid ONNX model",
+        make_contract_model(tmp_path / "grey.onnx", channels=1): "must be float32 [N, H, W, 3]",
+        make_contract_model(tmp_path / "nocard.onnx", card={}): "no model card",
+    }
+    (tmp_path / "truncated.onnx").write_bytes(good.read_bytes()[:100])
+    (tmp_path / "text.onnx").write_text("hello")
+    for path, reason in cases.items():
+        with pytest.raises(ModelContractError) as info:
+            load_model(path)
+        assert reason in info.value.reason and path.name in str(info.value)
+
+
+def test_fuzzed_bytes_only_raise_the_readers_error(tmp_path):
+    """Mutated bytes of real JPEG, PNG, DICOM and NIfTI files: a result or an ImageReadError, nothing else."""
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import HealthCheck, given, settings, strategies as st
+    from pydicom.data import get_testdata_file
+
+    import nibabel
+
+    rgb = Image.fromarray((np.random.default_rng(3).random((48, 40, 3)) * 255).astype(np.uint8))
+    seeds = [png_bytes(rgb, "JPEG"), png_bytes(rgb), Path(get_testdata_file("MR_small.dcm")).read_bytes(),
+             (Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii").read_bytes()]
+    target = tmp_path / "fuzz.bin"
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck),
+              derandomize=True, database=None)
+    @given(seed=st.sampled_from(seeds), cuts=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8),
+           truncate=st.one_of(st.none(), st.integers(0, 10**6)))
+    def fuzz(seed, cuts, truncate):
+        data = bytearray(seed)
+        for pos, value in cuts:
+            data[pos % len(data)] = value
+        if truncate is not None:
+            data = data[: truncate % (len(data) + 1)]
+        target.write_bytes(bytes(data))
+        try:
+            out = read_image(target)
+            assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+        except ImageReadError:
+            pass
+
+    assert hypothesis is not None
+    fuzz()
+
+
+def test_headless_batch_leaves_inputs_byte_identical_and_works_offline(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    hostile_corpus(corpus)
+    before = digest_tree(corpus)
+
+    attempts = block_network(monkeypatch)
+    det = make_contract_model(tmp_path / "d.onnx")
+    out = tmp_path / "out" / "r.csv"
+    out.parent.mkdir()
+    code = cli.main(["classify", str(corpus), "--csv", str(out), "--model", str(det), "--heatmaps", str(tmp_path / "hm")])
+    assert code == 1
+    assert digest_tree(corpus) == before
+    assert sorted(p.name for p in corpus.iterdir()) == sorted([*before, "scan.png"])  # nothing written next to scans
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert {r["status"] for r in rows} == {"ok", "error"}
+    assert attempts == []
