@@ -97,5 +97,18 @@ def create_window(argv: list[str]):
 
 
 def run_app(argv: list[str]) -> int:
-    app, _window = create_window(argv)
+    """Run the window until it closes. ``--exit-when-shown`` quits as soon as the window is
+    on screen, printing ``window shown``: how smoke tests and the cold-start benchmark check
+    a build without a person to close it."""
+    from PySide6.QtCore import QTimer
+
+    smoke = "--exit-when-shown" in argv
+    app, window = create_window([a for a in argv if a != "--exit-when-shown"])
+    if smoke:
+        def done() -> None:
+            print("window shown" if window.isVisible() else "window NOT shown", flush=True)
+            window.close()
+            app.quit()
+
+        QTimer.singleShot(0, done)
     return app.exec()
