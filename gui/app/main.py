@@ -89,7 +89,10 @@ def create_window(argv: list[str]):
     if problems or not models:
         text = ("Some bundled models could not be loaded:\n\n" + "\n".join(problems)) if problems else \
             "No bundled model was found. Use File > Load model."
-        QMessageBox.warning(window, "Models", text)
+        # Not modal: the window stays usable, and a start-up check is never blocked by it.
+        window.startup_notice = QMessageBox(QMessageBox.Icon.Warning, "Models", text, parent=window)
+        window.startup_notice.setModal(False)
+        window.startup_notice.show()
     files = [Path(a) for a in argv if not a.startswith("-")]
     if files:
         window.open_paths(files)

@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
         self.rgb: np.ndarray | None = None
         self.result: Result | None = None
         self._heat: np.ndarray | None = None
+        self.startup_notice: QMessageBox | None = None  # set by start-up when a bundled model is refused
         self.pool = QThreadPool.globalInstance()
 
         self.viewer = ImageViewer()

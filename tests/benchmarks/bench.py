@@ -1,0 +1,201 @@
+"""Batch-classification benchmark: every figure measured in one run, on one folder, printed as a table.
+
+    python -m tests.benchmarks.bench [--folder ../shared/data/br35h] [--n 600] [--rss-files 5000]
+
+Run by hand, not by pytest. With ``../shared/data`` absent it makes synthetic images. The bundled
+models in ``assets/models`` are used. Ratios are between figures of this same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from gui import engine  # noqa: E402
+from gui.imaging import fit_square, read_image  # noqa: E402
+from gui.model import load_model  # noqa: E402
+from gui.overlay import blend, cam_to_image  # noqa: E402
+from gui.resources import bundled_models  # noqa: E402
+
+
+def files_of(folder: Path, n: int) -> list[Path]:
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    rng = np.random.default_rng(0)
+    return [files[i] for i in sorted(rng.permutation(len(files))[:n])]
+
+
+def synthetic_folder(n: int) -> Path:
+    d = Path(tempfile.mkdtemp(prefix="bench-"))
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        side = int(rng.integers(200, 640))
+        Image.fromarray((rng.random((side, side)) * 255).astype(np.uint8)).save(d / f"s{i:05d}.jpg", quality=90)
+    return d
+
+
+def end_to_end(files: list[Path], out: Path) -> float:
+    """The shipped command, as a user runs it (subprocess: includes start-up, CSV written)."""
+    lst = out.with_suffix(".txt")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "gui", "classify", *map(str, files), "--csv", str(out), "--force"],
+                   cwd=ROOT, check=False, capture_output=True)
+    return len(files) / (time.perf_counter() - t0)
+
+
+def naive(files: list[Path], models) -> float:
+    """PIL open, convert, resize, one session.run per image and model, sequential."""
+    t0 = time.perf_counter()
+    for f in files:
+        img = Image.open(f).convert("RGB").resize((224, 224))
+        x = np.asarray(img, np.float32)[None]
+        for m in models:
+            m.session.run(None, {"image": x})
+    return len(files) / (time.perf_counter() - t0)
+
+
+def pure_inference(models, n: int = 256, batch: int = 16) -> float:
+    x = np.random.default_rng(0).integers(0, 256, (batch, 224, 224, 3)).astype(np.float32)
+    for m in models:
+        m.session.run(None, {"image": x})
+    t0 = time.perf_counter()
+    for _ in range(n // batch):
+        for m in models:
+            m.session.run(None, {"image": x})
+    return n / (time.perf_counter() - t0)
+
+
+def keras_predict(files: list[Path]) -> float | None:
+    """The original study's way: Keras model.predict on the trained Keras models (both tasks)."""
+    runs = [ROOT / "runs" / "mobilenetv2-binary" / "model.keras", ROOT / "runs" / "mobilenetv2-tumor-type" / "model.keras"]
+    if not all(r.exists() for r in runs):
+        return None
+    try:
+        import keras
+    except ImportError:
+        return None
+    models = [keras.saving.load_model(r, compile=False) for r in runs]
+    t0 = time.perf_counter()
+    x = np.stack([np.asarray(Image.open(f).convert("RGB").resize((224, 224)), np.float32) for f in files])
+    for m in models:
+        m.predict(x, batch_size=32, verbose=0)
+    return len(files) / (time.perf_counter() - t0)
+
+
+def latency(files: list[Path], classifier) -> tuple[float, float]:
+    """File -> probabilities of both models + heatmap overlay, as the window does it."""
+    times = []
+    for f in files[:5]:
+        classifier.classify_image(read_image(f))
+    for f in files:
+        t0 = time.perf_counter()
+        rgb = read_image(f)
+        r = classifier.classify_image(rgb)
+        blend(rgb, cam_to_image(r.heat, *rgb.shape[:2]))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000, float(np.percentile(times, 95)) * 1000
+
+
+def rss_for(n_files: int, folder_files: list[Path]) -> float:
+    """Peak RSS (MB) of a headless batch over ``n_files`` files (folder files repeated), in a fresh process."""
+    listing = (folder_files * (n_files // len(folder_files) + 1))[:n_files]
+    code = ("import resource, sys; from gui.cli import main; "
+            f"files = open({str(tmp_list(listing))!r}).read().split(chr(10)); "
+            "main(['classify', *files, '--csv', sys.argv[1], '--force']); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = Path(tempfile.mkdtemp()) / "rss.csv"
+    proc = subprocess.run([sys.executable, "-c", code, str(out)], cwd=ROOT, capture_output=True, text=True)
+    return int(proc.stdout.strip().splitlines()[-1]) / 1024
+
+
+def tmp_list(files: list[Path]) -> Path:
+    p = Path(tempfile.mkdtemp()) / "files.txt"
+    p.write_text("\n".join(map(str, files)))
+    return p
+
+
+def gui_max_stall(files: list[Path]) -> float | None:
+    """Longest gap (ms) between 10 ms timer ticks of the GUI event loop while a batch runs."""
+    code = f"""
+import os, sys, time
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+import onnxruntime
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+from gui.app.window import MainWindow
+from gui.model import load_model
+from gui.resources import bundled_models
+app = QApplication([])
+w = MainWindow([load_model(p) for p in bundled_models()], QSettings("{tempfile.mkdtemp()}/s.ini", QSettings.Format.IniFormat))
+w.show()
+ticks = []
+t = QTimer(); t.timeout.connect(lambda: ticks.append(time.perf_counter())); t.start(10)
+w.batch.start([__import__("pathlib").Path(p) for p in open(sys.argv[1]).read().split(chr(10))])
+def check():
+    if not w.batch.running:
+        gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+        print(max(gaps) * 1000); app.quit()
+QTimer.singleShot(500, lambda: None)
+c = QTimer(); c.timeout.connect(check); c.start(200)
+app.exec()
+"""
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_list(files))], cwd=ROOT, capture_output=True, text=True)
+    try:
+        return float(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--folder", default=str(ROOT.parent / "shared" / "data" / "br35h"))
+    p.add_argument("--n", type=int, default=600)
+    p.add_argument("--rss-files", type=int, default=5000)
+    args = p.parse_args()
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        folder = synthetic_folder(args.n)
+    files = files_of(folder, args.n)
+    models = [load_model(m) for m in bundled_models()]
+    classifier = engine.Classifier(models)
+    out = Path(tempfile.mkdtemp()) / "bench.csv"
+    res: dict[str, float | None] = {}
+    res["pure inference, both models (img/s)"] = pure_inference(models)
+    res["end-to-end `mri-classifier classify` (img/s)"] = end_to_end(files, out)
+    res["naive pipeline (img/s)"] = naive(files, models)
+    res["Keras model.predict, both models (img/s)"] = keras_predict(files)
+    med, p95 = latency(files[:200], classifier)
+    res["single-image latency median (ms)"] = med
+    res["single-image latency p95 (ms)"] = p95
+    res[f"peak RSS, {args.rss_files} files (MB)"] = rss_for(args.rss_files, files)
+    res["peak RSS, 500 files (MB)"] = rss_for(500, files)
+    res["GUI event loop, longest stall during batch (ms)"] = gui_max_stall(files[:300])
+    e2e = res["end-to-end `mri-classifier classify` (img/s)"]
+    res["ratio end-to-end / pure inference"] = e2e / res["pure inference, both models (img/s)"]
+    res["ratio end-to-end / naive"] = e2e / res["naive pipeline (img/s)"]
+    if res["Keras model.predict, both models (img/s)"]:
+        res["ratio end-to-end / Keras"] = e2e / res["Keras model.predict, both models (img/s)"]
+    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"Folder: {folder} ({len(files)} files sampled); models: {', '.join(m.name for m in models)}\n")
+    print("| measure | value |\n|---|---|")
+    for k, v in res.items():
+        print(f"| {k} | {'n/a' if v is None else f'{v:.2f}'} |")
+    print("\n" + json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
