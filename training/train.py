@@ -201,7 +201,9 @@ def train_keras(arch, run, state, state_file, x_train, y_train, x_val, y_val, n_
             epochs_run.append(sum(1 for _ in csv.DictReader(fh)))
     for layer in model.layers:  # the saved model is for inference: nothing is being trained
         layer.trainable = True
+    # Saved without the optimizer state (half the file): the model is committed for export.
     model.save(run / "model.keras")
+    keras.saving.load_model(run / "model.keras", compile=False).save(run / "model.keras")
     logits = keras.Model(model.inputs, model.get_layer("logits").output).predict(x_val, batch_size=64, verbose=0)
     return {
         "parameters": int(model.count_params()),

@@ -21,6 +21,15 @@ from gui.model import DISCLAIMER, Model, ModelContractError, load_model
 from gui.overlay import COLORMAPS, blend, cam_to_image, colormap_lut
 
 MAX_RECENT = 10
+
+
+def percent(p: float) -> str:
+    """A probability for a reader: never "100.0 %" or "0.0 %" for a model that is not certain."""
+    if p > 0.999:
+        return "> 99.9 %"
+    if p < 0.001:
+        return "< 0.1 %"
+    return f"{100 * p:.1f} %"
 ANSWER = {"tumor": ("Tumour likely", "#b00020"), "no_tumor": ("No tumour found", "#1b5e20")}
 
 
@@ -88,9 +97,9 @@ class ResultPanel(QWidget):
         text, colour = ANSWER.get(r.prediction, ("", "black"))
         self.answer.setText(text)
         self.answer.setStyleSheet(f"font-size: 22px; font-weight: bold; color: {colour};")
-        lines = [f"Tumour probability: <b>{100 * r.tumor_probability:.1f} %</b>"]
+        lines = [f"Tumour probability: <b>{percent(r.tumor_probability)}</b>"]
         if r.tumor_type:
-            lines.append(f"Most likely type, if tumour: <b>{r.tumor_type}</b> ({100 * r.tumor_type_confidence:.1f} %)")
+            lines.append(f"Most likely type, if tumour: <b>{r.tumor_type}</b> ({percent(r.tumor_type_confidence)})")
         if scan is not None:
             lines.append(f"<small>{scan.path.name} · {scan.info.get('format', '')} · {scan.info.get('size', '')}</small>")
         self.detail.setText("<br>".join(lines))
@@ -103,9 +112,10 @@ class ResultPanel(QWidget):
                 bar = QProgressBar()
                 bar.setRange(0, 1000)
                 bar.setValue(int(round(1000 * p)))
-                bar.setFormat(f"{100 * p:.1f} %")
+                bar.setFormat(percent(p))
                 self.bars.addRow(label, bar)
-        self.timing.setText(f"Classified in {1000 * r.seconds:.0f} ms ({len(r.probabilities)} models, heatmap included)")
+        n = len(r.probabilities)
+        self.timing.setText(f"Classified in {1000 * r.seconds:.0f} ms ({n} model{'s' if n > 1 else ''}, heatmap included)")
 
     def show_error(self, path: str, reason: str) -> None:
         self.answer.setText("Could not read this file")
