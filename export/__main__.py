@@ -12,12 +12,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="ONNX file to write")
     p.add_argument("--name", help="model name in the card (default: the run's folder name)")
     p.add_argument("--version", default="1.0.0")
+    p.add_argument("--quantize", choices=["int8"], help="also try static int8 quantization (kept only if it holds accuracy and is faster)")
     args = p.parse_args(argv)
     from export.pipeline import export_run
     from export.verify import VerificationError
 
     try:
-        export_run(args.run, args.out, name=args.name, version=args.version)
+        export_run(args.run, args.out, name=args.name, version=args.version, quantize_int8=args.quantize == "int8")
     except VerificationError as exc:
         print(f"export FAILED verification, nothing written: {exc}", file=sys.stderr)
         return 1

@@ -31,18 +31,20 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 
 def fit_ood(train_emb: np.ndarray, train_y: np.ndarray, val_emb: np.ndarray,
             k: int = OOD_COMPONENTS, percentile: float = OOD_PERCENTILE) -> dict:
-    """Mahalanobis OOD statistics: whitened PCA of the training embeddings, class means,
-    shared (shrunk) covariance, and the threshold at the ``percentile`` of validation scores.
+    """OOD statistics (see ``gui.model.OodScorer``) from training embeddings; the threshold is
+    the ``percentile`` of validation scores.
 
-    A 64-dimensional whitened space keeps the model card small (a full 1280x1280 covariance
-    would be 6.5 MB) while keeping most of the embedding's variance.
+    A 64-component subspace plus one residual variance keeps the model card small (a full
+    1280x1280 covariance would be 6.5 MB) while still catching what lies outside it.
     """
     x = np.asarray(train_emb, np.float64)
     mean = x.mean(axis=0)
     _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-    k = min(k, len(s))
-    scale = s[:k] / np.sqrt(max(len(x) - 1, 1))
+    k = min(k, len(s) - 1)
+    n = max(len(x) - 1, 1)
+    scale = s[:k] / np.sqrt(n)
     components = vt[:k] / np.maximum(scale, 1e-12)[:, None]
+    residual_variance = float((s[k:] ** 2).sum() / n / max(x.shape[1] - k, 1))
     z = (x - mean) @ components.T
     classes = np.unique(train_y)
     class_means = np.stack([z[train_y == c].mean(axis=0) for c in classes])
@@ -51,16 +53,19 @@ def fit_ood(train_emb: np.ndarray, train_y: np.ndarray, val_emb: np.ndarray,
     shrink = 0.1  # towards the identity: a few thousand samples do not pin 64x64 covariances
     cov = (1 - shrink) * cov + shrink * np.eye(k) * np.trace(cov) / k
     precision = np.linalg.inv(cov)
-    scorer = OodScorer(mean.astype(np.float32), components.astype(np.float32), class_means.astype(np.float32),
-                       precision.astype(np.float32), 0.0)
+    scorer = OodScorer(mean.astype(np.float32), components.astype(np.float32), scale.astype(np.float32),
+                       class_means.astype(np.float32), precision.astype(np.float32), residual_variance, 0.0)
     val_scores = scorer.score(val_emb)
     return {
-        "method": f"Mahalanobis distance to the nearest class mean in a whitened {k}-component PCA of the "
-                  "training embeddings (shared covariance, 10% shrinkage)",
+        "method": f"Mahalanobis distance to the nearest class mean in the top {k} principal components of the "
+                  "training embeddings (shared covariance, 10% shrinkage), plus the residual outside them "
+                  "over its training standard deviation",
         "threshold": float(np.percentile(val_scores, percentile)),
         "threshold_percentile_of_validation": percentile,
         "mean": encode_array(mean),
         "components": encode_array(components),
+        "scale": encode_array(scale),
         "class_means": encode_array(class_means),
         "precision": encode_array(precision),
+        "residual_variance": residual_variance,
     }

@@ -19,7 +19,7 @@ OOD_TRAIN_IMAGES = 3000
 
 
 def export_run(run_dir: str, out: str, name: str | None = None, version: str = "1.0.0",
-               cache_dir: str | None = "runs/.cache", seed: int = 0) -> dict:
+               cache_dir: str | None = "runs/.cache", seed: int = 0, quantize_int8: bool = False) -> dict:
     """Convert, fit OOD statistics, verify against Keras on the test part, write the card."""
     import keras
 
@@ -55,7 +55,8 @@ def export_run(run_dir: str, out: str, name: str | None = None, version: str = "
         ood = calibrate.fit_ood(train_emb, y_train[pick], val_emb)
 
         f_test, y_test = splits.part_items(doc, "test")
-        report = verify.verify(onnx_model, exportable, model, load_images(f_test, size, cache), y_test)
+        x_test = load_images(f_test, size, cache)
+        report = verify.verify(onnx_model, exportable, model, x_test, y_test)
         if abs(report["accuracy_onnx"] - metrics["test"]["accuracy"]) > 1e-9:
             raise verify.VerificationError(
                 f"ONNX test accuracy {report['accuracy_onnx']:.4f} != evaluate's {metrics['test']['accuracy']:.4f}")
@@ -67,6 +68,13 @@ def export_run(run_dir: str, out: str, name: str | None = None, version: str = "
         shutil.move(draft, out_path)
     print(f"{out_path}: {out_path.stat().st_size / 1e6:.1f} MB in {time.time() - t0:.0f} s; verification {report}; "
           f"OOD threshold {ood['threshold']:.2f}")
+    if quantize_int8:
+        from export.quantize import CALIBRATION_IMAGES, quantize
+
+        int8_path = out_path.with_name(out_path.stem + "-int8.onnx")
+        q = quantize(out_path, int8_path, x_train[pick[:CALIBRATION_IMAGES]], x_test, y_test)
+        verdict = f"kept as {int8_path}" if q["kept"] else "discarded (accuracy drop > 0.3 points, or not faster)"
+        print(f"int8: {verdict}; {json.dumps(q)}")
     return card
 
 
@@ -77,4 +85,5 @@ def _empty_ood(model) -> dict:
     f = model.get_layer("pool").output.shape[-1]
     c = model.output_shape[-1]
     return {"threshold": float("inf"), "mean": encode_array(np.zeros(f)), "components": encode_array(np.zeros((1, f))),
-            "class_means": encode_array(np.zeros((c, 1))), "precision": encode_array(np.eye(1))}
+            "scale": encode_array(np.ones(1)), "class_means": encode_array(np.zeros((c, 1))),
+            "precision": encode_array(np.eye(1)), "residual_variance": 1.0}

@@ -53,28 +53,36 @@ def decode_array(d: dict) -> np.ndarray:
 
 @dataclass
 class OodScorer:
-    """Mahalanobis distance of an embedding to the nearest class, in a whitened PCA space.
+    """How unlike the training data an embedding is: a probabilistic-PCA style distance.
 
-    ``score <= threshold`` for 99% of validation images; above it the image looks unlike
-    the brain MRI the model was trained on.
+    Inside the top-``k`` principal subspace of the training embeddings: Mahalanobis distance
+    to the nearest class mean (shared covariance). Outside it: the residual norm over the
+    residual standard deviation of the training data. Noise, photos and other non-MRI inputs
+    land mostly in the residual, which a subspace-only distance would miss.
+    ``score <= threshold`` for 99% of validation images.
     """
 
     mean: np.ndarray  # [F]
-    components: np.ndarray  # [k, F], rows scaled so projected training data has unit variance
-    class_means: np.ndarray  # [C, k]
-    precision: np.ndarray  # [k, k], inverse of the shared within-class covariance
+    components: np.ndarray  # [k, F], orthonormal principal directions divided by their std
+    scale: np.ndarray  # [k], std of the training data along each direction
+    class_means: np.ndarray  # [C, k], in whitened coordinates
+    precision: np.ndarray  # [k, k], inverse of the shared within-class covariance (whitened)
+    residual_variance: float  # per-dimension variance of the training data outside the subspace
     threshold: float
 
     @classmethod
     def from_card(cls, ood: dict) -> "OodScorer":
-        return cls(decode_array(ood["mean"]), decode_array(ood["components"]), decode_array(ood["class_means"]),
-                   decode_array(ood["precision"]), float(ood["threshold"]))
+        return cls(decode_array(ood["mean"]), decode_array(ood["components"]), decode_array(ood["scale"]),
+                   decode_array(ood["class_means"]), decode_array(ood["precision"]),
+                   float(ood["residual_variance"]), float(ood["threshold"]))
 
     def score(self, embedding: np.ndarray) -> np.ndarray:
-        z = (np.asarray(embedding, np.float32) - self.mean) @ self.components.T  # [N, k]
-        d = z[:, None, :] - self.class_means[None, :, :]  # [N, C, k]
-        m = np.einsum("nck,kl,ncl->nc", d, self.precision, d)
-        return np.sqrt(np.maximum(m.min(axis=1), 0.0))
+        d = np.asarray(embedding, np.float32) - self.mean  # [N, F]
+        z = d @ self.components.T  # [N, k] whitened
+        diff = z[:, None, :] - self.class_means[None, :, :]  # [N, C, k]
+        inside = np.einsum("nck,kl,ncl->nc", diff, self.precision, diff).min(axis=1)
+        residual = np.maximum((d * d).sum(axis=1) - ((z * self.scale) ** 2).sum(axis=1), 0.0)
+        return np.sqrt(np.maximum(inside, 0.0) + residual / max(self.residual_variance, 1e-12))
 
 
 @dataclass

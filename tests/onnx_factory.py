@@ -26,8 +26,9 @@ def make_card(task: str, size: int, name: str = "", ood_threshold: float = 1e6) 
         "input": {"name": "image", "size": size}, "architecture": "synthetic", "parameters": 3 * len(labels),
         "decision_threshold": 0.5, "calibration": {"temperature": 1.0},
         "ood": {"threshold": ood_threshold, "mean": encode_array(np.full(3, 0.3)),
-                "components": encode_array(np.eye(3) * 10), "class_means": encode_array(np.zeros((len(labels), 3))),
-                "precision": encode_array(np.eye(3))},
+                "components": encode_array(np.eye(3) * 10), "scale": encode_array(np.full(3, 0.1)),
+                "class_means": encode_array(np.zeros((len(labels), 3))), "precision": encode_array(np.eye(3)),
+                "residual_variance": 1.0},
         "intended_use": "tests", "disclaimer": DISCLAIMER,
     }
 

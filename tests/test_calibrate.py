@@ -32,6 +32,9 @@ def test_ood_flags_far_embeddings_and_passes_near_ones():
     assert 0.97 <= np.mean(inside <= ood["threshold"]) <= 1.0  # the 99th percentile of validation
     far = scorer.score(rng.normal(0, 1, (200, 100)) * 6 + 40)
     assert np.all(far > ood["threshold"])
+    # Off the training subspace but at a class mean's projection: only the residual term sees it.
+    off = centres[:1] + 40 * np.linalg.svd(train - train.mean(0), full_matrices=False)[2][-1]
+    assert scorer.score(off)[0] > ood["threshold"]
 
 
 def test_array_encoding_round_trip():
