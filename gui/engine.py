@@ -9,7 +9,6 @@ that cannot be read becomes an error row with the reader's reason while the batc
 from __future__ import annotations
 
 import csv
-import io
 import os
 import time
 from collections import deque
@@ -293,10 +292,3 @@ def write_csv_atomic(path: str | Path, columns: Sequence[str], rows: Iterable[di
             tmp.unlink()
     return n
 
-
-def csv_text(columns: Sequence[str], rows: Iterable[dict[str, str]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
