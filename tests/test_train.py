@@ -37,6 +37,12 @@ def test_cnn_trains_and_evaluates(binary_split, tmp_path, small_schedules):
     result = evaluate(str(run), cache_dir=None)
     assert result["n"] == sum(json.loads(binary_split.read_text())["counts"]["test"].values())
     assert (run / "metrics.json").exists() and (run / "eval_test.png").exists() and (run / "training_curves.png").exists()
+    from training.report import write_report
+
+    (tmp_path / "not-a-run").mkdir()
+    table = write_report([str(run), str(tmp_path / "not-a-run")], str(tmp_path / "RESULTS.md"))
+    row = [line for line in table.splitlines() if line.startswith("| cnn |")]
+    assert len(row) == 1 and f"| {result['n']} | {100 * result['accuracy']:.2f} |" in row[0]
 
 
 def test_mobilenetv2_two_phases(binary_split, tmp_path, small_schedules, tiny_imagenet_weights):

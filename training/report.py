@@ -18,10 +18,11 @@ def rows_for(run: Path) -> list[str]:
         d = m["tumor_detection"]
         counts = m.get("split_method", {})
         test_set = f"{Path(m['split_file']).stem}:{m['part']}" + (f" (holdout {counts['holdout']})" if counts.get("holdout") else "")
+        auc = "n/a" if d["roc_auc"] is None else f"{d['roc_auc']:.4f}"
         out.append(
             f"| {run.name} | {config['arch']} | {config['task']} | {test_set} | {m['n']} | {_pct(m['accuracy'])} "
             f"| {_pct(d['sensitivity'])} | {_pct(d['specificity'])} | {_pct(d['precision'])} | {_pct(d['f1'])} "
-            f"| {'n/a' if d['roc_auc'] is None else f'{d['roc_auc']:.4f}'} | {m['ece']:.4f} "
+            f"| {auc} | {m['ece']:.4f} "
             f"| {config['parameters']:,} | {config['train_seconds'] / 60:.1f} |"
         )
     return out
@@ -33,7 +34,8 @@ def write_report(runs: list[str], out: str) -> str:
         "| ROC AUC | ECE | parameters | train min |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
-    body = "\n".join(row for r in runs for row in rows_for(Path(r)))
+    run_dirs = [Path(r) for r in runs if (Path(r) / "config.json").exists()]  # `runs/*/` also matches splits/, logs/
+    body = "\n".join(row for r in run_dirs for row in rows_for(r))
     table = header + body + "\n"
     text = Path(out).read_text() if Path(out).exists() else ""
     start, end = "<!-- results:start -->", "<!-- results:end -->"
