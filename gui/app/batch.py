@@ -10,11 +10,11 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QHeaderView,
                                QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
 
 from gui import engine
+from gui.app.formatting import ANSWERS, percent
 from gui.app.workers import BatchWorker, ExportWorker
 
 COLUMNS = [("File", "path"), ("Answer", "prediction"), ("Tumour probability", "tumor_probability"),
            ("Type", "tumor_type"), ("Confidence", "confidence"), ("Warnings", "ood_warning"), ("Status", "status")]
-ANSWERS = {"tumor": "Tumour likely", "no_tumor": "No tumour found", "": ""}
 
 
 class ResultsModel(QAbstractTableModel):
@@ -43,7 +43,7 @@ class ResultsModel(QAbstractTableModel):
             if key == "prediction":
                 return ANSWERS[value]
             if key in ("tumor_probability", "confidence"):
-                return "" if value is None else f"{100 * value:.1f} %"
+                return percent(value)
             if key == "status":
                 return "ok" if r.ok else f"error: {r.error}"
             return value
@@ -96,6 +96,7 @@ class BatchPanel(QWidget):
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
+        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # input order until a click
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QTableView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)

@@ -9,11 +9,11 @@ import numpy as np
 from PySide6.QtCore import QMarginsF, QRectF, Qt
 from PySide6.QtGui import QFont, QPageLayout, QPageSize, QPainter, QPdfWriter
 
+from gui.app.formatting import ANSWERS, percent
 from gui.app.viewer import to_qimage
 from gui.engine import Classifier, Result
 from gui.model import DISCLAIMER
 
-ANSWER = {"tumor": "Tumour likely", "no_tumor": "No tumour found"}
 
 
 def write_report(path: str | Path, file_label: str, rgb: np.ndarray, overlay: np.ndarray, result: Result,
@@ -51,14 +51,14 @@ def write_report(path: str | Path, file_label: str, rgb: np.ndarray, overlay: np
             scale = min(side / qimg.width(), side / qimg.height())
             painter.drawImage(QRectF(k * (side + 20), y, qimg.width() * scale, qimg.height() * scale), qimg)
         y += side + 20
-        text(f"{ANSWER.get(result.prediction, result.prediction)} — tumour probability "
-             f"{100 * (result.tumor_probability or 0):.1f} %", 14, True)
+        text(f"{ANSWERS.get(result.prediction, result.prediction)} — tumour probability "
+             f"{percent(result.tumor_probability)}", 14, True)
         if result.tumor_type:
-            text(f"Most likely type if tumour: {result.tumor_type} ({100 * (result.tumor_type_confidence or 0):.1f} %)", 11)
+            text(f"Most likely type if tumour: {result.tumor_type} ({percent(result.tumor_type_confidence)})", 11)
         if result.ood_warning:
             text(f"Warning: {result.ood_warning}.", 11, True)
         for model_name, probs in result.probabilities.items():
-            text(f"{model_name}: " + ", ".join(f"{label} {100 * p:.1f} %" for label, p in probs.items()), 10)
+            text(f"{model_name}: " + ", ".join(f"{label} {percent(p)}" for label, p in probs.items()), 10)
         text("Heatmap (right): class activation map of the detector's answer; brighter = stronger evidence.", 9)
         y += 10
         text(DISCLAIMER + " Models: " + "; ".join(m.name for m in classifier.models), 11, True)

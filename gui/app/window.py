@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 
 from gui.app.batch import BatchPanel
 from gui.app.dialogs import ModelCardDialog
+from gui.app.formatting import ANSWER_COLOURS, ANSWERS, percent
 from gui.app.viewer import ImageViewer, to_qimage
 from gui.app.workers import OpenWorker
 from gui.engine import Classifier, Result
@@ -22,15 +23,6 @@ from gui.overlay import COLORMAPS, blend, cam_to_image, colormap_lut
 
 MAX_RECENT = 10
 
-
-def percent(p: float) -> str:
-    """A probability for a reader: never "100.0 %" or "0.0 %" for a model that is not certain."""
-    if p > 0.999:
-        return "> 99.9 %"
-    if p < 0.001:
-        return "< 0.1 %"
-    return f"{100 * p:.1f} %"
-ANSWER = {"tumor": ("Tumour likely", "#b00020"), "no_tumor": ("No tumour found", "#1b5e20")}
 
 
 class ResultPanel(QWidget):
@@ -94,7 +86,7 @@ class ResultPanel(QWidget):
         self.legend.setPixmap(QPixmap.fromImage(to_qimage(lut)))
 
     def show_result(self, r: Result, scan: Scan | None) -> None:
-        text, colour = ANSWER.get(r.prediction, ("", "black"))
+        text, colour = ANSWERS.get(r.prediction, ""), ANSWER_COLOURS.get(r.prediction, "black")
         self.answer.setText(text)
         self.answer.setStyleSheet(f"font-size: 22px; font-weight: bold; color: {colour};")
         lines = [f"Tumour probability: <b>{percent(r.tumor_probability)}</b>"]

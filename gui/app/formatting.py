@@ -1,0 +1,17 @@
+"""How answers and probabilities read on screen, in one place for the window, the table and the report."""
+
+from __future__ import annotations
+
+ANSWERS = {"tumor": "Tumour likely", "no_tumor": "No tumour found", "": ""}
+ANSWER_COLOURS = {"tumor": "#b00020", "no_tumor": "#1b5e20"}
+
+
+def percent(p: float | None) -> str:
+    """A probability for a reader: never "100.0 %" or "0.0 %" for a model that is not certain."""
+    if p is None:
+        return ""
+    if p > 0.999:
+        return "> 99.9 %"
+    if p < 0.001:
+        return "< 0.1 %"
+    return f"{100 * p:.1f} %"
