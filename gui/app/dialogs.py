@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 
 from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QTabWidget,
                                QTextBrowser, QVBoxLayout)
@@ -13,6 +12,23 @@ from gui.model import Model
 
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.2f} %"
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def split_text(m: dict) -> str:
+    """The split method in words (the card stores it as data)."""
+    if not m:
+        return "not recorded"
+    parts = "/".join(f"{round(100 * f)}" for f in m.get("fractions", {}).values())
+    text = (f"by near-duplicate group: {m.get('hash', 'perceptual hash')}, Hamming distance <= "
+            f"{m.get('near_threshold_bits')} bits, plus exact copies, grouped with union-find; {parts} % "
+            f"({'/'.join(m.get('fractions', {}))}), stratified, seed {m.get('seed')}")
+    if m.get("holdout"):
+        text += f"; test = {m['holdout']} images with no near-duplicate in the training sources"
+    return text
 
 
 def card_html(model: Model) -> str:
@@ -25,11 +41,12 @@ def card_html(model: Model) -> str:
         ("Architecture", f"{html.escape(str(c.get('architecture')))} ({c.get('parameters', 0):,} parameters)"),
         ("Input", f"{c['input']['size']}×{c['input']['size']} RGB 0-255"),
         ("Training data", html.escape(", ".join(tr.get("datasets", [])))),
-        ("Split", html.escape(json.dumps(tr.get("split_method", {})))),
+        ("Split", html.escape(split_text(tr.get("split_method", {})))),
         ("Test set", f"{html.escape(str(t.get('split', '')))} (n = {t.get('n', 'n/a')})"),
         ("Accuracy", _pct(t.get("accuracy"))), ("Sensitivity", _pct(t.get("sensitivity"))),
-        ("Specificity", _pct(t.get("specificity"))), ("ROC AUC", t.get("roc_auc")),
-        ("Calibration", f"temperature {c['calibration'].get('temperature', 1):.3f}; ECE {t.get('ece', 'n/a')}"),
+        ("Specificity", _pct(t.get("specificity"))), ("ROC AUC", _num(t.get("roc_auc"))),
+        ("Calibration", f"temperature {c['calibration'].get('temperature', 1):.3f}; "
+                        f"expected calibration error {_num(t.get('ece'))}"),
         ("Decision threshold", c["decision_threshold"]), ("Created", html.escape(str(c.get("created")))),
     ])
     others = "".join(
