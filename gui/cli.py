@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heatmaps", metavar="DIR", help="also write a heatmap overlay PNG per classified file into DIR")
     p.add_argument("--model", action="append", metavar="FILE", help="ONNX model to use instead of the bundled ones (repeatable)")
     p.add_argument("--force", action="store_true", help="replace an existing CSV")
-    p.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
+    p.add_argument("--batch-size", type=int, default=16, help=argparse.SUPPRESS)
     return p
 
 

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -113,10 +112,11 @@ def latency(files: list[Path], classifier) -> tuple[float, float]:
 def rss_for(n_files: int, folder_files: list[Path]) -> float:
     """Peak RSS (MB) of a headless batch over ``n_files`` files (folder files repeated), in a fresh process."""
     listing = (folder_files * (n_files // len(folder_files) + 1))[:n_files]
-    code = ("import resource, sys; from gui.cli import main; "
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report its parent's peak.
+    code = ("import sys; from gui.cli import main; "
             f"files = open({str(tmp_list(listing))!r}).read().split(chr(10)); "
             "main(['classify', *files, '--csv', sys.argv[1], '--force']); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
     out = Path(tempfile.mkdtemp()) / "rss.csv"
     proc = subprocess.run([sys.executable, "-c", code, str(out)], cwd=ROOT, capture_output=True, text=True)
     return int(proc.stdout.strip().splitlines()[-1]) / 1024
@@ -177,13 +177,13 @@ def main() -> None:
     res["pure inference, both models (img/s)"] = pure_inference(models)
     res["end-to-end `mri-classifier classify` (img/s)"] = end_to_end(files, out)
     res["naive pipeline (img/s)"] = naive(files, models)
-    res["Keras model.predict, both models (img/s)"] = keras_predict(files)
     med, p95 = latency(files[:200], classifier)
     res["single-image latency median (ms)"] = med
     res["single-image latency p95 (ms)"] = p95
     res[f"peak RSS, {args.rss_files} files (MB)"] = rss_for(args.rss_files, files)
     res["peak RSS, 500 files (MB)"] = rss_for(500, files)
     res["GUI event loop, longest stall during batch (ms)"] = gui_max_stall(files[:300])
+    res["Keras model.predict, both models (img/s)"] = keras_predict(files)  # last: TensorFlow stays loaded
     e2e = res["end-to-end `mri-classifier classify` (img/s)"]
     res["ratio end-to-end / pure inference"] = e2e / res["pure inference, both models (img/s)"]
     res["ratio end-to-end / naive"] = e2e / res["naive pipeline (img/s)"]
