@@ -93,26 +93,35 @@ def classify_main(argv: list[str]) -> int:
         heat_dir.mkdir(parents=True, exist_ok=True)
     files = list(engine.collect_files(args.paths, recursive=args.recursive))
     progress = TerminalProgress(len(files))
-    rows, failed, interrupted = [], 0, False
+    counts = {"rows": 0, "failed": 0, "tumours": 0}
+    interrupted = False
+
+    def rows():
+        """Rows stream straight into the (temporary) CSV: memory stays flat however many files.
+        Ctrl-C ends the stream, so the rows finished so far are still written and renamed."""
+        nonlocal interrupted
+        try:
+            for r in engine.classify_files(files, classifier, batch_size=args.batch_size, with_heat=heat_dir is not None):
+                counts["rows"] += 1
+                counts["failed"] += not r.ok
+                counts["tumours"] += r.prediction == "tumor"
+                if heat_dir is not None and r.ok:
+                    save_heatmap(Path(r.path), r, heat_dir)
+                progress.update(counts["rows"], counts["failed"])
+                yield classifier.row(r)
+        except KeyboardInterrupt:
+            interrupted = True
+
     t0 = time.perf_counter()
-    try:
-        for r in engine.classify_files(files, classifier, batch_size=args.batch_size, with_heat=heat_dir is not None):
-            rows.append(classifier.row(r))
-            failed += not r.ok
-            if heat_dir is not None and r.ok:
-                save_heatmap(Path(r.path), r, heat_dir)
-            progress.update(len(rows), failed)
-    except KeyboardInterrupt:
-        interrupted = True
+    engine.write_csv_atomic(out, classifier.columns(), rows(), force=args.force)
     progress.close()
-    engine.write_csv_atomic(out, classifier.columns(), rows, force=args.force)
     seconds = time.perf_counter() - t0
-    tumours = sum(1 for row in rows if row["prediction"] == "tumor")
-    print(f"{len(rows)} of {len(files)} files in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.1f} files/s): "
-          f"{tumours} tumour likely, {len(rows) - tumours - failed} no tumour found, {failed} could not be read. "
+    n, failed, tumours = counts["rows"], counts["failed"], counts["tumours"]
+    print(f"{n} of {len(files)} files in {seconds:.1f} s ({n / max(seconds, 1e-9):.1f} files/s): "
+          f"{tumours} tumour likely, {n - tumours - failed} no tumour found, {failed} could not be read. "
           f"CSV: {out}", file=sys.stderr)
     if interrupted:
-        print(f"interrupted: the {len(rows)} rows finished so far are in {out}", file=sys.stderr)
+        print(f"interrupted: the {n} rows finished so far are in {out}", file=sys.stderr)
         return 130
     return 1 if failed else 0
 
