@@ -135,3 +135,17 @@ def test_invalid_model_shows_dialog_and_keeps_models(window, tmp_path, monkeypat
     assert len(window.models) == 2 and window.classifier is not None
     other = make_contract_model(tmp_path / "other.onnx", "binary", card={})
     assert window.load_model_file(str(other)) is False and "no model card" in shown[-1]
+
+
+def test_volume_gets_a_slice_slider_starting_in_the_middle(window, qtbot):
+    import nibabel
+
+    path = Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii"
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: window.result is not None, timeout=10000)
+    assert not window.panel.frame_box.isHidden()
+    assert window.panel.frame.maximum() == 24 and window.panel.frame.value() == 12
+    first = window.rgb.copy()
+    window.panel.frame.setValue(3)
+    qtbot.waitUntil(lambda: window.panel.frame_label.text() == "4 / 25", timeout=10000)
+    assert not np.array_equal(window.rgb, first)
