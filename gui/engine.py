@@ -88,6 +88,7 @@ class Classifier:
     def classify_batch(self, images: dict[int, np.ndarray], paths: Sequence[str], with_heat: bool = False) -> list[Result]:
         """Classify images already fitted to each input size (``{size: uint8 [N, S, S, 3]}``)."""
         t0 = time.perf_counter()
+        images = {s: np.asarray(x, np.float32) for s, x in images.items()}  # once, not once per model
         preds = {id(m): m.predict(images[m.input_size]) for m in self.models}
         per_image = (time.perf_counter() - t0) / max(len(paths), 1)
         det = preds[id(self.detector)]
