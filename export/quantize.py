@@ -8,7 +8,6 @@ both are reported either way.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path

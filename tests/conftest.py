@@ -34,9 +34,9 @@ def make_dataset(root: Path, classes: dict[str, int], seed: int = 0, size: int =
                  splits: tuple[str, ...] = ("",)) -> Path:
     """Class folders of synthetic JPEGs; classes not named 'no'/'notumor' get a tumour blob."""
     rng = np.random.default_rng(seed)
-    for split in splits:
+    for part in splits:
         for cls, n in classes.items():
-            folder = root / split / cls if split else root / cls
+            folder = root / part / cls if part else root / cls
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 img = synthetic_slice(rng, size, tumour=cls not in ("no", "notumor"))

@@ -7,7 +7,6 @@ import csv
 import json
 from pathlib import Path
 
-import pytest
 
 from gui import cli
 from tests.conftest import require_shared_data

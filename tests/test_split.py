@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-import pytest
 
 from training import split
 from training.dedupe import UnionFind, group_ids, near_pairs

@@ -11,7 +11,7 @@ import pytest
 
 keras = pytest.importorskip("keras", reason="training tests need the 'train' extra")
 
-from training import split, train as train_mod  # noqa: E402
+from training import train as train_mod  # noqa: E402
 from training.evaluate import evaluate  # noqa: E402
 
 SIZE = 32

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from gui import engine  # noqa: E402
-from gui.imaging import fit_square, read_image  # noqa: E402
+from gui.imaging import read_image  # noqa: E402
 from gui.model import load_model  # noqa: E402
 from gui.overlay import blend, cam_to_image  # noqa: E402
 from gui.resources import bundled_models  # noqa: E402
@@ -49,7 +49,6 @@ def synthetic_folder(n: int) -> Path:
 
 def end_to_end(files: list[Path], out: Path) -> float:
     """The shipped command, as a user runs it (subprocess: includes start-up, CSV written)."""
-    lst = out.with_suffix(".txt")
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "gui", "classify", *map(str, files), "--csv", str(out), "--force"],
                    cwd=ROOT, check=False, capture_output=True)
