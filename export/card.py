@@ -7,6 +7,14 @@ import datetime as dt
 from gui.model import DISCLAIMER
 from training.metrics import DECISION_THRESHOLD
 
+LIMITATIONS = (
+    "In the public training data, source and label are entangled: the Brain Tumor MRI Dataset's no-tumour "
+    "images are Br35H's, its tumour images come from other collections. A model trained on one dataset and "
+    "tested on the other detected far fewer tumours than the in-source test suggests (training/RESULTS.md, "
+    "cross-source rows), and the per-source figures below differ. Expect lower accuracy on scans from other "
+    "hospitals, scanners or sequences; the out-of-distribution warning catches only inputs far from the "
+    "training images."
+)
 INTENDED_USE = (
     "Research and teaching: flags 2-D brain MRI slices (T1/T2/FLAIR, axial, coronal or sagittal, as in the "
     "public Kaggle datasets it was trained on) that may show a tumour, with a heatmap of the regions that drove "
@@ -49,6 +57,7 @@ def build_card(name: str, version: str, config: dict, metrics: dict, verificatio
         "verification": verification,
         "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "intended_use": INTENDED_USE,
+        "limitations": LIMITATIONS,
         "disclaimer": DISCLAIMER,
     }
 
@@ -66,4 +75,8 @@ def _summary(m: dict) -> dict:
         "roc_auc": d["roc_auc"],
         "ece": m["ece"],
         "per_class": m["per_class"],
+        "by_dataset": {d: {"n": x["n"], "accuracy": x["accuracy"],
+                           "sensitivity": x["tumor_detection"]["sensitivity"],
+                           "specificity": x["tumor_detection"]["specificity"]}
+                       for d, x in m.get("by_dataset", {}).items()},
     }

@@ -41,8 +41,11 @@ def test_cnn_trains_and_evaluates(binary_split, tmp_path, small_schedules):
 
     (tmp_path / "not-a-run").mkdir()
     table = write_report([str(run), str(tmp_path / "not-a-run")], str(tmp_path / "RESULTS.md"))
-    row = [line for line in table.splitlines() if line.startswith("| cnn |")]
+    row = [line for line in table.splitlines() if line.startswith("| cnn | cnn |")]
     assert len(row) == 1 and f"| {result['n']} | {100 * result['accuracy']:.2f} |" in row[0]
+    by_source = [line for line in table.splitlines() if line.startswith("| cnn | test |")]
+    assert sorted(line.split(" | ")[2] for line in by_source) == ["br35h", "brain-tumor-mri"]
+    assert sum(int(line.split(" | ")[3]) for line in by_source) == result["n"]
 
 
 def test_mobilenetv2_two_phases(binary_split, tmp_path, small_schedules, tiny_imagenet_weights):

@@ -44,6 +44,13 @@ def evaluate(run_dir: str, part: str = "test", splits_path: str | None = None, n
     x = load_images(files, config["input_size"], Path(cache_dir) if cache_dir else None)
     probs = predict_run(run, config, x)
     result = classification_metrics(y, probs, config["classes"], config["no_tumor_labels"])
+    # Per source dataset: one pooled figure can hide a model that only works on one source.
+    datasets = np.array([r["dataset"] for r in doc["items"] if r["part"] == part])
+    if len(set(datasets)) > 1:
+        result["by_dataset"] = {
+            d: classification_metrics(y[datasets == d], probs[datasets == d], config["classes"], config["no_tumor_labels"])
+            for d in sorted(set(datasets))
+        }
     result["split_file"] = str(splits_path or config["splits"])
     result["part"] = part
     result["split_method"] = doc["method"]

@@ -28,6 +28,24 @@ def rows_for(run: Path) -> list[str]:
     return out
 
 
+def by_dataset_table(run_dirs: list[Path]) -> str:
+    """The same test parts broken down by source dataset (for runs tested on more than one)."""
+    lines = []
+    for run in run_dirs:
+        metrics_file = run / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        for name, m in metrics.items():
+            for dataset, d in m.get("by_dataset", {}).items():
+                t = d["tumor_detection"]
+                lines.append(f"| {run.name} | {name} | {dataset} | {d['n']} | {t['tp'] + t['fn']} | {t['tn'] + t['fp']} "
+                             f"| {_pct(d['accuracy'])} | {_pct(t['sensitivity'])} | {_pct(t['specificity'])} |")
+    if not lines:
+        return ""
+    return ("\nBy source dataset, same test parts:\n\n"
+            "| run | evaluation | dataset | n | tumour | no tumour | accuracy % | sensitivity % | specificity % |\n"
+            "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+
+
 def write_report(runs: list[str], out: str) -> str:
     header = (
         "| run | arch | task | test set | n | accuracy % | sensitivity % | specificity % | precision % | F1 % "
@@ -36,7 +54,7 @@ def write_report(runs: list[str], out: str) -> str:
     )
     run_dirs = [Path(r) for r in runs if (Path(r) / "config.json").exists()]  # `runs/*/` also matches splits/, logs/
     body = "\n".join(row for r in run_dirs for row in rows_for(r))
-    table = header + body + "\n"
+    table = header + body + "\n" + by_dataset_table(run_dirs)
     text = Path(out).read_text() if Path(out).exists() else ""
     start, end = "<!-- results:start -->", "<!-- results:end -->"
     if start in text and end in text:

@@ -49,13 +49,18 @@ def card_html(model: Model) -> str:
                         f"expected calibration error {_num(t.get('ece'))}"),
         ("Decision threshold", c["decision_threshold"]), ("Created", html.escape(str(c.get("created")))),
     ])
+    by_source = "".join(
+        f"<li>{html.escape(d)}: n = {x['n']}, accuracy {_pct(x['accuracy'])}, sensitivity {_pct(x['sensitivity'])}, "
+        f"specificity {_pct(x['specificity'])}</li>" for d, x in (t.get("by_dataset") or {}).items())
     others = "".join(
         f"<li>{html.escape(name)}: n = {m['n']}, accuracy {_pct(m['accuracy'])}, sensitivity {_pct(m['sensitivity'])}, "
         f"specificity {_pct(m['specificity'])}</li>" for name, m in (c.get("other_evaluations") or {}).items())
     return (f"<h2>{html.escape(model.name)}</h2><p><b>{html.escape(c['disclaimer'])}</b></p>"
             f"<table cellpadding=3>{rows}</table>"
+            + (f"<h3>Test figures by source dataset</h3><ul>{by_source}</ul>" if by_source else "")
             + (f"<h3>Other evaluations</h3><ul>{others}</ul>" if others else "")
             + f"<h3>Intended use</h3><p>{html.escape(c['intended_use'])}</p>"
+            + (f"<h3>Limitations</h3><p>{html.escape(c['limitations'])}</p>" if c.get("limitations") else "")
             f"<p><small>{html.escape(str(model.path))}</small></p>")
 
 
