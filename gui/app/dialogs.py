@@ -61,7 +61,7 @@ def card_html(model: Model) -> str:
             + (f"<h3>Other evaluations</h3><ul>{others}</ul>" if others else "")
             + f"<h3>Intended use</h3><p>{html.escape(c['intended_use'])}</p>"
             + (f"<h3>Limitations</h3><p>{html.escape(c['limitations'])}</p>" if c.get("limitations") else "")
-            f"<p><small>{html.escape(str(model.path))}</small></p>")
+            + f"<p><small>{html.escape(str(model.path))}</small></p>")
 
 
 class ModelCardDialog(QDialog):
