@@ -35,3 +35,11 @@ def test_bundled_model_loads_validates_and_classifies(path, tmp_path):
     assert result.heat.shape == (7, 7)
     noise = np.random.default_rng(0).integers(0, 256, (1, 224, 224, 3)).astype(np.float32)
     assert model.predict(noise).ood_flag[0]  # colour noise does not look like brain MRI
+
+
+def test_model_card_dialog_text_states_sources_and_limits():
+    from gui.app.dialogs import card_html
+
+    text = card_html(load_model(bundled_models()[0]))
+    assert "Research use only" in text and "Limitations" in text
+    assert "br35h: n = " in text and "brain-tumor-mri: n = " in text  # per-source test figures
