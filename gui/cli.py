@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gui import engine
 from gui.model import ModelContractError, load_model
+from gui.overlay import save_overlay_png
 from gui.resources import bundled_models
 
 
@@ -106,7 +107,7 @@ def classify_main(argv: list[str]) -> int:
                 counts["failed"] += not r.ok
                 counts["tumours"] += r.prediction == "tumor"
                 if heat_dir is not None and r.ok:
-                    save_heatmap(Path(r.path), r, heat_dir)
+                    save_overlay_png(Path(r.path), r.heat, heat_dir)
                 progress.update(counts["rows"], counts["failed"])
                 yield classifier.row(r)
         except KeyboardInterrupt:
@@ -124,24 +125,6 @@ def classify_main(argv: list[str]) -> int:
         print(f"interrupted: the {n} rows finished so far are in {out}", file=sys.stderr)
         return 130
     return 1 if failed else 0
-
-
-def save_heatmap(path: Path, result: engine.Result, out_dir: Path) -> Path:
-    """Write ``<name>.heatmap.png`` (overlay on the displayed image) into ``out_dir``, never over a file."""
-    from PIL import Image
-
-    from gui.imaging import read_image
-    from gui.overlay import blend, cam_to_image
-
-    rgb = read_image(path)
-    heat = cam_to_image(result.heat, rgb.shape[0], rgb.shape[1])
-    target = out_dir / f"{path.name}.heatmap.png"
-    k = 1
-    while target.exists():
-        target = out_dir / f"{path.name}.heatmap-{k}.png"
-        k += 1
-    Image.fromarray(blend(rgb, heat)).save(target)
-    return target
 
 
 def quiet_decoder_warnings() -> None:

@@ -6,8 +6,12 @@ same geometry so that the heat lies on the anatomy that produced it. No Qt.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
+
+from gui.imaging import read_image
 
 #: Perceptually uniform colour maps (matplotlib's, sampled at 17 points; interpolated to 256).
 _ANCHORS = {
@@ -55,3 +59,20 @@ def blend(rgb: np.ndarray, heat: np.ndarray, opacity: float = 0.45, colormap: st
     colours = lut[(np.clip(heat, 0, 1) * 255).astype(np.uint8)].astype(np.float32)
     alpha = (opacity * np.clip(heat, 0, 1))[..., None]
     return (rgb.astype(np.float32) * (1 - alpha) + colours * alpha + 0.5).astype(np.uint8)
+
+
+def save_overlay_png(path: Path, cam: np.ndarray, out_dir: Path) -> Path:
+    """Write ``<name>.heatmap.png`` (the map over the displayed image) into ``out_dir``.
+
+    Never replaces a file (``-1``, ``-2``... are appended instead) and never writes beside the
+    scan unless ``out_dir`` is the scan's own folder by the user's choice.
+    """
+    rgb = read_image(path)
+    heat = cam_to_image(cam, rgb.shape[0], rgb.shape[1])
+    target = out_dir / f"{path.name}.heatmap.png"
+    k = 1
+    while target.exists():
+        target = out_dir / f"{path.name}.heatmap-{k}.png"
+        k += 1
+    Image.fromarray(blend(rgb, heat)).save(target)
+    return target

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QRunnable, Signal
 
 from gui import engine
 from gui.imaging import ImageReadError, Scan, open_scan
+from gui.overlay import save_overlay_png
 
 
 class OpenSignals(QObject):
@@ -105,8 +106,6 @@ class ExportWorker(QRunnable):
         self.signals = ExportSignals()
 
     def run(self) -> None:
-        from gui.cli import save_heatmap
-
         try:
             # The save dialog has already asked before replacing an existing file.
             engine.write_csv_atomic(self.csv_path, self.classifier.columns(),
@@ -117,7 +116,7 @@ class ExportWorker(QRunnable):
                 for r in self.results:
                     if r.ok and r.heat is not None:
                         try:
-                            save_heatmap(Path(r.path), r, self.heatmap_dir)
+                            save_overlay_png(Path(r.path), r.heat, self.heatmap_dir)
                             written += 1
                         except ImageReadError:
                             continue  # the file changed or vanished since it was classified
