@@ -93,6 +93,7 @@ class BatchPanel(QWidget):
         self.status = QLabel("Choose a folder, or drop one on the window.")
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter rows (file name, answer, type, error)…")
+        self.filter.setAcceptDrops(False)  # a dropped file goes to the window (classify it), not into the text
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
