@@ -67,16 +67,17 @@ class Classifier:
         self.detector = binary[0] if binary else typed[0]
         self.typer = typed[0] if typed else None
         self.input_sizes = sorted({m.input_size for m in self.models})
+        self._prob_columns = self._probability_columns()  # fixed for the models: not per row
 
     def columns(self) -> list[str]:
         """CSV columns: the fixed ones, then ``p_<label>`` per label of each model
         (``p_<task>_<label>`` where a label name is already taken by an earlier model)."""
         cols = list(CSV_COLUMNS)
-        for _model, _label, col in self._prob_columns():
+        for _model, _label, col in self._prob_columns:
             cols.append(col)
         return cols
 
-    def _prob_columns(self) -> list[tuple[Model, str, str]]:
+    def _probability_columns(self) -> list[tuple[Model, str, str]]:
         out, taken = [], set()
         for m in self.models:
             for label in m.labels:
@@ -142,7 +143,7 @@ class Classifier:
                "tumor_probability": num(r.tumor_probability), "confidence": num(r.confidence),
                "tumor_type": r.tumor_type, "tumor_type_confidence": num(r.tumor_type_confidence),
                "ood_warning": r.ood_warning, "error": r.error}
-        for m, label, col in self._prob_columns():
+        for m, label, col in self._prob_columns:
             row[col] = num(r.probabilities.get(m.name, {}).get(label))
         return row
 

@@ -17,7 +17,7 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -33,6 +33,9 @@ MAX_FILE_BYTES = 2_000_000_000
 # Our own limit is checked from the header of every image (thread-safe, unlike catching the
 # warning); Pillow's warning between its limit and ours would only be noise.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+T = TypeVar("T")
 
 
 class ImageReadError(Exception):
@@ -110,9 +113,8 @@ def _looks_like_raw_dicom(head: bytes) -> bool:
     return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[3:4] == b"\x00"
 
 
-def open_scan(path: str | Path) -> Scan:
-    """Open a file and describe its frames; pixels of large volumes decode lazily."""
-    path = Path(path)
+def _sniff_file(path: Path) -> str:
+    """The format of a file from its first bytes; unreadable, empty or unknown files raise."""
     try:
         if path.is_dir():
             raise ImageReadError(path, "is a folder, not an image file")
@@ -131,18 +133,34 @@ def open_scan(path: str | Path) -> Scan:
     kind = sniff_format(head)
     if kind is None:
         raise ImageReadError(path, "not a supported image (JPEG, PNG, BMP, TIFF, GIF, DICOM or NIfTI)")
+    return kind
+
+
+def _guarded(path: Path, kind: str, decode: Callable[[], T]) -> T:
+    """Run a decoder so that only ImageReadError leaves it (the reader's documented contract)."""
     try:
-        if kind == "DICOM":
-            return _open_dicom(path)
-        if kind in ("NIfTI", "GZIP"):
-            return _open_nifti(path)
-        return _open_raster(path)
+        return decode()
     except ImageReadError:
         raise
     except MemoryError as exc:
         raise ImageReadError(path, "the image is too large to fit in memory") from exc
-    except Exception as exc:  # the documented contract: only ImageReadError leaves
+    except Exception as exc:
         raise ImageReadError(path, f"cannot decode the {kind} file ({type(exc).__name__}: {exc})") from exc
+
+
+def _open_kind(path: Path, kind: str) -> Scan:
+    if kind == "DICOM":
+        return _open_dicom(path)
+    if kind in ("NIfTI", "GZIP"):
+        return _open_nifti(path)
+    return _open_raster(path)
+
+
+def open_scan(path: str | Path) -> Scan:
+    """Open a file and describe its frames; pixels of large volumes decode lazily."""
+    path = Path(path)
+    kind = _sniff_file(path)
+    return _guarded(path, kind, lambda: _open_kind(path, kind))
 
 
 def read_image(path: str | Path, reduce_to: int | None = None) -> np.ndarray:
@@ -154,22 +172,10 @@ def read_image(path: str | Path, reduce_to: int | None = None) -> np.ndarray:
     the same pixels.
     """
     path = Path(path)
-    if reduce_to is not None:
-        try:
-            with path.open("rb") as fh:
-                is_jpeg = fh.read(3) == b"\xff\xd8\xff"
-        except OSError:
-            is_jpeg = False
-        if is_jpeg:
-            try:
-                return _raster_pixels(path, reduce_to)
-            except ImageReadError:
-                raise
-            except MemoryError as exc:
-                raise ImageReadError(path, "the image is too large to fit in memory") from exc
-            except Exception as exc:
-                raise ImageReadError(path, f"cannot decode the JPEG file ({type(exc).__name__}: {exc})") from exc
-    return open_scan(path).frame()
+    kind = _sniff_file(path)
+    if reduce_to is not None and kind == "JPEG":
+        return _guarded(path, kind, lambda: _raster_pixels(path, reduce_to))
+    return _guarded(path, kind, lambda: _open_kind(path, kind)).frame()
 
 
 # ---------------------------------------------------------------- raster (Pillow)
@@ -196,23 +202,27 @@ def _open_checked(path: Path) -> Image.Image:
 
 def _raster_pixels(path: Path, reduce_to: int | None = None) -> np.ndarray:
     with _open_checked(path) as img:
-        try:
-            if reduce_to and img.format == "JPEG" and min(img.size) >= 2 * reduce_to:
-                img.draft(img.mode if img.mode in ("L", "RGB") else "RGB", (reduce_to, reduce_to))
-            img.seek(0)
-            img.load()
-            return pil_to_rgb(ImageOps.exif_transpose(img))
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageReadError(path, f"the image data is truncated or damaged ({exc})") from exc
+        return _decode_opened(path, img, reduce_to)
+
+
+def _decode_opened(path: Path, img: Image.Image, reduce_to: int | None) -> np.ndarray:
+    try:
+        if reduce_to and img.format == "JPEG" and min(img.size) >= 2 * reduce_to:
+            img.draft(img.mode if img.mode in ("L", "RGB") else "RGB", (reduce_to, reduce_to))
+        img.seek(0)
+        img.load()
+        return pil_to_rgb(ImageOps.exif_transpose(img))
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageReadError(path, f"the image data is truncated or damaged ({exc})") from exc
 
 
 def _open_raster(path: Path) -> Scan:
-    with _open_checked(path) as img:
+    with _open_checked(path) as img:  # one open for the facts and the pixels
         fmt = img.format or "image"
         info = {"format": fmt, "size": f"{img.size[0]}x{img.size[1]}", "mode": img.mode}
         if getattr(img, "n_frames", 1) > 1:
             info["frames in file"] = f"{img.n_frames} (first shown)"
-    rgb = _raster_pixels(path)
+        rgb = _decode_opened(path, img, None)
     return Scan(path, fmt, 1, 0, lambda _i: rgb, info)
 
 
