@@ -55,9 +55,9 @@ def quantize(fp32_path: Path, out_path: Path, x_calib: np.ndarray, x_test: np.nd
 
 def measure(path: Path, x: np.ndarray, y: np.ndarray) -> dict:
     model = load_model(path)
-    run_onnx(model, x[:16])  # warm-up
+    run_onnx(model.session, x[:16])  # warm-up
     t0 = time.perf_counter()
-    probs = run_onnx(model, x)["probabilities"]
+    probs = run_onnx(model.session, x)["probabilities"]
     seconds = time.perf_counter() - t0
     return {"bytes": path.stat().st_size, "accuracy": float((probs.argmax(1) == y).mean()),
             "images_per_second": len(x) / seconds}

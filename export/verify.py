@@ -17,11 +17,11 @@ class VerificationError(RuntimeError):
     pass
 
 
-def run_onnx(model, x: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
-    """All contract outputs of a ``gui.model.Model`` for ``uint8`` images, in batches."""
+def run_onnx(session, x: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
+    """All contract outputs of an ONNX Runtime session for ``uint8`` images, in batches."""
     outs = {"probabilities": [], "cam": [], "embedding": []}
     for i in range(0, len(x), batch):
-        p, c, e = model.session.run(["probabilities", "cam", "embedding"],
+        p, c, e = session.run(["probabilities", "cam", "embedding"],
                                     {"image": np.asarray(x[i:i + batch], np.float32)})
         outs["probabilities"].append(p)
         outs["cam"].append(c)
@@ -55,9 +55,9 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def verify(onnx_model, keras_export, keras_model, x: np.ndarray, y: np.ndarray, cam_images: int = 32) -> dict:
+def verify(session, keras_export, keras_model, x: np.ndarray, y: np.ndarray, cam_images: int = 32) -> dict:
     """Compare on ``x`` (uint8 test images, labels ``y``); returns the measured figures."""
-    onnx_out = run_onnx(onnx_model, x)
+    onnx_out = run_onnx(session, x)
     keras_probs = np.concatenate([keras_export.predict_on_batch(np.asarray(x[i:i + 32], np.float32))["probabilities"]
                                   for i in range(0, len(x), 32)])
     diff = float(np.abs(onnx_out["probabilities"] - keras_probs).max())
