@@ -80,3 +80,78 @@ def _summary(m: dict) -> dict:
                            "specificity": x["tumor_detection"]["specificity"]}
                        for d, x in m.get("by_dataset", {}).items()},
     }
+
+
+MULTITASK_LIMITATIONS = (
+    "Cross-source figures (leave-one-source-out: trained without a collection, tested on it) are the ones to "
+    "expect on scans from elsewhere; they are lower than the in-distribution figures, and a hospital or "
+    "sequence unlike all six training collections may do worse still. Tumour-type answers cover glioma, "
+    "meningioma and pituitary tumours only. The heatmap is P(tumour) on a 7x7 grid over the cropped head, "
+    "trained on expert masks of gliomas (FLAIR) and T1+C tumours: a coarse pointer, not a segmentation."
+)
+MULTITASK_INTENDED_USE = (
+    "Research and teaching: flags 2-D brain MRI slices (T1, T1+C, T2, FLAIR; axial, coronal or sagittal) that may "
+    "show a tumour, names the most likely of three tumour types, and marks where the tumour probably is. Not "
+    "validated on any hospital's scanners, not for screening, triage or diagnosis."
+)
+
+
+def _fold_summary(m: dict) -> dict:
+    d = m["tumor_detection"]
+    heat = m.get("heatmap", {}).get("heatmap")
+    return {
+        "n": m["n"], "accuracy": d["accuracy"], "sensitivity": d["sensitivity"], "specificity": d["specificity"],
+        "roc_auc": d["roc_auc"], "ece": m["ece"], "type_accuracy": (m.get("type") or {}).get("accuracy"),
+        "pointing_game": heat["pointing_game"] if heat else None,
+        "heat_mass_inside_mask": heat["mass_inside_mask"] if heat else None,
+        "by_dataset": m.get("by_source", {}),
+    }
+
+
+def build_multitask_card(name: str, version: str, config: dict, folds: dict[str, dict], verification: dict,
+                         ood: dict, source_run: str) -> dict:
+    """The card of the multi-task model: in-distribution test figures and, as the headline, every
+    leave-one-source-out fold."""
+    shipped = folds["in-distribution"]
+    return {
+        "name": name,
+        "version": version,
+        "task": "binary",
+        "labels": config["labels"],
+        "no_tumor_labels": ["no_tumor"],
+        "type_labels": config["type_labels"],
+        "input": {"name": "image", "size": config["input_size"], "layout": "NHWC", "dtype": "float32",
+                  "preprocessing": config["preprocessing"],
+                  "range": "RGB 0-255 after gui.imaging.model_input(brain-crop-v1): a square crop around the head, "
+                           "grey levels standardised (background 0, the head's 99.5th percentile 255)"},
+        "outputs": {"probabilities": "calibrated P(no tumour), P(tumour) [N, 2]",
+                    "cam": "class activation map of both classes [N, 7, 7, 2] (adapter features x classifier kernel)",
+                    "embedding": "globally pooled adapter features [N, 256]",
+                    "type_probabilities": "P(type | tumour) for type_labels [N, 3]",
+                    "heatmap": "P(tumour) at each location of a 7x7 grid over the model input [N, 7, 7]"},
+        "architecture": config["arch"],
+        "parameters": config["parameters"],
+        "training": {
+            "datasets": config["datasets"],
+            "sources": config["sources"],
+            "counts": config["counts"],
+            "split_method": config["split_method"],
+            "epochs": shipped.get("epochs"),
+            "train_minutes_on_2_core_cpu": round(shipped["train_seconds"] / 60, 1),
+            "method": config["method"],
+            "run": source_run,
+        },
+        "test_metrics": {**_fold_summary(shipped), "split": "in-distribution test part of runs/splits/multisource.json"},
+        "cross_source": {k: _fold_summary(v) for k, v in folds.items() if k != "in-distribution"},
+        "heatmap_faithfulness": shipped.get("heatmap"),
+        "type_metrics": shipped.get("type"),
+        "decision_threshold": DECISION_THRESHOLD,
+        "decision_rule": "tumour if P(tumour) >= decision_threshold",
+        "calibration": {"method": "temperature scaling fitted on the validation part", "temperature": shipped["temperature"]},
+        "ood": ood,
+        "verification": verification,
+        "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "intended_use": MULTITASK_INTENDED_USE,
+        "limitations": MULTITASK_LIMITATIONS,
+        "disclaimer": DISCLAIMER,
+    }

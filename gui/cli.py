@@ -7,6 +7,8 @@ Exit codes of ``classify``: 0 every file classified, 1 some files failed, 2 bad 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 import warnings
@@ -67,64 +69,143 @@ class TerminalProgress:
             sys.stderr.write("\n")
 
 
+class UsageError(Exception):
+    """Bad arguments or an unusable target: exit 2 with this sentence, before any file is read."""
+
+
+def check_targets(out: Path, heat_dir: Path | None, force: bool) -> None:
+    """Refuse a CSV or heatmap target that cannot work, before any work is done."""
+    if out.is_dir():
+        raise UsageError(f"--csv {out} is a folder; give a file name such as {out / 'results.csv'}")
+    if out.exists() and not force:
+        raise UsageError(f"{out} exists; use --force to replace it")
+    if not out.parent.is_dir():
+        raise UsageError(f"folder {out.parent} does not exist")
+    if heat_dir is not None and heat_dir.exists() and not heat_dir.is_dir():
+        raise UsageError(f"--heatmaps {heat_dir} is a file, not a folder")
+
+
+def check_not_an_input(out: Path, paths: list[str], files: list[Path]) -> None:
+    """The CSV must never overwrite (or be) one of the scans being classified."""
+    try:
+        target = out.resolve()
+        inputs = {Path(p).resolve() for p in paths} | {f.resolve() for f in files}
+    except OSError:
+        return
+    if target in inputs:
+        raise UsageError(f"--csv {out} is one of the files to classify; choose another name")
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def classify_main(argv: list[str]) -> int:
+    """``classify``: argument and target checks, then the stream of rows into the CSV."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a polite kill writes the finished rows too
+    try:
+        return _classify(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted before any file was classified: no CSV written", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _classify(args) -> int:
     out = Path(args.csv)
-    if out.exists() and not args.force:
-        print(f"error: {out} exists; use --force to replace it", file=sys.stderr)
-        return 2
-    if not out.parent.is_dir():
-        print(f"error: folder {out.parent} does not exist", file=sys.stderr)
-        return 2
-    missing = [p for p in args.paths if not Path(p).exists()]
+    heat_dir = Path(args.heatmaps) if args.heatmaps else None
+    check_targets(out, heat_dir, args.force)
+    missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
     if missing and len(missing) == len(args.paths):
-        print(f"error: nothing to classify: {', '.join(missing)} not found", file=sys.stderr)
-        return 2
+        raise UsageError(f"nothing to classify: {', '.join(map(engine.display_path, missing))} not found")
     try:
         classifier = engine.Classifier(load_models(args.model))
     except ModelContractError as exc:
-        print(f"error: cannot use model {exc}", file=sys.stderr)
-        return 2
-    heat_dir = Path(args.heatmaps) if args.heatmaps else None
-    if heat_dir is not None:
-        heat_dir.mkdir(parents=True, exist_ok=True)
+        raise UsageError(f"cannot use model {exc}") from exc
     files = list(engine.collect_files(args.paths, recursive=args.recursive))
+    if not files:
+        hint = "; sub-folders were not searched: add --recursive" if not args.recursive and \
+            engine.has_subfolders(args.paths) else ""
+        raise UsageError(f"no image files found in {', '.join(args.paths)}{hint}")
+    check_not_an_input(out, args.paths, files)
+    if heat_dir is not None:
+        try:
+            heat_dir.mkdir(parents=True, exist_ok=True)
+            probe = heat_dir / f".write-test-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise UsageError(f"cannot write heatmaps into {heat_dir} ({exc.strerror or exc})") from exc
+    try:
+        csv_out = engine.AtomicCsv(out, classifier.columns(), force=args.force)
+    except engine.CsvExistsError as exc:
+        raise UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise UsageError(f"cannot write {out} ({exc.strerror or exc})") from exc
+    return _stream(args, classifier, files, csv_out, heat_dir)
+
+
+def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: engine.AtomicCsv,
+            heat_dir: Path | None) -> int:
+    """Rows stream straight into the temporary CSV (memory stays flat however many files); Ctrl-C
+    or SIGTERM ends the stream and the rows finished so far are still published."""
     progress = TerminalProgress(len(files))
     counts = {"rows": 0, "failed": 0, "tumours": 0}
     interrupted = False
-
-    def rows():
-        """Rows stream straight into the (temporary) CSV: memory stays flat however many files.
-        Ctrl-C ends the stream, so the rows finished so far are still written and renamed."""
-        nonlocal interrupted
-        try:
-            for r in engine.classify_files(files, classifier, batch_size=args.batch_size, with_heat=heat_dir is not None):
-                counts["rows"] += 1
-                counts["failed"] += not r.ok
-                counts["tumours"] += r.prediction == "tumor"
-                if heat_dir is not None and r.ok:
-                    save_overlay_png(Path(r.path), r.heat, heat_dir)
-                progress.update(counts["rows"], counts["failed"])
-                yield classifier.row(r)
-        except KeyboardInterrupt:
-            interrupted = True
-
     t0 = time.perf_counter()
-    engine.write_csv_atomic(out, classifier.columns(), rows(), force=args.force)
+    try:
+        for r in engine.classify_files(files, classifier, batch_size=args.batch_size,
+                                       with_heat=heat_dir is not None, keep_frames=heat_dir is not None):
+            if heat_dir is not None and r.ok:
+                write_heatmap(r, heat_dir)
+            counts["rows"] += 1
+            counts["failed"] += not r.ok
+            counts["tumours"] += r.ok and r.prediction == "tumor"
+            progress.update(counts["rows"], counts["failed"])
+            csv_out.write(classifier.row(r))
+    except KeyboardInterrupt:
+        interrupted = True
+    except OSError as exc:  # the CSV itself cannot be written (disk full): nothing sensible is left to do
+        csv_out.discard()
+        print(f"error: cannot write {csv_out.path} ({exc.strerror or exc}); no CSV written", file=sys.stderr)
+        return 2
     progress.close()
+    target = csv_out.publish(partial=interrupted)
     seconds = time.perf_counter() - t0
     n, failed, tumours = counts["rows"], counts["failed"], counts["tumours"]
     print(f"{n} of {len(files)} files in {seconds:.1f} s ({n / max(seconds, 1e-9):.1f} files/s): "
           f"{tumours} tumour likely, {n - tumours - failed} no tumour found, {failed} could not be read. "
-          f"CSV: {out}", file=sys.stderr)
+          f"CSV: {target}", file=sys.stderr)
+    if target != csv_out.path:
+        why = "the run was interrupted, so the existing file was kept" if interrupted and args.force else \
+            f"{csv_out.path} appeared while this run was working, so it was kept"
+        print(f"note: {why}; these results are in {target}", file=sys.stderr)
     if interrupted:
-        print(f"interrupted: the {n} rows finished so far are in {out}", file=sys.stderr)
+        print(f"interrupted: the {n} rows finished so far are in {target}", file=sys.stderr)
         return 130
     return 1 if failed else 0
+
+
+def write_heatmap(r: engine.Result, heat_dir: Path) -> None:
+    """Write a result's heatmap PNG from its already decoded frame; a failure turns the result into
+    an error row with the reason (the classification stays in the row), and the run goes on."""
+    try:
+        save_overlay_png(Path(r.path).name, r.frame, r.heat, r.geometry, heat_dir)
+    except MemoryError:
+        r.status, r.error = "error", "heatmap not written: out of memory"
+    except OSError as exc:
+        r.status, r.error = "error", f"heatmap not written: {exc.strerror or exc}"
+    finally:
+        r.frame = None
 
 
 def quiet_decoder_warnings() -> None:

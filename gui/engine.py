@@ -19,14 +19,15 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from gui.imaging import ImageReadError, fit_square, read_image
+from gui.imaging import Geometry, ImageReadError, ModelInput, is_image_file, model_input, read_image
 from gui.model import Model
+from gui.overlay import normalise_cam
 
 CSV_COLUMNS = ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
                "tumor_type_confidence", "ood_warning", "error"]
-#: Files a folder scan picks up (a file named on the command line is always tried).
-SCAN_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".dcm", ".dicom", ".nii", ".gz", ".ima", ""}
 OOD_MESSAGE = "image looks unlike the brain MRI the model was trained on"
+#: How a model wants its input: (pixel size, preprocessing name of ``gui.imaging.model_input``).
+InputKey = tuple[int, str]
 
 
 @dataclass
@@ -38,12 +39,14 @@ class Result:
     prediction: str = ""  # "tumor" | "no_tumor"
     tumor_probability: float | None = None
     confidence: float | None = None  # probability of the stated prediction
-    tumor_type: str = ""
-    tumor_type_confidence: float | None = None  # P(type | tumour) from the type model
+    tumor_type: str = ""  # only when the answer is "tumor"
+    tumor_type_confidence: float | None = None  # P(type | tumour)
     ood_warning: str = ""
     error: str = ""
-    probabilities: dict[str, dict[str, float]] = field(default_factory=dict)  # model name -> label -> p
-    heat: np.ndarray | None = None  # [h, w] class activation map behind the answer
+    probabilities: dict[str, dict[str, float]] = field(default_factory=dict)  # column group -> label -> p
+    heat: np.ndarray | None = None  # [h, w] in 0..1 over the detector's input: where the tumour evidence is
+    geometry: Geometry | None = None  # the frame region the detector saw (maps ``heat`` onto the frame)
+    frame: np.ndarray | None = field(default=None, repr=False)  # the decoded frame, kept only for heatmap export
     seconds: float = 0.0
 
     @property
@@ -52,10 +55,11 @@ class Result:
 
 
 class Classifier:
-    """The models used together: a tumour detector and, optionally, a tumour-type model.
+    """The models used together: a tumour detector and, optionally, a tumour-type answer.
 
-    The first binary model decides "tumour / no tumour"; with none loaded, the type
-    model's ``1 - P(no tumour)`` does. The type model names the most likely tumour type.
+    The first binary model decides "tumour / no tumour"; with none loaded, the type model's
+    ``1 - P(no tumour)`` does. The tumour type comes from the detector's own type head (a
+    multi-task model) or else from a type model.
     """
 
     def __init__(self, models: Sequence[Model]) -> None:
@@ -65,87 +69,134 @@ class Classifier:
         binary = [m for m in self.models if m.is_binary_detector]
         typed = [m for m in self.models if not m.is_binary_detector]
         self.detector = binary[0] if binary else typed[0]
-        self.typer = typed[0] if typed else None
-        self.input_sizes = sorted({m.input_size for m in self.models})
+        self.typer = None if self.detector.has_type_head else (typed[0] if typed else None)
+        self.input_keys: list[InputKey] = sorted({(m.input_size, m.preprocessing) for m in self.models})
         self._prob_columns = self._probability_columns()  # fixed for the models: not per row
 
-    def columns(self) -> list[str]:
-        """CSV columns: the fixed ones, then ``p_<label>`` per label of each model
-        (``p_<task>_<label>`` where a label name is already taken by an earlier model)."""
-        cols = list(CSV_COLUMNS)
-        for _model, _label, col in self._prob_columns:
-            cols.append(col)
-        return cols
+    @property
+    def detector_key(self) -> InputKey:
+        return (self.detector.input_size, self.detector.preprocessing)
 
-    def _probability_columns(self) -> list[tuple[Model, str, str]]:
+    def columns(self) -> list[str]:
+        """CSV columns: the fixed ones, then ``p_<label>`` per label of each model and of a type head
+        (``p_<task>_<label>`` where a label name is already taken by an earlier model)."""
+        return list(CSV_COLUMNS) + [col for _group, _label, col in self._prob_columns]
+
+    def _probability_columns(self) -> list[tuple[str, str, str]]:
         out, taken = [], set()
         for m in self.models:
-            for label in m.labels:
-                col = f"p_{label}" if f"p_{label}" not in taken else f"p_{m.card['task']}_{label}"
-                taken.add(col)
-                out.append((m, label, col))
+            groups = [(m.name, m.labels, m.card["task"])]
+            if m.has_type_head:
+                groups.append((f"{m.name} type", m.type_labels, "type"))
+            for group, labels, task in groups:
+                for label in labels:
+                    col = f"p_{label}" if f"p_{label}" not in taken else f"p_{task}_{label}"
+                    taken.add(col)
+                    out.append((group, label, col))
         return out
 
-    def classify_batch(self, images: dict[int, np.ndarray], paths: Sequence[str], with_heat: bool = False) -> list[Result]:
-        """Classify images already fitted to each input size (``{size: uint8 [N, S, S, 3]}``)."""
+    def fit(self, rgb: np.ndarray) -> dict[InputKey, ModelInput]:
+        """A displayed frame fitted to every model's input: the one path from pixels to models."""
+        return {key: model_input(rgb, *key) for key in self.input_keys}
+
+    def classify_batch(self, inputs: Sequence[dict[InputKey, ModelInput]], paths: Sequence[str],
+                       with_heat: bool = False) -> list[Result]:
+        """Classify fitted images (one ``fit`` result per path)."""
         t0 = time.perf_counter()
-        images = {s: np.asarray(x, np.float32) for s, x in images.items()}  # once, not once per model
-        preds = {id(m): m.predict(images[m.input_size]) for m in self.models}
+        preds = {id(m): m.predict(np.stack([x[(m.input_size, m.preprocessing)].pixels for x in inputs])
+                                  .astype(np.float32)) for m in self.models}
         per_image = (time.perf_counter() - t0) / max(len(paths), 1)
         det = preds[id(self.detector)]
         p_tumor = self.detector.tumor_probability(det.probabilities)
         results = []
         for i, path in enumerate(paths):
             r = Result(path=path, seconds=per_image)
+            bad = [m.name for m in self.models if not _finite_row(preds[id(m)], i)]
+            if bad:
+                results.append(Result(path=path, status="error",
+                                      error=f"the model returned an invalid value (NaN or infinity): {', '.join(bad)}"))
+                continue
             r.tumor_probability = float(p_tumor[i])
             is_tumor = p_tumor[i] >= self.detector.threshold
             r.prediction = "tumor" if is_tumor else "no_tumor"
             r.confidence = float(p_tumor[i] if is_tumor else 1.0 - p_tumor[i])
-            if self.typer is not None:
-                probs = preds[id(self.typer)].probabilities[i]
-                tumour_labels = [k for k, lab in enumerate(self.typer.labels) if lab not in self.typer.no_tumor_labels]
-                k = max(tumour_labels, key=lambda j: probs[j])
-                r.tumor_type = self.typer.labels[k]
-                total = float(sum(probs[j] for j in tumour_labels))
-                r.tumor_type_confidence = float(probs[k] / total) if total > 0 else None
-            flagged = [m.name for m in self.models if preds[id(m)].ood_flag[i]]
-            if flagged:
+            if is_tumor:
+                r.tumor_type, r.tumor_type_confidence = self._tumor_type(preds, i)
+            if any(preds[id(m)].ood_flag[i] for m in self.models):
                 r.ood_warning = OOD_MESSAGE
             r.probabilities = {m.name: {lab: float(p) for lab, p in zip(m.labels, preds[id(m)].probabilities[i])}
                                for m in self.models}
+            for m in self.models:
+                if m.has_type_head:
+                    r.probabilities[f"{m.name} type"] = dict(zip(m.type_labels, map(float, preds[id(m)].type_probabilities[i])))
+            r.geometry = inputs[i][self.detector_key].geometry
             if with_heat:
-                r.heat = self.heat_for(det.cam[i], is_tumor)
+                r.heat = det.heatmap[i] if det.heatmap is not None else self.heat_for(det.cam[i], is_tumor)
             results.append(r)
         return results
 
+    def _tumor_type(self, preds: dict, i: int) -> tuple[str, float | None]:
+        """The most likely type and P(type | tumour), from the detector's type head or the type model."""
+        if self.detector.has_type_head:
+            probs = preds[id(self.detector)].type_probabilities[i]
+            k = int(np.argmax(probs))
+            return self.detector.type_labels[k], float(probs[k] / max(float(probs.sum()), 1e-12))
+        if self.typer is None:
+            return "", None
+        probs = preds[id(self.typer)].probabilities[i]
+        tumour_labels = [k for k, lab in enumerate(self.typer.labels) if lab not in self.typer.no_tumor_labels]
+        k = max(tumour_labels, key=lambda j: probs[j])
+        total = float(sum(probs[j] for j in tumour_labels))
+        return self.typer.labels[k], (float(probs[k] / total) if total > 0 else None)
+
     def heat_for(self, cam: np.ndarray, is_tumor: bool) -> np.ndarray:
-        """The map of the evidence for the detector's answer: tumour classes when it says
-        tumour (summed), the no-tumour class otherwise."""
+        """The map of the evidence for the detector's answer (tumour classes summed when it says
+        tumour, the no-tumour class otherwise), scaled to 0..1."""
         labels = self.detector.labels
         no = [k for k, lab in enumerate(labels) if lab in self.detector.no_tumor_labels]
         yes = [k for k in range(len(labels)) if k not in no]
-        return cam[..., yes if is_tumor else no].sum(axis=-1)
+        return normalise_cam(cam[..., yes if is_tumor else no].sum(axis=-1))
 
     def classify_image(self, rgb: np.ndarray, path: str = "", with_heat: bool = True) -> Result:
         """One displayed image (``uint8 [H, W, 3]``) -> result with heatmap."""
         t0 = time.perf_counter()
-        images = {s: fit_square(rgb, s)[None] for s in self.input_sizes}
-        r = self.classify_batch(images, [path], with_heat=with_heat)[0]
+        r = self.classify_batch([self.fit(rgb)], [path], with_heat=with_heat)[0]
         r.seconds = time.perf_counter() - t0
         return r
 
     def row(self, r: Result) -> dict[str, str]:
-        """One CSV row; numbers with 6 decimals, empty cells for an error row."""
+        """One CSV row; numbers with 6 decimals, empty cells for an error row; text cells made safe
+        for spreadsheets (:func:`csv_safe`)."""
         def num(v: float | None) -> str:
             return "" if v is None else f"{v:.6f}"
 
-        row = {"path": r.path, "status": r.status, "prediction": r.prediction,
+        row = {"path": csv_safe(display_path(r.path)), "status": r.status, "prediction": r.prediction,
                "tumor_probability": num(r.tumor_probability), "confidence": num(r.confidence),
                "tumor_type": r.tumor_type, "tumor_type_confidence": num(r.tumor_type_confidence),
-               "ood_warning": r.ood_warning, "error": r.error}
-        for m, label, col in self._prob_columns:
-            row[col] = num(r.probabilities.get(m.name, {}).get(label))
+               "ood_warning": r.ood_warning, "error": csv_safe(display_path(r.error))}
+        for group, label, col in self._prob_columns:
+            row[col] = num(r.probabilities.get(group, {}).get(label))
         return row
+
+
+def _finite_row(pred, i: int) -> bool:
+    arrays = [pred.probabilities[i]] + [a[i] for a in (pred.type_probabilities, pred.heatmap) if a is not None]
+    return all(bool(np.isfinite(a).all()) for a in arrays)
+
+
+def display_path(text: str) -> str:
+    """A file name as text that can be written anywhere: bytes that are not UTF-8 (kept by Python
+    as surrogate escapes) are shown as ``\\xff`` instead of breaking the CSV or the log."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+#: Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(text: str) -> str:
+    """Prefix a cell that a spreadsheet would run as a formula with ``'`` (OWASP's advice)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 # ---------------------------------------------------------------- files
@@ -154,8 +205,10 @@ class Classifier:
 def collect_files(paths: Iterable[str | Path], recursive: bool = False) -> Iterator[Path]:
     """Files to classify, in a stable order: named files as given, folders scanned (sorted).
 
-    Symbolic links to folders are not followed (a link loop cannot trap the scan); hidden
-    files and files with non-image extensions in folders are skipped.
+    A folder scan keeps the files that :func:`gui.imaging.is_image_file` accepts by their first
+    bytes, and yields anything it cannot look into (a sub-folder without permission, a FIFO or
+    other special file) so that the reader turns it into an error row with the reason. Symbolic
+    links to folders are not followed (a link loop cannot trap the scan).
     """
     for p in paths:
         p = Path(p)
@@ -163,33 +216,60 @@ def collect_files(paths: Iterable[str | Path], recursive: bool = False) -> Itera
             yield p
             continue
         if recursive:
-            for root, dirs, files in os.walk(p, followlinks=False, onerror=None):
+            unreadable: list[Path] = []
+            for root, dirs, files in os.walk(p, followlinks=False, onerror=lambda e: unreadable.append(Path(e.filename))):
+                yield from _sorted_drain(unreadable)
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
-                    if _scan_candidate(name):
-                        yield Path(root) / name
+                    yield from _scan_entry(Path(root) / name)
+            yield from _sorted_drain(unreadable)
         else:
             try:
                 entries = sorted(p.iterdir())
             except OSError:
-                yield p  # reported as an error row by the reader
+                yield p  # reported as an error row by the reader ("a folder that cannot be read")
                 continue
             for f in entries:
-                if _scan_candidate(f.name) and not f.is_dir():
-                    yield f
+                if not f.is_dir():
+                    yield from _scan_entry(f)
 
 
-def _scan_candidate(name: str) -> bool:
-    return not name.startswith(".") and Path(name).suffix.lower() in SCAN_SUFFIXES
+def _sorted_drain(found: list[Path]) -> Iterator[Path]:
+    yield from sorted(found)
+    found.clear()
+
+
+def _scan_entry(path: Path) -> Iterator[Path]:
+    """A folder entry to classify: an image file by content, or a special file (reported, never opened)."""
+    if path.name.startswith("."):
+        return
+    try:
+        regular = path.is_file()
+        special = not regular and not path.is_dir() and path.exists()
+    except OSError:
+        regular, special = False, True
+    if special or (regular and is_image_file(path)):
+        yield path
+
+
+def has_subfolders(paths: Iterable[str | Path]) -> bool:
+    """Whether any named folder has sub-folders (a hint to use ``--recursive`` when none had images)."""
+    for p in map(Path, paths):
+        try:
+            if p.is_dir() and any(c.is_dir() and not c.name.startswith(".") for c in p.iterdir()):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 # ---------------------------------------------------------------- streaming batch
 
 
-def decode_for_model(path: Path, sizes: Sequence[int]) -> dict[int, np.ndarray]:
-    """Read a file and fit it to every model input size (JPEG decoded at reduced scale)."""
-    rgb = read_image(path, reduce_to=max(sizes))
-    return {s: fit_square(rgb, s) for s in sizes}
+def decode_for_model(path: Path, classifier: Classifier, keep_frame: bool = False) -> tuple[np.ndarray | None, dict]:
+    """Read a file and fit it to every model's input (the same path as the window's)."""
+    rgb = read_image(path)
+    return (rgb if keep_frame else None), classifier.fit(rgb)
 
 
 def classify_files(
@@ -198,6 +278,7 @@ def classify_files(
     batch_size: int = 16,
     decode_threads: int = 1,
     with_heat: bool = False,
+    keep_frames: bool = False,
     should_cancel: Callable[[], bool] | None = None,
 ) -> Iterator[Result]:
     """Stream a result per file, in input order.
@@ -207,57 +288,59 @@ def classify_files(
     bundled pair on 224x224 JPEGs: batches of 16 are fastest (140 images/s; 8: 129, 32: 131)
     and keep the peak memory at ~510 MB (32: 930 MB, ONNX Runtime's arena grows with the
     batch); one decode thread beats decoding inline by ~4%, more only compete with inference.
-    Stops early, between batches, when ``should_cancel()`` turns true.
+    Stops early, between batches, when ``should_cancel()`` turns true. ``keep_frames`` attaches
+    each decoded frame to its result (for heatmap export without decoding the file again).
     """
-    sizes = classifier.input_sizes
     pending: deque[list[tuple[Path, Future]]] = deque()
     files_iter = iter(files)
 
     def submit(pool: ThreadPoolExecutor) -> bool:
         chunk = []
         for path in files_iter:
-            chunk.append((path, pool.submit(decode_for_model, path, sizes)))
+            chunk.append((path, pool.submit(decode_for_model, path, classifier, keep_frames)))
             if len(chunk) == batch_size:
                 break
         if chunk:
             pending.append(chunk)
         return bool(chunk)
 
-    with ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode") as pool:
+    pool = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
+    try:
         submit(pool)
         submit(pool)  # keep one batch decoding ahead
         while pending:
             if should_cancel is not None and should_cancel():
-                for chunk in pending:
-                    for _p, fut in chunk:
-                        fut.cancel()
                 return
             chunk = pending.popleft()
             submit(pool)
-            yield from _run_chunk(chunk, classifier, sizes, with_heat)
+            yield from _run_chunk(chunk, classifier, with_heat)
+    finally:
+        # Cancel and do not wait: an interrupted run must not sit behind a decode in flight.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _run_chunk(chunk, classifier: Classifier, sizes, with_heat: bool) -> Iterator[Result]:
-    ok_paths, ok_images, out = [], {s: [] for s in sizes}, {}
+def _run_chunk(chunk, classifier: Classifier, with_heat: bool) -> Iterator[Result]:
+    ok, out = [], {}
     for i, (path, fut) in enumerate(chunk):
         try:
-            fitted = fut.result()
+            frame, fitted = fut.result()
         except ImageReadError as exc:
             out[i] = Result(path=str(path), status="error", error=exc.reason)
+            continue
+        except MemoryError:
+            out[i] = Result(path=str(path), status="error", error="the image is too large to fit in memory")
             continue
         except Exception as exc:  # the reader's contract says this cannot happen; never lose the batch
             out[i] = Result(path=str(path), status="error", error=f"unexpected error: {type(exc).__name__}: {exc}")
             continue
-        ok_paths.append((i, str(path)))
-        for s in sizes:
-            ok_images[s].append(fitted[s])
-    if ok_paths:
-        stacked = {s: np.stack(v) for s, v in ok_images.items()}
+        ok.append((i, str(path), frame, fitted))
+    if ok:
         try:
-            results = classifier.classify_batch(stacked, [p for _i, p in ok_paths], with_heat=with_heat)
+            results = classifier.classify_batch([f for *_x, f in ok], [p for _i, p, *_y in ok], with_heat=with_heat)
         except Exception as exc:  # an inference failure marks the batch's files, the stream goes on
-            results = [Result(path=p, status="error", error=f"inference failed: {exc}") for _i, p in ok_paths]
-        for (i, _p), r in zip(ok_paths, results):
+            results = [Result(path=p, status="error", error=f"inference failed: {exc}") for _i, p, *_y in ok]
+        for (i, _p, frame, _f), r in zip(ok, results):
+            r.frame = frame
             out[i] = r
     for i in range(len(chunk)):
         yield out[i]
@@ -270,28 +353,113 @@ class CsvExistsError(FileExistsError):
     pass
 
 
-def write_csv_atomic(path: str | Path, columns: Sequence[str], rows: Iterable[dict[str, str]], force: bool = False) -> int:
-    """Write rows to ``path`` through a temporary file and a rename: never a truncated CSV.
+TMP_SUFFIX = ".mri-classifier.tmp"
 
-    Refuses to replace an existing file unless ``force``. Returns the number of rows.
+
+class AtomicCsv:
+    """A CSV written through a hidden temporary file beside the target, published at the end.
+
+    * Opened before any work, so a folder that cannot be written fails at once.
+    * Publishing never replaces a file that appeared meanwhile unless ``force`` (``os.link`` fails
+      when the name exists, with no window between check and write); the rows then go to a new
+      name (``NAME-1.csv``...), which :attr:`written_to` reports.
+    * ``partial=True`` (an interrupted run) never replaces an existing file, even with ``force``.
+    * Temporary files of ours whose process is gone (killed by SIGKILL) are removed on the next run.
     """
-    path = Path(path)
-    if path.exists() and not force:
-        raise CsvExistsError(f"{path} exists (use --force to replace it)")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    n = 0
-    try:
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(columns))
-            writer.writeheader()
-            for row in rows:
-                writer.writerow(row)
-                n += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return n
 
+    def __init__(self, path: str | Path, columns: Sequence[str], force: bool = False) -> None:
+        self.path = Path(path)
+        self.force = force
+        if self.path.exists() and not force:
+            raise CsvExistsError(f"{self.path} exists (use --force to replace it)")
+        remove_stale_temporaries(self.path)
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}{TMP_SUFFIX}")
+        self.rows = 0
+        self.written_to: Path | None = None
+        self._fh = self.tmp.open("x", newline="", encoding="utf-8")
+        try:
+            self._writer = csv.DictWriter(self._fh, fieldnames=list(columns))
+            self._writer.writeheader()
+            self._fh.flush()
+        except BaseException:
+            self.discard()
+            raise
+
+    def write(self, row: dict[str, str]) -> None:
+        self._writer.writerow(row)
+        self.rows += 1
+
+    def publish(self, partial: bool = False) -> Path:
+        """Move the rows into place; returns where they went."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        if self.force and not partial:
+            os.replace(self.tmp, self.path)
+            self.written_to = self.path
+            return self.path
+        for k in range(0, 1000):
+            target = self.path if k == 0 else self.path.with_name(f"{self.path.stem}-{k}{self.path.suffix}")
+            if _publish_new(self.tmp, target):
+                self.written_to = target
+                return target
+        raise CsvExistsError(f"no free name for {self.path}")
+
+    def discard(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _publish_new(tmp: Path, target: Path) -> bool:
+    """Give ``tmp`` the name ``target`` only if nothing has it; False when taken."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: exclusive create, then copy
+        try:
+            with target.open("xb") as dst, tmp.open("rb") as src:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+        except FileExistsError:
+            return False
+    tmp.unlink()
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete ``.NAME.<pid>.mri-classifier.tmp`` files beside ``path`` whose process is not running."""
+    try:
+        candidates = list(path.parent.glob(f".{path.name}.*{TMP_SUFFIX}"))
+    except OSError:
+        return
+    for tmp in candidates:
+        pid = tmp.name[len(path.name) + 2:-len(TMP_SUFFIX)]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there: keep the file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def write_csv_atomic(path: str | Path, columns: Sequence[str], rows: Iterable[dict[str, str]], force: bool = False) -> int:
+    """Write all ``rows`` through :class:`AtomicCsv`; returns the number of rows."""
+    out = AtomicCsv(path, columns, force)
+    try:
+        for row in rows:
+            out.write(row)
+    except BaseException:
+        out.discard()
+        raise
+    out.publish()
+    return out.rows

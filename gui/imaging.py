@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
+import stat
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -24,11 +27,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 #: Raster formats handed to Pillow; anything else Pillow could open is refused.
 RASTER_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "GIF")
-#: Largest image accepted, in pixels. A 20000x20000 "decompression bomb" is refused
-#: from its header, before a single pixel is decoded.
+#: Largest image accepted, in pixels per frame, for every format. A 20000x20000 "decompression
+#: bomb" is refused from its header, before a single pixel is decoded.
 MAX_PIXELS = 64_000_000
+#: Largest volume accepted (DICOM frames x rows x columns, NIfTI voxels of the first volume): a
+#: 512x512x512 volume. With the limits below, one file never takes more than ~1 GB of memory.
+MAX_VOXELS = 134_217_728
+#: Largest amount of data inflated from a compressed container (.nii.gz, deflated DICOM): a tiny
+#: file must not be able to expand into gigabytes before its header is even checked.
+MAX_INFLATED_BYTES = 600_000_000
 #: Largest file read whole into memory (DICOM, NIfTI); scans are far below this.
-MAX_FILE_BYTES = 2_000_000_000
+MAX_FILE_BYTES = 1_000_000_000
 
 # Our own limit is checked from the header of every image (thread-safe, unlike catching the
 # warning); Pillow's warning between its limit and ours would only be noise.
@@ -114,10 +123,18 @@ def _looks_like_raw_dicom(head: bytes) -> bool:
 
 
 def _sniff_file(path: Path) -> str:
-    """The format of a file from its first bytes; unreadable, empty or unknown files raise."""
+    """The format of a file from its first bytes; unreadable, empty, unknown or non-regular files raise.
+
+    Only regular files are opened: reading a FIFO would block for ever, a device could be endless.
+    """
     try:
-        if path.is_dir():
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            if not os.access(path, os.R_OK | os.X_OK):
+                raise ImageReadError(path, "is a folder that cannot be read (permission denied)")
             raise ImageReadError(path, "is a folder, not an image file")
+        if not stat.S_ISREG(mode):
+            raise ImageReadError(path, f"is not a regular file (it is a {_file_kind(mode)}); only files are read")
         with path.open("rb") as fh:
             head = fh.read(544)
     except ImageReadError:
@@ -134,6 +151,39 @@ def _sniff_file(path: Path) -> str:
     if kind is None:
         raise ImageReadError(path, "not a supported image (JPEG, PNG, BMP, TIFF, GIF, DICOM or NIfTI)")
     return kind
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+#: File name endings that always mean "an image": a damaged file with one of them is reported,
+#: not skipped, by a folder scan. Anything else counts when its first bytes are a supported format.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".gif", ".dcm", ".dicom", ".ima",
+                  ".nii", ".nii.gz")
+
+
+def is_image_file(path: str | Path) -> bool:
+    """Whether a folder scan should pick this file up: a regular, non-hidden file whose first bytes
+    are a supported format (content decides: ``.jfif``, DICOM files named by UID and extensionless
+    files all count) or whose name ends like an image (so a damaged scan is reported, not skipped).
+    The one rule for every folder scan in the project (app, headless batch, training, audit)."""
+    path = Path(path)
+    if path.name.startswith("."):
+        return False
+    if path.name.lower().endswith(IMAGE_SUFFIXES):
+        return True
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return False
+        with path.open("rb") as fh:
+            return sniff_format(fh.read(544)) is not None
+    except OSError:
+        return False
 
 
 def _guarded(path: Path, kind: str, decode: Callable[[], T]) -> T:
@@ -163,19 +213,9 @@ def open_scan(path: str | Path) -> Scan:
     return _guarded(path, kind, lambda: _open_kind(path, kind))
 
 
-def read_image(path: str | Path, reduce_to: int | None = None) -> np.ndarray:
-    """The displayed 8-bit RGB image of a file's default frame.
-
-    ``reduce_to`` lets the JPEG decoder skip detail that a model of that input size would
-    discard anyway (Pillow's ``draft``: DCT scaling by 1/2, 1/4, 1/8, never below the
-    requested size). Training and batch classification pass the same value, so they see
-    the same pixels.
-    """
-    path = Path(path)
-    kind = _sniff_file(path)
-    if reduce_to is not None and kind == "JPEG":
-        return _guarded(path, kind, lambda: _raster_pixels(path, reduce_to))
-    return _guarded(path, kind, lambda: _open_kind(path, kind)).frame()
+def read_image(path: str | Path) -> np.ndarray:
+    """The displayed 8-bit RGB image of a file's default frame (what the window shows)."""
+    return open_scan(path).frame()
 
 
 # ---------------------------------------------------------------- raster (Pillow)
@@ -200,15 +240,8 @@ def _open_checked(path: Path) -> Image.Image:
     return img
 
 
-def _raster_pixels(path: Path, reduce_to: int | None = None) -> np.ndarray:
-    with _open_checked(path) as img:
-        return _decode_opened(path, img, reduce_to)
-
-
-def _decode_opened(path: Path, img: Image.Image, reduce_to: int | None) -> np.ndarray:
+def _decode_opened(path: Path, img: Image.Image) -> np.ndarray:
     try:
-        if reduce_to and img.format == "JPEG" and min(img.size) >= 2 * reduce_to:
-            img.draft(img.mode if img.mode in ("L", "RGB") else "RGB", (reduce_to, reduce_to))
         img.seek(0)
         img.load()
         return pil_to_rgb(ImageOps.exif_transpose(img))
@@ -222,7 +255,7 @@ def _open_raster(path: Path) -> Scan:
         info = {"format": fmt, "size": f"{img.size[0]}x{img.size[1]}", "mode": img.mode}
         if getattr(img, "n_frames", 1) > 1:
             info["frames in file"] = f"{img.n_frames} (first shown)"
-        rgb = _decode_opened(path, img, None)
+        rgb = _decode_opened(path, img)
     return Scan(path, fmt, 1, 0, lambda _i: rgb, info)
 
 
@@ -279,25 +312,22 @@ def _open_dicom(path: Path) -> Scan:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    _check_file_size(path)
+    _check_deflated_dicom(path)
     try:
         ds = pydicom.dcmread(path, force=True)
     except InvalidDicomError as exc:
         raise ImageReadError(path, f"not a valid DICOM file ({exc})") from exc
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise ImageReadError(path, "DICOM file has no pixel data (it is not an image)")
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    _check_dimensions(path, rows * cols, rows * cols * n_frames, f"{cols}x{rows} pixels x {n_frames} frame(s)")
     tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     try:
         pixels = ds.pixel_array
     except Exception as exc:
-        name = getattr(tsyntax, "name", str(tsyntax))
-        if tsyntax is not None and getattr(tsyntax, "is_compressed", False):
-            raise ImageReadError(
-                path,
-                f"compressed DICOM ({name}) and no decoder for it is installed: "
-                "install pylibjpeg with pylibjpeg-libjpeg / pylibjpeg-openjpeg, or python-gdcm",
-            ) from exc
-        raise ImageReadError(path, f"cannot decode the DICOM pixel data ({exc})") from exc
-    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        raise ImageReadError(path, _dicom_decode_failure(tsyntax, exc)) from exc
     samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
     if n_frames == 1:
         pixels = pixels[None]
@@ -320,6 +350,66 @@ def _open_dicom(path: Path) -> Scan:
     return Scan(path, "DICOM", n_frames, n_frames // 2, render, info)
 
 
+def _dicom_decode_failure(tsyntax, exc: Exception) -> str:
+    """Why pixel data did not decode: a missing decoder (named, with what to install) or damaged data."""
+    from pydicom.pixels import get_decoder
+
+    name = getattr(tsyntax, "name", str(tsyntax))
+    if tsyntax is None or not getattr(tsyntax, "is_compressed", False):
+        return f"cannot decode the DICOM pixel data ({exc})"
+    try:
+        decoder = get_decoder(tsyntax)
+    except NotImplementedError:
+        return f"compressed DICOM ({name}): no decoder exists for this transfer syntax"
+    if decoder.is_available:
+        return f"the compressed pixel data ({name}) is damaged or truncated ({exc})"
+    return (f"compressed DICOM ({name}) and no decoder for it is installed: install one of "
+            + "; ".join(decoder.missing_dependencies))
+
+
+def _check_file_size(path: Path) -> None:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ImageReadError(path, f"file is {size / 1e9:.1f} GB, above the {MAX_FILE_BYTES / 1e9:.0f} GB limit")
+
+
+def _check_dimensions(path: Path, frame_pixels: int, total: int, described: str) -> None:
+    """One size rule for every format, applied from the header before any pixel is decoded."""
+    if frame_pixels <= 0:
+        raise ImageReadError(path, f"the header gives no image size ({described})")
+    if frame_pixels > MAX_PIXELS:
+        raise ImageReadError(path, f"image is {described}, above the {MAX_PIXELS:,}-pixel limit per frame")
+    if total > MAX_VOXELS:
+        raise ImageReadError(path, f"image is {described}, above the {MAX_VOXELS:,}-voxel limit per file")
+
+
+def _check_deflated_dicom(path: Path) -> None:
+    """A deflated DICOM inflates whole when read: count its inflated size first, in bounded chunks."""
+    from pydicom.filereader import read_file_meta_info, read_preamble
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    try:
+        meta = read_file_meta_info(path)
+    except Exception:
+        return  # no readable file meta: not deflated (the full read reports real damage)
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return
+    with path.open("rb") as fh:
+        read_preamble(fh, True)
+        from pydicom.filereader import _read_file_meta_info
+
+        _read_file_meta_info(fh)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        total, data = 0, fh.read(1 << 20)
+        while data and not inflater.eof:
+            while data and not inflater.eof:
+                total += len(inflater.decompress(data, 1 << 24))
+                if total > MAX_INFLATED_BYTES:
+                    raise ImageReadError(path, f"deflated DICOM expands to more than {MAX_INFLATED_BYTES / 1e6:.0f} MB")
+                data = inflater.unconsumed_tail
+            data = fh.read(1 << 20)
+
+
 def dicom_frame_to_uint8(ds, frame: np.ndarray) -> np.ndarray:
     """Modality LUT (rescale), then the VOI window or LUT of the file, then MONOCHROME1 inversion."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
@@ -338,49 +428,187 @@ def dicom_frame_to_uint8(ds, frame: np.ndarray) -> np.ndarray:
 
 
 def _open_nifti(path: Path) -> Scan:
+    """A NIfTI-1/2 file (plain or gzipped): the first volume, in RAS orientation, sliced axially.
+
+    Only the header and the first volume's bytes are read (and, for .nii.gz, inflated): a 4-D
+    series or a gzip bomb costs no more than the volume that is shown.
+    """
     import nibabel as nib
 
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise ImageReadError(path, f"file is {size / 1e9:.1f} GB, too large to open")
-    raw = path.read_bytes()
-    if raw.startswith(b"\x1f\x8b"):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise ImageReadError(path, f"the gzip data is truncated or damaged ({exc})") from exc
-        if not _is_nifti_header(raw[:544]):
+    _check_file_size(path)
+    with _nifti_stream(path) as fh:
+        head = fh.read(544)
+        if len(head) < 348 or not _is_nifti_header(head):
             raise ImageReadError(path, "gzip file does not contain a NIfTI image")
-    cls = nib.Nifti2Image if raw[4:8] in (b"n+2\x00", b"ni2\x00") else nib.Nifti1Image
-    if raw[344:348] == b"ni1\x00" or raw[4:8] == b"ni2\x00":
-        raise ImageReadError(path, "NIfTI header/image pair (.hdr/.img) is not supported; use a single .nii file")
-    img = nib.as_closest_canonical(cls.from_stream(io.BytesIO(raw)))
-    data = np.asanyarray(img.dataobj)
-    if data.ndim < 2:
-        raise ImageReadError(path, f"NIfTI image has {data.ndim} dimension(s); at least 2 are needed")
-    data = data.astype(np.float32, copy=False)
-    extra = ""
+        if head[344:348] == b"ni1\x00" or head[4:8] == b"ni2\x00":
+            raise ImageReadError(path, "NIfTI header/image pair (.hdr/.img) is not supported; use a single .nii file")
+        cls = nib.Nifti2Image if head[4:8] == b"n+2\x00" else nib.Nifti1Image
+        header = cls.header_class.from_fileobj(io.BytesIO(head), check=False)
+        shape = tuple(int(d) for d in header.get_data_shape())
+        if len(shape) < 2:
+            raise ImageReadError(path, f"NIfTI image has {len(shape)} dimension(s); at least 2 are needed")
+        first = (shape + (1,))[:3]
+        described = "x".join(str(d) for d in shape) + " voxels"
+        _check_dimensions(path, first[0] * first[1], first[0] * first[1] * first[2], described)
+        needed = int(header.get_data_offset()) + first[0] * first[1] * first[2] * header.get_data_dtype().itemsize
+        if needed > MAX_INFLATED_BYTES:
+            raise ImageReadError(path, f"the first volume takes {needed / 1e6:.0f} MB, above the "
+                                       f"{MAX_INFLATED_BYTES / 1e6:.0f} MB limit")
+        raw = head + fh.read(max(needed - len(head), 0))
+    if len(raw) < needed:
+        raise ImageReadError(path, f"the NIfTI data is truncated ({len(raw):,} of {needed:,} bytes)")
+    img = cls.from_stream(io.BytesIO(raw))
+    index = (slice(None),) * min(len(shape), 3) + (0,) * max(len(shape) - 3, 0)
+    data = np.asarray(img.dataobj[index])  # only the first volume's bytes are touched
+    del raw
     if data.ndim == 2:
         data = data[:, :, None]
-    while data.ndim > 3:  # 4-D time series or 5-D: the first volume is shown
-        extra = f"; volume 1 of {data.shape[3]} shown" if data.ndim == 4 else extra
-        data = data[..., 0]
-    finite = data[np.isfinite(data)]
+    extra = f"; volume 1 of {shape[3]} shown" if len(shape) >= 4 and shape[3] > 1 else ""
+    orientation = "RAS"
+    try:  # nibabel's orientation maths (as_closest_canonical, on the first volume only)
+        ornt = nib.orientations.io_orientation(img.affine)
+        data = nib.orientations.apply_orientation(data, ornt)
+    except (nib.orientations.OrientationError, ValueError):
+        orientation = "unknown (shown as stored)"
+    sample = data.ravel()[:: max(1, data.size // 2_000_000)]
+    finite = sample[np.isfinite(sample)] if np.issubdtype(sample.dtype, np.floating) else sample
     if finite.size == 0:
         raise ImageReadError(path, "NIfTI image holds no finite values")
-    low, high = np.percentile(finite, [0.5, 99.5])
+    low, high = np.percentile(finite.astype(np.float32), [0.5, 99.5])
     n = data.shape[2]
-    info = {"format": "NIfTI", "size": "x".join(str(s) for s in data.shape) + extra, "slices": str(n)}
+    info = {"format": "NIfTI", "size": described + extra, "slices": str(n), "orientation": orientation}
 
     def render(k: int) -> np.ndarray:
         # RAS voxel order: rotate so anterior is up and the patient's right on the left.
-        axial = np.rot90(data[:, :, k])
+        axial = np.rot90(data[:, :, k].astype(np.float32))
         return grey_to_rgb(window_to_uint8(axial, float(low), float(high)))
 
     return Scan(path, "NIfTI", n, n // 2, render, info)
 
 
+def _nifti_stream(path: Path):
+    """The file's bytes as a stream, inflated on the fly (and only as far as read) when gzipped."""
+    with path.open("rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gz else path.open("rb")
+
+
 # ---------------------------------------------------------------- model input
+
+#: How a displayed frame becomes a model's input; a model card names one (``input.preprocessing``).
+#: ``pad-resize``: pad to a centred black square, resize. ``brain-crop-v1``: crop a square around
+#: the head, standardise its grey levels (see :func:`brain_crop`).
+PREPROCESSING = ("pad-resize", "brain-crop-v1")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The square region of the frame a model saw: ``side`` x ``side`` pixels from (``top``, ``left``).
+
+    The region may reach outside the frame (padding, filled with black); a heatmap over the model
+    input maps back onto the frame through it (``gui.overlay.heat_to_frame``).
+    """
+
+    top: int
+    left: int
+    side: int
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """One frame fitted to a model: ``pixels`` uint8 [S, S, 3] and the region they came from."""
+
+    pixels: np.ndarray
+    geometry: Geometry
+
+
+def model_input(rgb: np.ndarray, size: int, preprocessing: str = "pad-resize") -> ModelInput:
+    """The one way a displayed frame becomes a model input: window, batch, training and export all call it."""
+    if preprocessing == "pad-resize":
+        h, w = rgb.shape[:2]
+        side = max(h, w)
+        geometry = Geometry(-((side - h) // 2), -((side - w) // 2), side)
+        return ModelInput(_crop_resize(rgb, geometry, size), geometry)
+    if preprocessing == "brain-crop-v1":
+        return brain_crop(rgb, size)
+    raise ValueError(f"unknown preprocessing {preprocessing!r}; known: {PREPROCESSING}")
+
+
+def _crop_resize(rgb: np.ndarray, g: Geometry, size: int) -> np.ndarray:
+    """The frame's square region ``g`` (black outside the frame), resized to ``size`` (bilinear).
+
+    The part inside the frame is resized first and then placed on a black canvas of the output
+    size, so a 1x40000 strip never becomes a 40000x40000 square in memory.
+    """
+    h, w = rgb.shape[:2]
+    if (g.top, g.left, g.side) == (0, 0, h) and h == w:
+        if g.side == size:
+            return np.ascontiguousarray(rgb)
+        return np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
+    out = np.zeros((size, size, 3), dtype=np.uint8)
+    y0, x0 = max(g.top, 0), max(g.left, 0)
+    y1, x1 = min(g.top + g.side, h), min(g.left + g.side, w)
+    if y1 <= y0 or x1 <= x0:
+        return out
+    scale = size / g.side
+    dy0, dx0 = int(round((y0 - g.top) * scale)), int(round((x0 - g.left) * scale))
+    dy1 = min(size, max(dy0 + 1, int(round((y1 - g.top) * scale))))
+    dx1 = min(size, max(dx0 + 1, int(round((x1 - g.left) * scale))))
+    part = Image.fromarray(np.ascontiguousarray(rgb[y0:y1, x0:x1])).resize((dx1 - dx0, dy1 - dy0), Image.BILINEAR)
+    out[dy0:dy1, dx0:dx1] = np.asarray(part)
+    return out
+
+
+#: Foreground = grey level above this share of the way from background to bright tissue.
+_FOREGROUND_SHARE = 0.12
+#: Margin around the head, as a share of its larger extent.
+_CROP_MARGIN = 0.06
+
+
+def head_box(grey: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Bounding box ``(top, left, bottom, right)`` of the head in a grey frame, or None if unclear.
+
+    The 1st and 99th percentiles of the foreground's coordinates, not its extremes: burnt-in text,
+    rulers and specks in a corner must not widen the box. Computed on a copy of at most ~256 px.
+    """
+    step = max(1, max(grey.shape) // 256)
+    small = grey[::step, ::step]
+    low, high = np.percentile(small, [2, 99])
+    if high - low < 8:
+        return None
+    ys, xs = np.nonzero(small > low + _FOREGROUND_SHARE * (high - low))
+    if len(ys) < 0.01 * small.size:
+        return None
+    top, bottom = np.percentile(ys, [1, 99])
+    left, right = np.percentile(xs, [1, 99])
+    return int(top * step), int(left * step), int(bottom * step) + step, int(right * step) + step
+
+
+def brain_crop(rgb: np.ndarray, size: int) -> ModelInput:
+    """Crop a square around the head and standardise grey levels, so that framing, borders, colour
+    tint and intensity range (which identify the collection an image comes from, not the tumour)
+    look alike for every source.
+
+    Grey = channel mean (MRI is grey; a tint is a property of the file, not the anatomy). Levels:
+    the frame's 1st percentile (background) -> 0 and the head's 99.5th percentile -> 255.
+    A frame with no clear head falls back to the whole frame.
+    """
+    grey = rgb.mean(axis=2, dtype=np.float32) if rgb.ndim == 3 else rgb.astype(np.float32)
+    h, w = grey.shape
+    box = head_box(grey)
+    if box is None:
+        top, left, bottom, right = 0, 0, h, w
+    else:
+        top, left, bottom, right = box
+    side = int(round(max(bottom - top, right - left) * (1 + 2 * _CROP_MARGIN))) if box else max(h, w)
+    side = max(side, 8)
+    g = Geometry((top + bottom - side) // 2, (left + right - side) // 2, side)
+    region = grey[max(top, 0):bottom, max(left, 0):right]
+    step = max(1, max(region.shape) // 256)
+    low = float(np.percentile(grey[::step, ::step], 1))
+    high = float(np.percentile(region[::step, ::step], 99.5)) if region.size else low
+    grey8 = window_to_uint8(grey, low, high) if high > low else np.zeros(grey.shape, np.uint8)
+    return ModelInput(_crop_resize(grey_to_rgb(grey8), g, size), g)
 
 
 def fit_square(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -389,13 +617,4 @@ def fit_square(rgb: np.ndarray, size: int) -> np.ndarray:
     Padding keeps the anatomy's aspect ratio for scans of any shape; black is the
     background of an MRI slice, so the pad adds no edge the model could learn from.
     """
-    h, w = rgb.shape[:2]
-    side = max(h, w)
-    if h != w:
-        square = np.zeros((side, side, 3), dtype=np.uint8)
-        top, left = (side - h) // 2, (side - w) // 2
-        square[top : top + h, left : left + w] = rgb
-        rgb = square
-    if side == size:
-        return np.ascontiguousarray(rgb)
-    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
+    return model_input(rgb, size, "pad-resize").pixels

@@ -7,7 +7,13 @@ Every model the app runs is one ONNX file that carries all it needs:
 * output ``cam``: float32 ``[N, h, w, C]``, class activation map of every class;
 * output ``embedding``: float32 ``[N, F]``, pooled features for the out-of-distribution score;
 * ``metadata_props["model_card"]``: JSON model card (labels in output order, which labels
-  mean "no tumour", input size, metrics, calibration, OOD statistics, intended use).
+  mean "no tumour", input size and preprocessing, metrics, calibration, OOD statistics, intended use).
+
+Optional outputs of a multi-task model (one backbone pass for every answer):
+
+* ``type_probabilities``: float32 ``[N, T]``, P(type | tumour) for the card's ``type_labels``;
+* ``heatmap``: float32 ``[N, h, w]`` or ``[N, h, w, 1]``, P(tumour) at each location in [0, 1],
+  shown instead of the class activation map when present.
 
 :func:`load_model` refuses anything else with :class:`ModelContractError`, whose message
 names the file and what is wrong, so a user who loads a foreign file gets a sentence,
@@ -26,6 +32,7 @@ import numpy as np
 
 INPUT = "image"
 OUTPUTS = ("probabilities", "cam", "embedding")
+OPTIONAL_OUTPUTS = ("type_probabilities", "heatmap")
 CARD_KEY = "model_card"
 REQUIRED_CARD_FIELDS = ("name", "version", "task", "labels", "no_tumor_labels", "input", "decision_threshold",
                         "calibration", "ood", "intended_use", "disclaimer")
@@ -95,6 +102,8 @@ class Prediction:
     cam: np.ndarray  # [N, h, w, C]
     ood_score: np.ndarray  # [N]
     ood_flag: np.ndarray  # [N] bool
+    type_probabilities: np.ndarray | None = None  # [N, T], P(type | tumour), multi-task models only
+    heatmap: np.ndarray | None = None  # [N, h, w], P(tumour) per location, multi-task models only
 
 
 class Model:
@@ -107,8 +116,12 @@ class Model:
         self.labels: list[str] = list(card["labels"])
         self.no_tumor_labels: list[str] = list(card["no_tumor_labels"])
         self.input_size = int(card["input"]["size"])
+        self.preprocessing: str = card["input"].get("preprocessing", "pad-resize")
         self.threshold = float(card["decision_threshold"])
         self.ood = OodScorer.from_card(card["ood"])
+        outputs = {o.name for o in session.get_outputs()}
+        self.extra_outputs = [o for o in OPTIONAL_OUTPUTS if o in outputs]
+        self.type_labels: list[str] = list(card.get("type_labels", [])) if "type_probabilities" in outputs else []
 
     @property
     def name(self) -> str:
@@ -123,11 +136,20 @@ class Model:
         no = [self.labels.index(c) for c in self.no_tumor_labels]
         return 1.0 - probabilities[:, no].sum(axis=1)
 
+    @property
+    def has_type_head(self) -> bool:
+        return bool(self.type_labels)
+
     def predict(self, images: np.ndarray) -> Prediction:
         """Run a batch ``float32 [N, S, S, 3]`` (RGB 0-255, already fitted to the input size)."""
-        probs, cam, emb = self.session.run(list(OUTPUTS), {INPUT: np.asarray(images, np.float32)})
+        probs, cam, emb, *extra = self.session.run(list(OUTPUTS) + self.extra_outputs,
+                                                   {INPUT: np.asarray(images, np.float32)})
+        named = dict(zip(self.extra_outputs, extra))
+        heat = named.get("heatmap")
+        if heat is not None and heat.ndim == 4:
+            heat = heat[..., 0]
         score = self.ood.score(emb)
-        return Prediction(probs, cam, score, score > self.ood.threshold)
+        return Prediction(probs, cam, score, score > self.ood.threshold, named.get("type_probabilities"), heat)
 
 
 def session_options(threads: int | None = None):
@@ -173,10 +195,6 @@ def validate_session(path: Path, session) -> dict:
     missing = [o for o in OUTPUTS if o not in outputs]
     if missing:
         raise ModelContractError(path, f"missing output(s) {missing}; found {sorted(outputs)}")
-    ranks = {"probabilities": 2, "cam": 4, "embedding": 2}
-    for name, rank in ranks.items():
-        if len(outputs[name].shape) != rank or outputs[name].type != "tensor(float)":
-            raise ModelContractError(path, f"output '{name}' must be a float32 tensor of rank {rank}")
     meta = session.get_modelmeta().custom_metadata_map
     if CARD_KEY not in meta:
         raise ModelContractError(path, "no model card in the file's metadata (was it made by `python -m export`?)")
@@ -184,19 +202,60 @@ def validate_session(path: Path, session) -> dict:
         card = json.loads(meta[CARD_KEY])
     except json.JSONDecodeError as exc:
         raise ModelContractError(path, f"the model card is not valid JSON ({exc})") from exc
-    absent = [k for k in REQUIRED_CARD_FIELDS if k not in card]
-    if absent:
-        raise ModelContractError(path, f"the model card lacks {absent}")
+    validate_card(path, card, outputs)
     n_classes = outputs["probabilities"].shape[1]
     if isinstance(n_classes, int) and n_classes != len(card["labels"]):
         raise ModelContractError(path, f"{n_classes} outputs but {len(card['labels'])} labels in the card")
-    if not set(card["no_tumor_labels"]) <= set(card["labels"]) or not card["no_tumor_labels"]:
-        raise ModelContractError(path, "the card's no-tumour labels must be some of its labels")
-    size = card["input"].get("size")
+    size = card["input"]["size"]
     if shape[1] not in (size, None) and not isinstance(shape[1], str):
         raise ModelContractError(path, f"input is {shape[1]} pixels high but the card says {size}")
+    return card
+
+
+def _is_labels(v) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v)
+
+
+def validate_card(path: Path, card, outputs: dict) -> None:
+    """Every field the app relies on, of the type it relies on: a foreign or damaged card is refused
+    with a sentence here, never a traceback later."""
+    from gui.imaging import PREPROCESSING
+
+    if not isinstance(card, dict):
+        raise ModelContractError(path, f"the model card must be a JSON object, not {type(card).__name__}")
+    absent = [k for k in REQUIRED_CARD_FIELDS if k not in card]
+    if absent:
+        raise ModelContractError(path, f"the model card lacks {absent}")
+    if not _is_labels(card["labels"]):
+        raise ModelContractError(path, "the card's labels must be a list of distinct names")
+    if not _is_labels(card["no_tumor_labels"]) or not set(card["no_tumor_labels"]) <= set(card["labels"]):
+        raise ModelContractError(path, "the card's no-tumour labels must be some of its labels")
+    if set(card["labels"]) == set(card["no_tumor_labels"]):
+        raise ModelContractError(path, "every label of the card means 'no tumour': the model cannot find a tumour")
+    threshold = card["decision_threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+        raise ModelContractError(path, f"the card's decision threshold must be a number between 0 and 1, not {threshold!r}")
+    spec = card["input"]
+    if not isinstance(spec, dict) or not isinstance(spec.get("size"), int) or isinstance(spec.get("size"), bool) \
+            or not 8 <= spec["size"] <= 4096:
+        raise ModelContractError(path, "the card's input must give a pixel size (an integer from 8 to 4096)")
+    if spec.get("preprocessing", "pad-resize") not in PREPROCESSING:
+        raise ModelContractError(path, f"unknown input preprocessing {spec.get('preprocessing')!r}; this app knows {list(PREPROCESSING)}")
+    if not isinstance(card["name"], str) or not isinstance(card["version"], str) or not isinstance(card["task"], str):
+        raise ModelContractError(path, "the card's name, version and task must be text")
+    ranks = {"probabilities": (2,), "cam": (4,), "embedding": (2,), "type_probabilities": (2,), "heatmap": (3, 4)}
+    for name, allowed in ranks.items():
+        if name in outputs and (len(outputs[name].shape) not in allowed or outputs[name].type != "tensor(float)"):
+            raise ModelContractError(path, f"output '{name}' must be a float32 tensor of rank {' or '.join(map(str, allowed))}")
+    if "type_probabilities" in outputs:
+        if not _is_labels(card.get("type_labels")):
+            raise ModelContractError(path, "output 'type_probabilities' needs the card's 'type_labels'")
+        n_types = outputs["type_probabilities"].shape[1]
+        if isinstance(n_types, int) and n_types != len(card["type_labels"]):
+            raise ModelContractError(path, f"{n_types} type outputs but {len(card['type_labels'])} type labels in the card")
+    if not isinstance(card["ood"], dict):
+        raise ModelContractError(path, "the card's out-of-distribution statistics must be a JSON object")
     try:
         OodScorer.from_card(card["ood"])
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ModelContractError(path, f"the card's out-of-distribution statistics are unusable ({exc})") from exc
-    return card

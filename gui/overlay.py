@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gui.imaging import read_image
+from gui.imaging import Geometry
 
 #: Perceptually uniform colour maps (matplotlib's, sampled at 17 points; interpolated to 256).
 _ANCHORS = {
@@ -40,16 +40,30 @@ def normalise_cam(cam: np.ndarray) -> np.ndarray:
     return pos / peak if peak > 0 else np.zeros_like(pos)
 
 
-def cam_to_image(cam: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Upsample a ``[h, w]`` map of the padded square input to the original ``height x width``.
+def heat_to_frame(grid: np.ndarray, geometry: Geometry, height: int, width: int) -> np.ndarray:
+    """Upsample a ``[h, w]`` map in 0..1 over the model input to the ``height x width`` frame.
 
-    The map covers the square of side ``max(height, width)`` in which the image was centred;
-    it is resized to that square (bilinear) and the padding cropped away.
+    The map covers the square region of the frame the model saw (``geometry``, which may reach
+    past the frame's edges); it is resized to that square (bilinear) and placed on the frame, and
+    what falls outside the frame is dropped. Frame pixels outside the region get 0.
     """
-    side = max(height, width)
-    heat = np.asarray(Image.fromarray(normalise_cam(cam)).resize((side, side), Image.BILINEAR))
-    top, left = (side - height) // 2, (side - width) // 2
-    return np.clip(heat[top:top + height, left:left + width], 0.0, 1.0)
+    g = geometry
+    square = np.asarray(Image.fromarray(np.asarray(grid, np.float32)).resize((g.side, g.side), Image.BILINEAR))
+    heat = np.zeros((height, width), np.float32)
+    y0, x0 = max(g.top, 0), max(g.left, 0)
+    y1, x1 = min(g.top + g.side, height), min(g.left + g.side, width)
+    if y1 > y0 and x1 > x0:
+        heat[y0:y1, x0:x1] = square[y0 - g.top:y1 - g.top, x0 - g.left:x1 - g.left]
+    return np.clip(heat, 0.0, 1.0)
+
+
+def cam_to_image(cam: np.ndarray, height: int, width: int, geometry: Geometry | None = None) -> np.ndarray:
+    """A class activation map (positive part, scaled to its peak) on the frame; without a geometry,
+    the model saw the frame padded to a centred square."""
+    if geometry is None:
+        side = max(height, width)
+        geometry = Geometry(-((side - height) // 2), -((side - width) // 2), side)
+    return heat_to_frame(normalise_cam(cam), geometry, height, width)
 
 
 def blend(rgb: np.ndarray, heat: np.ndarray, opacity: float = 0.45, colormap: str = "inferno") -> np.ndarray:
@@ -61,18 +75,35 @@ def blend(rgb: np.ndarray, heat: np.ndarray, opacity: float = 0.45, colormap: st
     return (rgb.astype(np.float32) * (1 - alpha) + colours * alpha + 0.5).astype(np.uint8)
 
 
-def save_overlay_png(path: Path, cam: np.ndarray, out_dir: Path) -> Path:
-    """Write ``<name>.heatmap.png`` (the map over the displayed image) into ``out_dir``.
+#: Longest file name most file systems accept, in bytes.
+_NAME_MAX = 255
 
-    Never replaces a file (``-1``, ``-2``... are appended instead) and never writes beside the
-    scan unless ``out_dir`` is the scan's own folder by the user's choice.
+
+def overlay_name(scan_name: str, k: int = 0) -> str:
+    """``<scan name>.heatmap[-k].png``, shortened in the middle to fit a file name (255 bytes)."""
+    suffix = ".heatmap.png" if k == 0 else f".heatmap-{k}.png"
+    raw = scan_name.encode("utf-8", "surrogateescape")
+    room = _NAME_MAX - len(suffix.encode())
+    if len(raw) > room:
+        raw = raw[: room - 1 - 16] + b"~" + raw[-16:]
+    return raw.decode("utf-8", "surrogateescape") + suffix
+
+
+def save_overlay_png(scan_name: str, rgb: np.ndarray, heat: np.ndarray, geometry: Geometry, out_dir: Path) -> Path:
+    """Write ``<scan name>.heatmap.png`` (the heatmap over the displayed frame) into ``out_dir``.
+
+    Takes the frame already decoded for classification (no second read of the scan). Never
+    replaces a file (``-1``, ``-2``... are appended instead) and never writes beside the scan
+    unless ``out_dir`` is the scan's own folder by the user's choice.
     """
-    rgb = read_image(path)
-    heat = cam_to_image(cam, rgb.shape[0], rgb.shape[1])
-    target = out_dir / f"{path.name}.heatmap.png"
-    k = 1
-    while target.exists():
-        target = out_dir / f"{path.name}.heatmap-{k}.png"
+    frame_heat = heat_to_frame(heat, geometry, rgb.shape[0], rgb.shape[1])
+    k = 0
+    while (target := out_dir / overlay_name(scan_name, k)).exists():
         k += 1
-    Image.fromarray(blend(rgb, heat)).save(target)
+    try:
+        with target.open("xb") as fh:
+            Image.fromarray(blend(rgb, frame_heat)).save(fh, format="PNG")
+    except BaseException:
+        target.unlink(missing_ok=True)  # no half-written PNG left behind (full disk, MemoryError)
+        raise
     return target

@@ -34,8 +34,13 @@ def make_card(task: str, size: int, name: str = "", ood_threshold: float = 1e6) 
 
 
 def make_contract_model(path: Path, task: str = "binary", size: int = 64, card: dict | None = None,
-                        channels: int = 3) -> Path:
-    """``channels`` other than 3 makes a model that breaks the contract's input spec."""
+                        channels: int = 3, multitask: bool = False, nan: bool = False) -> Path:
+    """``channels`` other than 3 makes a model that breaks the contract's input spec.
+
+    ``multitask`` adds the optional outputs: ``type_probabilities`` (glioma, meningioma,
+    pituitary; steered by colour channel like the type model) and ``heatmap`` (P(tumour) per 8x8
+    block: the block's brightness). ``nan`` makes every probability NaN.
+    """
     labels = TASK_LABELS[task]
     c = len(labels)
     w = np.zeros((channels, c), np.float32)
@@ -66,9 +71,31 @@ def make_contract_model(path: Path, task: str = "binary", size: int = 64, card: 
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", c]),
          helper.make_tensor_value_info("cam", TensorProto.FLOAT, ["N", size // 8, size // 8, c]),
          helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", channels])], inits)
+    if multitask:
+        wt = np.eye(3, dtype=np.float32)[:channels] * 6.0
+        nodes += [helper.make_node("MatMul", ["embedding", "Wt"], ["type_logits"]),
+                  helper.make_node("Softmax", ["type_logits"], ["type_probabilities"], axis=-1),
+                  helper.make_node("ReduceMean", ["features"], ["grey"], axes=[3], keepdims=0),
+                  helper.make_node("Mul", ["grey", "c8"], ["heat_logits0"]),
+                  helper.make_node("Sub", ["heat_logits0", "c2"], ["heat_logits"]),
+                  helper.make_node("Sigmoid", ["heat_logits"], ["heatmap"])]
+        inits += [numpy_helper.from_array(wt, "Wt"), numpy_helper.from_array(np.array(8.0, np.float32), "c8"),
+                  numpy_helper.from_array(np.array(2.0, np.float32), "c2")]
+        graph.node.extend(nodes[len(graph.node):])
+        graph.initializer.extend(inits[len(graph.initializer):])
+        graph.output.extend([helper.make_tensor_value_info("type_probabilities", TensorProto.FLOAT, ["N", 3]),
+                             helper.make_tensor_value_info("heatmap", TensorProto.FLOAT, ["N", size // 8, size // 8])])
+    if nan:
+        probs = [n for n in graph.node if n.output[0] == "probabilities"][0]
+        probs.output[0] = "probabilities_ok"
+        graph.node.append(helper.make_node("Mul", ["probabilities_ok", "cnan"], ["probabilities"]))
+        graph.initializer.append(numpy_helper.from_array(np.array(np.nan, np.float32), "cnan"))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    card = card if card is not None else make_card(task, size)
+    if card is None:
+        card = make_card(task, size)
+        if multitask:
+            card["type_labels"] = ["glioma", "meningioma", "pituitary"]
     if card:
         entry = model.metadata_props.add()
         entry.key, entry.value = CARD_KEY, json.dumps(card)

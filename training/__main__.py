@@ -1,4 +1,4 @@
-"""``python -m training audit|split|train|evaluate|report``: thin command-line entry point."""
+"""``python -m training audit|split|catalogue|features|multitask|train|evaluate|report``: thin command-line entry point."""
 
 from __future__ import annotations
 
@@ -20,6 +20,23 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--holdout", help="dataset name to use as a cross-source test set (its images with no near-duplicate elsewhere)")
+
+    c = sub.add_parser("catalogue", help="every image of the data folders with label, mask, source, group, part")
+    c.add_argument("data_dirs", nargs="+")
+    c.add_argument("--out", default="runs/splits/multisource.json")
+
+    f = sub.add_parser("features", help="cache frozen MobileNetV2 feature maps of a catalogue (resumable)")
+    f.add_argument("--catalogue", default="runs/splits/multisource.json")
+    f.add_argument("--weights", required=True, help="local ImageNet MobileNetV2 no-top weights (.h5)")
+    f.add_argument("--out", default="runs/.cache/features")
+    f.add_argument("--views", type=int, default=2, help="view 0 as read, views 1.. appearance-augmented")
+
+    m = sub.add_parser("multitask", help="train the multi-task head in-distribution and leave-one-source-out")
+    m.add_argument("--catalogue", default="runs/splits/multisource.json")
+    m.add_argument("--features", default="runs/.cache/features")
+    m.add_argument("--out", default="runs/multitask")
+    m.add_argument("--folds", nargs="*", help="fold names (default: in-distribution and every source)")
+    m.add_argument("--epochs", type=int, default=20)
 
     t = sub.add_parser("train", help="train one model")
     t.add_argument("--arch", choices=["baseline", "cnn", "mobilenetv2"], required=True)
@@ -52,6 +69,24 @@ def main(argv: list[str] | None = None) -> int:
         doc = split.make_split(args.data_dirs, args.task, seed=args.seed, holdout=args.holdout)
         split.save(doc, args.out)
         print(f"{args.out}: {doc['counts']}; groups {doc['groups']}; unreadable {len(doc['excluded_unreadable'])}")
+    elif args.command == "catalogue":
+        from training import catalogue, split
+
+        doc = catalogue.build(args.data_dirs)
+        split.save(doc, args.out)
+        print(f"{args.out}: {len(doc['items'])} images; unreadable {len(doc['excluded_unreadable'])}")
+        for source, counts in doc["counts"].items():
+            print(f"  {source}: {dict(sorted(counts.items()))}")
+    elif args.command == "features":
+        from training import features, split
+
+        doc = split.load(args.catalogue)
+        for view in range(args.views):
+            features.extract(doc, args.weights, args.out, view=view)
+    elif args.command == "multitask":
+        from training import multitask
+
+        multitask.run(args.catalogue, args.features, args.out, folds=args.folds, epochs=args.epochs)
     elif args.command == "train":
         from training.train import train
 

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from gui.imaging import fit_square, read_image
+from gui.imaging import model_input, read_image
 
 IMAGE_SIZE = 224
 
@@ -93,7 +93,7 @@ def discover_all(data_dirs: Sequence[str | Path]) -> tuple[list[Item], dict[str,
 
 def load_model_image(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:
     """The model input for one file: the app's reader, then the app's square fit."""
-    return fit_square(read_image(path, reduce_to=size), size)
+    return model_input(read_image(path), size, "pad-resize").pixels
 
 
 def load_images(files: Iterable[Path], size: int, cache_dir: Path | None = None) -> np.ndarray:

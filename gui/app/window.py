@@ -19,7 +19,7 @@ from gui.app.workers import OpenWorker
 from gui.engine import Classifier, Result
 from gui.imaging import Scan
 from gui.model import DISCLAIMER, Model, ModelContractError, load_model
-from gui.overlay import COLORMAPS, blend, cam_to_image, colormap_lut
+from gui.overlay import COLORMAPS, blend, colormap_lut, heat_to_frame
 
 MAX_RECENT = 10
 
@@ -243,7 +243,7 @@ class MainWindow(QMainWindow):
     def _on_opened(self, scan: Scan, rgb: np.ndarray, result: Result) -> None:
         new_file = self.scan is None or self.scan.path != scan.path
         self.scan, self.rgb, self.result = scan, rgb, result
-        self._heat = cam_to_image(result.heat, rgb.shape[0], rgb.shape[1])
+        self._heat = heat_to_frame(result.heat, result.geometry, rgb.shape[0], rgb.shape[1])
         self.panel.show_result(result, scan)
         if new_file:
             self.panel.frame.blockSignals(True)

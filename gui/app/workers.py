@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, Signal
 
 from gui import engine
-from gui.imaging import ImageReadError, Scan, open_scan
+from gui.imaging import ImageReadError, Scan, open_scan, read_image
 from gui.overlay import save_overlay_png
 
 
@@ -115,8 +115,9 @@ class ExportWorker(QRunnable):
                 self.heatmap_dir.mkdir(parents=True, exist_ok=True)
                 for r in self.results:
                     if r.ok and r.heat is not None:
-                        try:
-                            save_overlay_png(Path(r.path), r.heat, self.heatmap_dir)
+                        try:  # the batch keeps heat maps, not frames (memory): decode the scan again
+                            save_overlay_png(Path(r.path).name, read_image(r.path), r.heat, r.geometry,
+                                             self.heatmap_dir)
                             written += 1
                         except ImageReadError:
                             continue  # the file changed or vanished since it was classified

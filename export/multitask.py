@@ -1,0 +1,132 @@
+"""Export the multi-task run (``python -m training multitask``) as one ONNX file of the app's contract.
+
+The graph is the whole path from pixels to every answer: ImageNet MobileNetV2 (frozen) and the
+trained head, with temperature-scaled ``probabilities``, the detector's exact ``cam``, the pooled
+``embedding``, ``type_probabilities`` and the per-location ``heatmap``. Its input is the frame as
+``gui.imaging.model_input(..., "brain-crop-v1")`` fits it, which the card declares.
+
+Verification, on test images read from their files by the app's own reader (timm's
+``onnx_validate`` idea: the validator reuses the training data pipeline):
+
+* ONNX Runtime vs the Keras model on the same pixels: every output within 1e-4;
+* ONNX Runtime vs the cached-feature pipeline the figures were measured with: same answers
+  (the cache holds float16 features, so probabilities agree to ~1e-2, not 1e-4);
+* the CAM is exact: ``softmax((mean_hw(cam) + bias) / T)`` equals ``probabilities``;
+* heatmap faithfulness (pointing game, mass inside the mask) of the ONNX heatmap itself.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from export import calibrate, card as cards, onnx as onnx_export
+from export.pipeline import OOD_TRAIN_IMAGES
+from export.verify import VerificationError
+from gui.imaging import model_input, read_image
+from gui.model import load_model, session_options
+from training import catalogue, features as feats, multitask as mt, split as splits
+
+VERIFY_IMAGES = 160
+MAX_PIPELINE_DIFF = 0.02
+SHIPPED_FOLD = "in-distribution"
+
+
+def build_keras(head, weights: str, temperature: float):
+    """Backbone + head with the contract's outputs, sharing the trained weights."""
+    import keras
+
+    backbone = feats.backbone(weights)
+    fmap = backbone.output
+    out = head(fmap, training=False)
+    adapter = keras.Model(head.inputs, head.get_layer("features").output)(fmap)
+    kernel, _bias = head.get_layer("logits").get_weights()
+    cam_layer = keras.layers.Dense(kernel.shape[1], use_bias=False, name="cam")
+    cam = cam_layer(adapter)
+    cam_layer.set_weights([kernel])
+    probabilities = keras.layers.Softmax(name="calibrated")(
+        keras.layers.Rescaling(1.0 / temperature, name="temperature")(out["logits"]))
+    type_probabilities = keras.layers.Softmax(name="type_softmax")(out["type_logits"])
+    heat = keras.layers.Activation("sigmoid", name="heat_sigmoid")(out["heat_logits"])
+    heat = keras.layers.Reshape((feats.GRID, feats.GRID), name="heat_map")(heat)
+    embedding = keras.layers.GlobalAveragePooling2D(name="embedding_pool")(adapter)
+    model = keras.Model(backbone.inputs, {"probabilities": probabilities, "cam": cam, "embedding": embedding,
+                                          "type_probabilities": type_probabilities, "heatmap": heat})
+    model(np.zeros((1, feats.SIZE, feats.SIZE, 3), np.float32))
+    return model
+
+
+def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour detector, type and map (MobileNetV2 multi-task)",
+                     version: str = "2.0.0", seed: int = 0) -> dict:
+    import onnxruntime as ort
+
+    run = Path(run_dir)
+    fold_dir = run / SHIPPED_FOLD
+    config = json.loads((run / "config.json").read_text())
+    metrics = json.loads((fold_dir / "metrics.json").read_text())
+    folds = {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob("*/metrics.json"))}
+    doc = splits.load(config["catalogue"])
+    head = mt.build_head()
+    head.load_weights(fold_dir / "head.weights.h5")
+    t0 = time.time()
+    model = build_keras(head, weights, metrics["temperature"])
+    parts = catalogue.fold(doc, None)
+    f0, meta = feats.load(config["features"], 0)
+    tg = mt.targets(doc)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.permutation(parts["train"])[:OOD_TRAIN_IMAGES])
+    train_emb = mt.predict(head, np.asarray(f0[pick]))["embedding"]
+    val_emb = mt.predict(head, np.asarray(f0[parts["val"]]))["embedding"]
+    ood = calibrate.fit_ood(train_emb, tg["y"][pick], val_emb)
+    out_path = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        draft = Path(tmp) / "draft.onnx"
+        onnx_export.to_onnx(model, draft)
+        session = ort.InferenceSession(str(draft), sess_options=session_options(), providers=["CPUExecutionProvider"])
+        report = verify(session, model, head, doc, parts["test"], f0, meta, metrics["temperature"], rng)
+        report["opset"] = onnx_export.OPSET
+        card = cards.build_multitask_card(name, version, config, folds, report, ood, str(run))
+        onnx_export.write_card(draft, card)
+        load_model(draft)  # the final file must pass the contract check, or nothing is written
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(draft, out_path)
+    print(f"{out_path}: {out_path.stat().st_size / 1e6:.1f} MB in {time.time() - t0:.0f} s; verification "
+          f"{json.dumps(report)}; OOD threshold {ood['threshold']:.2f}")
+    return card
+
+
+def verify(session, model, head, doc: dict, test_idx: np.ndarray, f0: np.ndarray, meta: dict,
+           temperature: float, rng: np.random.Generator) -> dict:
+    """The checks in the module docstring, on up to ``VERIFY_IMAGES`` test images of every source."""
+    idx = np.sort(np.concatenate([rng.permutation(test_idx[np.array([doc["items"][i]["source"] == s for i in test_idx])])
+                                  [: VERIFY_IMAGES // len(doc["sources"])] for s in doc["sources"]]))
+    roots = doc["datasets"]
+    x = np.stack([model_input(read_image(Path(roots[doc["items"][i]["dataset"]]) / doc["items"][i]["path"]),
+                              feats.SIZE, feats.PREPROCESSING).pixels for i in idx]).astype(np.float32)
+    names = [o.name for o in session.get_outputs()]
+    onnx_out = dict(zip(names, session.run(names, {"image": x})))
+    keras_out = {k: np.asarray(v) for k, v in model(x, training=False).items()}
+    diffs = {k: float(np.abs(onnx_out[k] - keras_out[k]).max()) for k in onnx_out}
+    if max(diffs.values()) > 1e-4:
+        raise VerificationError(f"ONNX Runtime and Keras disagree: max differences {diffs}")
+    cached = mt.predict(head, np.asarray(f0[idx]), temperature)
+    pipeline_diff = float(np.abs(cached["probabilities"] - onnx_out["probabilities"]).max())
+    same_answers = float(np.mean((cached["probabilities"][:, 1] >= 0.5) == (onnx_out["probabilities"][:, 1] >= 0.5)))
+    if pipeline_diff > MAX_PIPELINE_DIFF:
+        raise VerificationError(f"the app's reader + ONNX differ from the measured pipeline by {pipeline_diff:.4f}")
+    bias = head.get_layer("logits").get_weights()[1]
+    from_cam = mt._softmax((onnx_out["cam"].mean(axis=(1, 2)) + bias) / temperature)
+    cam_error = float(np.abs(from_cam - onnx_out["probabilities"]).max())
+    if cam_error > 1e-4:
+        raise VerificationError(f"CAM is not exact: softmax(mean(cam) + bias) differs by {cam_error}")
+    faith = mt.heatmap_faithfulness(doc, idx, {"heatmap": onnx_out["heatmap"], "cam": onnx_out["cam"]}, meta)
+    return {"images": int(len(idx)), "max_abs_diff_onnx_vs_keras": diffs,
+            "max_abs_diff_vs_cached_feature_pipeline": pipeline_diff, "same_answer_share_vs_pipeline": same_answers,
+            "cam_exactness_error": cam_error,
+            "heatmap_on_verification_images": {k: {kk: v[kk] for kk in ("n", "pointing_game", "mass_inside_mask")}
+                                               for k, v in faith.items()}}
