@@ -8,7 +8,7 @@ trained head, with temperature-scaled ``probabilities``, the detector's exact ``
 Verification, on test images read from their files by the app's own reader (timm's
 ``onnx_validate`` idea: the validator reuses the training data pipeline):
 
-* ONNX Runtime vs the Keras model on the same pixels: every output within 1e-4;
+* ONNX Runtime vs the Keras model on the same pixels: every output within 1e-4 of its scale;
 * ONNX Runtime vs the cached-feature pipeline the figures were measured with: same answers
   (the cache holds float16 features, so probabilities agree to ~1e-2, not 1e-4);
 * the CAM is exact: ``softmax((mean_hw(cam) + bias) / T)`` equals ``probabilities``;
@@ -111,9 +111,11 @@ def verify(session, model, head, doc: dict, test_idx: np.ndarray, f0: np.ndarray
     names = [o.name for o in session.get_outputs()]
     onnx_out = dict(zip(names, session.run(names, {"image": x})))
     keras_out = {k: np.asarray(v) for k, v in model(x, training=False).items()}
-    diffs = {k: float(np.abs(onnx_out[k] - keras_out[k]).max()) for k in onnx_out}
+    # Within 1e-4 of each output's own scale (CAM values run into the tens; probabilities are <= 1).
+    diffs = {k: float(np.abs(onnx_out[k] - keras_out[k]).max() / max(1.0, float(np.abs(keras_out[k]).max())))
+             for k in onnx_out}
     if max(diffs.values()) > 1e-4:
-        raise VerificationError(f"ONNX Runtime and Keras disagree: max differences {diffs}")
+        raise VerificationError(f"ONNX Runtime and Keras disagree: max relative differences {diffs}")
     cached = mt.predict(head, np.asarray(f0[idx]), temperature)
     pipeline_diff = float(np.abs(cached["probabilities"] - onnx_out["probabilities"]).max())
     same_answers = float(np.mean((cached["probabilities"][:, 1] >= 0.5) == (onnx_out["probabilities"][:, 1] >= 0.5)))
@@ -125,7 +127,7 @@ def verify(session, model, head, doc: dict, test_idx: np.ndarray, f0: np.ndarray
     if cam_error > 1e-4:
         raise VerificationError(f"CAM is not exact: softmax(mean(cam) + bias) differs by {cam_error}")
     faith = mt.heatmap_faithfulness(doc, idx, {"heatmap": onnx_out["heatmap"], "cam": onnx_out["cam"]}, meta)
-    return {"images": int(len(idx)), "max_abs_diff_onnx_vs_keras": diffs,
+    return {"images": int(len(idx)), "max_rel_diff_onnx_vs_keras": diffs,
             "max_abs_diff_vs_cached_feature_pipeline": pipeline_diff, "same_answer_share_vs_pipeline": same_answers,
             "cam_exactness_error": cam_error,
             "heatmap_on_verification_images": {k: {kk: v[kk] for kk in ("n", "pointing_game", "mass_inside_mask")}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gui.model import CARD_KEY, INPUT, OUTPUTS
+from gui.model import CARD_KEY, INPUT, OPTIONAL_OUTPUTS, OUTPUTS
 
 OPSET = 17
 
@@ -37,7 +37,7 @@ def export_model(model, temperature: float):
 
 
 def to_onnx(keras_export_model, path: str | Path) -> Path:
-    """Convert with Keras 3's own exporter (tf2onnx underneath), opset 17, named batch dims."""
+    """Convert with Keras 3's own exporter (tf2onnx underneath), opset 17, named batch and map dims."""
     import onnx
 
     path = Path(path)
@@ -45,12 +45,13 @@ def to_onnx(keras_export_model, path: str | Path) -> Path:
     keras_export_model.export(str(path), format="onnx", opset_version=OPSET, verbose=False)
     proto = onnx.load(str(path))
     names = [i.name for i in proto.graph.input]
-    if names != [INPUT] or sorted(o.name for o in proto.graph.output) != sorted(OUTPUTS):
-        raise RuntimeError(f"exported graph has inputs {names} and outputs {[o.name for o in proto.graph.output]}")
+    outputs = {o.name for o in proto.graph.output}
+    if names != [INPUT] or not set(OUTPUTS) <= outputs or not outputs <= set(OUTPUTS) | set(OPTIONAL_OUTPUTS):
+        raise RuntimeError(f"exported graph has inputs {names} and outputs {sorted(outputs)}")
     for value in list(proto.graph.input) + list(proto.graph.output):
         dims = value.type.tensor_type.shape.dim
         dims[0].dim_param = "N"
-        if value.name == "cam":
+        if value.name in ("cam", "heatmap"):
             dims[1].dim_param, dims[2].dim_param = "h", "w"
     onnx.save(proto, str(path))
     return path

@@ -534,20 +534,32 @@ def model_input(rgb: np.ndarray, size: int, preprocessing: str = "pad-resize") -
     raise ValueError(f"unknown preprocessing {preprocessing!r}; known: {PREPROCESSING}")
 
 
+#: Largest square canvas (side, pixels) built before resizing; regions beyond it are resized first.
+_MAX_CANVAS = 4096
+
+
 def _crop_resize(rgb: np.ndarray, g: Geometry, size: int) -> np.ndarray:
     """The frame's square region ``g`` (black outside the frame), resized to ``size`` (bilinear).
 
-    The part inside the frame is resized first and then placed on a black canvas of the output
-    size, so a 1x40000 strip never becomes a 40000x40000 square in memory.
+    Up to ``_MAX_CANVAS`` pixels a side the region is cut out onto a black square and resized,
+    so the resampling filter sees the black border exactly as it did when the models were
+    trained. Beyond that (a 1x40000 strip would make a 40000x40000 square) the part inside the
+    frame is resized first and placed on a black canvas of the output size.
     """
     h, w = rgb.shape[:2]
-    if (g.top, g.left, g.side) == (0, 0, h) and h == w:
-        if g.side == size:
-            return np.ascontiguousarray(rgb)
-        return np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
-    out = np.zeros((size, size, 3), dtype=np.uint8)
     y0, x0 = max(g.top, 0), max(g.left, 0)
     y1, x1 = min(g.top + g.side, h), min(g.left + g.side, w)
+    if g.side <= _MAX_CANVAS:
+        if (g.top, g.left, g.side) == (0, 0, h) and h == w:
+            square = rgb
+        else:
+            square = np.zeros((g.side, g.side, 3), dtype=np.uint8)
+            if y1 > y0 and x1 > x0:
+                square[y0 - g.top:y1 - g.top, x0 - g.left:x1 - g.left] = rgb[y0:y1, x0:x1]
+        if g.side == size:
+            return np.ascontiguousarray(square)
+        return np.asarray(Image.fromarray(square).resize((size, size), Image.BILINEAR))
+    out = np.zeros((size, size, 3), dtype=np.uint8)
     if y1 <= y0 or x1 <= x0:
         return out
     scale = size / g.side

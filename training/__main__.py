@@ -1,4 +1,4 @@
-"""``python -m training audit|split|catalogue|features|multitask|train|evaluate|report``: thin command-line entry point."""
+"""``python -m training audit|split|catalogue|features|multitask|score|train|evaluate|report``: thin command-line entry point."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--out", default="runs/multitask")
     m.add_argument("--folds", nargs="*", help="fold names (default: in-distribution and every source)")
     m.add_argument("--epochs", type=int, default=20)
+
+    sc = sub.add_parser("score", help="score exported ONNX models through the app's engine on a fold's test images")
+    sc.add_argument("models", nargs="+", help="ONNX files used together (detector first)")
+    sc.add_argument("--fold", required=True, help="in-distribution or a source name (leave-one-source-out)")
+    sc.add_argument("--catalogue", default="runs/splits/multisource.json")
+    sc.add_argument("--out", help="also write the figures as JSON here")
 
     t = sub.add_parser("train", help="train one model")
     t.add_argument("--arch", choices=["baseline", "cnn", "mobilenetv2"], required=True)
@@ -87,6 +93,19 @@ def main(argv: list[str] | None = None) -> int:
         from training import multitask
 
         multitask.run(args.catalogue, args.features, args.out, folds=args.folds, epochs=args.epochs)
+    elif args.command == "score":
+        import json
+        from pathlib import Path
+
+        from training.score import score_models
+
+        res = score_models(args.models, args.catalogue, args.fold)
+        d = res["tumor_detection"]
+        print(f"{args.fold}: n={res['n']} accuracy={d['accuracy']:.4f} sensitivity={d['sensitivity']} "
+              f"specificity={d['specificity']} auc={d['roc_auc']} ece={res['ece']:.4f}")
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(res, indent=1))
     elif args.command == "train":
         from training.train import train
 

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from gui.imaging import model_input, read_image
+from gui.imaging import is_image_file, model_input, read_image
 
 IMAGE_SIZE = 224
 
@@ -43,7 +43,6 @@ TASK_CLASSES: dict[str, list[str]] = {
 }
 #: Labels that mean "no tumour", recorded in every model card.
 NO_TUMOR_LABELS = ["no_tumor"]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".dcm", ".nii", ".gz", ""}
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ def discover(data_dir: str | Path) -> list[Item]:
     known = set(TASK_LABELS["binary"]) | set(TASK_LABELS["tumor-type"])
     items = []
     for file in sorted(root.rglob("*")):
-        if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES or file.name.startswith("."):
+        if not file.is_file() or not is_image_file(file):
             continue
         rel = file.relative_to(root)
         parts = rel.parts

@@ -12,6 +12,8 @@ def _pct(v: float | None) -> str:
 
 def rows_for(run: Path) -> list[str]:
     config = json.loads((run / "config.json").read_text())
+    if "task" not in config:  # a multi-task run: its own table (multitask_tables)
+        return []
     metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
     out = []
     for name, m in metrics.items():
@@ -46,6 +48,62 @@ def by_dataset_table(run_dirs: list[Path]) -> str:
             "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
 
 
+def _auc(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+FOLD_NAMES = {"in-distribution": "in-distribution test part (all six sources)"}
+
+
+def multitask_tables(run: Path, bundled_scores: Path | None = None) -> str:
+    """Leave-one-source-out table of a multi-task run (the headline), its by-source breakdown, and
+    the previously shipped pair scored through the app on the same test images."""
+    folds = {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob("*/metrics.json"))}
+    if not folds:
+        return ""
+    order = ["in-distribution"] + [f for f in folds if f != "in-distribution"]
+    lines = ["| test set | n | tumour | no tumour | accuracy % | sensitivity % | specificity % | ROC AUC | ECE "
+             "| type accuracy % | pointing game % | heat inside mask % | train min |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in order:
+        if name not in folds:
+            continue
+        m = folds[name]
+        d = m["tumor_detection"]
+        heat = (m.get("heatmap") or {}).get("heatmap")
+        label = FOLD_NAMES.get(name, f"**{name}** held out")
+        lines.append(f"| {label} | {m['n']} | {d['tp'] + d['fn']} | {d['tn'] + d['fp']} | {_pct(d['accuracy'])} "
+                     f"| {_pct(d['sensitivity'])} | {_pct(d['specificity'])} | {_auc(d['roc_auc'])} | {m['ece']:.4f} "
+                     f"| {_pct((m.get('type') or {}).get('accuracy'))} | {_pct(heat['pointing_game']) if heat else 'n/a'} "
+                     f"| {_pct(heat['mass_inside_mask']) if heat else 'n/a'} | {m['train_seconds'] / 60:.1f} |")
+    ind = folds.get("in-distribution", {})
+    by = ["| source | n | accuracy % | sensitivity % | specificity % | ROC AUC | ECE |", "|---|---|---|---|---|---|---|"]
+    for src, b in (ind.get("by_source") or {}).items():
+        by.append(f"| {src} | {b['n']} | {_pct(b['accuracy'])} | {_pct(b['sensitivity'])} | {_pct(b['specificity'])} "
+                  f"| {_auc(b['roc_auc'])} | {b['ece']:.4f} |")
+    text = "\n".join(lines) + "\n\nIn-distribution test part by source:\n\n" + "\n".join(by) + "\n"
+    if bundled_scores is not None and bundled_scores.is_dir():
+        rows = ["| test set | n | accuracy % | sensitivity % | specificity % | ROC AUC | seen in its training? |",
+                "|---|---|---|---|---|---|---|"]
+        for f in sorted(bundled_scores.glob("*.json")):
+            m = json.loads(f.read_text())
+            d = m["tumor_detection"]
+            seen = "yes (leaky)" if m["fold"] in ("br35h", "sartaj", "figshare") else "no"
+            rows.append(f"| {m['fold']} | {m['n']} | {_pct(d['accuracy'])} | {_pct(d['sensitivity'])} "
+                        f"| {_pct(d['specificity'])} | {_auc(d['roc_auc'])} | {seen} |")
+        text += ("\nThe previously shipped pair (v1 detector + type model, trained on brain-tumor-mri + Br35H), "
+                 "scored through the app on the same test images (`python -m training score "
+                 "assets/models/1-tumor-detector.onnx assets/models/2-tumor-type.onnx --fold F`):\n\n"
+                 + "\n".join(rows) + "\n")
+    return text
+
+
+def _replace_between(text: str, start: str, end: str, body: str) -> str:
+    if start in text and end in text:
+        return text[: text.index(start) + len(start)] + "\n" + body + text[text.index(end):]
+    return text + f"\n{start}\n{body}{end}\n"
+
+
 def write_report(runs: list[str], out: str) -> str:
     header = (
         "| run | arch | task | test set | n | accuracy % | sensitivity % | specificity % | precision % | F1 % "
@@ -56,11 +114,12 @@ def write_report(runs: list[str], out: str) -> str:
     body = "\n".join(row for r in run_dirs for row in rows_for(r))
     table = header + body + "\n" + by_dataset_table(run_dirs)
     text = Path(out).read_text() if Path(out).exists() else ""
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
-    if start in text and end in text:
-        text = text[: text.index(start) + len(start)] + "\n" + table + text[text.index(end):]
-    else:
-        text = text + f"\n{start}\n{table}{end}\n"
+    text = _replace_between(text, "<!-- results:start -->", "<!-- results:end -->", table)
+    for run in run_dirs:
+        multi = multitask_tables(run, run.parent / "bundled-v1-scores")
+        if multi:
+            text = _replace_between(text, f"<!-- {run.name}:start -->", f"<!-- {run.name}:end -->", multi)
+            print(multi)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(text)
     print(table)

@@ -22,6 +22,8 @@ def split_text(m: dict) -> str:
     """The split method in words (the card stores it as data)."""
     if not m:
         return "not recorded"
+    if "grouping" in m and "fractions" not in m:  # the multi-source catalogue states it in words
+        return f"{m['grouping']}; {m.get('parts', '')}; sources: {m.get('sources', '')}"
     parts = "/".join(f"{round(100 * f)}" for f in m.get("fractions", {}).values())
     text = (f"by near-duplicate group: {m.get('hash', 'perceptual hash')}, Hamming distance <= "
             f"{m.get('near_threshold_bits')} bits, plus exact copies, grouped with union-find; {parts} % "
@@ -52,11 +54,20 @@ def card_html(model: Model) -> str:
     by_source = "".join(
         f"<li>{html.escape(d)}: n = {x['n']}, accuracy {_pct(x['accuracy'])}, sensitivity {_pct(x['sensitivity'])}, "
         f"specificity {_pct(x['specificity'])}</li>" for d, x in (t.get("by_dataset") or {}).items())
+    cross = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{m['n']}</td><td>{_pct(m['accuracy'])}</td><td>{_pct(m['sensitivity'])}</td>"
+        f"<td>{_pct(m['specificity'])}</td><td>{_num(m.get('roc_auc'))}</td><td>{_pct(m.get('pointing_game'))}</td></tr>"
+        for name, m in (c.get("cross_source") or {}).items())
     others = "".join(
         f"<li>{html.escape(name)}: n = {m['n']}, accuracy {_pct(m['accuracy'])}, sensitivity {_pct(m['sensitivity'])}, "
         f"specificity {_pct(m['specificity'])}</li>" for name, m in (c.get("other_evaluations") or {}).items())
     return (f"<h2>{html.escape(model.name)}</h2><p><b>{html.escape(c['disclaimer'])}</b></p>"
             f"<table cellpadding=3>{rows}</table>"
+            + (f"<h3>On collections it was not trained on (leave-one-source-out)</h3>"
+               f"<p>What to expect on scans from elsewhere: each row is a model trained without that collection "
+               f"and tested on it.</p><table cellpadding=3><tr><th>held out</th><th>n</th><th>accuracy</th>"
+               f"<th>sensitivity</th><th>specificity</th><th>ROC AUC</th><th>heatmap on tumour</th></tr>{cross}</table>"
+               if cross else "")
             + (f"<h3>Test figures by source dataset</h3><ul>{by_source}</ul>" if by_source else "")
             + (f"<h3>Other evaluations</h3><ul>{others}</ul>" if others else "")
             + f"<h3>Intended use</h3><p>{html.escape(c['intended_use'])}</p>"

@@ -59,7 +59,9 @@ def write_report(path: str | Path, file_label: str, rgb: np.ndarray, overlay: np
             text(f"Warning: {result.ood_warning}.", 11, True)
         for model_name, probs in result.probabilities.items():
             text(f"{model_name}: " + ", ".join(f"{label} {percent(p)}" for label, p in probs.items()), 10)
-        text("Heatmap (right): class activation map of the detector's answer; brighter = stronger evidence.", 9)
+        text("Heatmap (right): P(tumour) at each place, from the model's tumour-map head; brighter = more likely."
+             if classifier.detector.extra_outputs and "heatmap" in classifier.detector.extra_outputs else
+             "Heatmap (right): class activation map of the detector's answer; brighter = stronger evidence.", 9)
         y += 10
         text(DISCLAIMER + " Models: " + "; ".join(m.name for m in classifier.models), 11, True)
     finally:

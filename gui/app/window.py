@@ -17,7 +17,7 @@ from gui.app.formatting import ANSWER_COLOURS, ANSWERS, percent
 from gui.app.viewer import ImageViewer, to_qimage
 from gui.app.workers import OpenWorker
 from gui.engine import Classifier, Result
-from gui.imaging import Scan
+from gui.imaging import IMAGE_SUFFIXES, Scan
 from gui.model import DISCLAIMER, Model, ModelContractError, load_model
 from gui.overlay import COLORMAPS, blend, colormap_lut, heat_to_frame
 
@@ -213,7 +213,7 @@ class MainWindow(QMainWindow):
     def open_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
             self, "Open MRI images", str(self.settings.value("last_folder", "")),
-            "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.gif *.dcm *.nii *.nii.gz *);;All files (*)")
+            f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)} *);;All files (*)")
         self.open_paths([Path(f) for f in files])
 
     def open_paths(self, paths: list[Path]) -> None:

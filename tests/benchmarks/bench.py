@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from gui import engine  # noqa: E402
 from gui.imaging import read_image  # noqa: E402
 from gui.model import load_model  # noqa: E402
-from gui.overlay import blend, cam_to_image  # noqa: E402
+from gui.overlay import blend, heat_to_frame  # noqa: E402
 from gui.resources import bundled_models  # noqa: E402
 
 
@@ -103,7 +103,7 @@ def latency(files: list[Path], classifier) -> tuple[float, float]:
         t0 = time.perf_counter()
         rgb = read_image(f)
         r = classifier.classify_image(rgb)
-        blend(rgb, cam_to_image(r.heat, *rgb.shape[:2]))
+        blend(rgb, heat_to_frame(r.heat, r.geometry, *rgb.shape[:2]))
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1000, float(np.percentile(times, 95)) * 1000
 
