@@ -127,7 +127,7 @@ def test_a_gzip_bomb_nifti_is_refused_from_its_header(tmp_path):
 
     bomb = tmp_path / "bomb.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((1024, 1024, 256), np.float32), np.eye(4)), bomb)  # 1 GiB inflated
-    assert bomb.stat().st_size < 3_000_000
+    assert bomb.stat().st_size < 10_000_000
     t0 = time.perf_counter()
     mb = peak_memory_mb(
         "from gui.imaging import read_image, ImageReadError\n"

@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--out", default="runs/multitask")
     m.add_argument("--folds", nargs="*", help="fold names (default: in-distribution and every source)")
     m.add_argument("--epochs", type=int, default=20)
+    m.add_argument("--balance-power", type=float, default=0.5,
+                   help="weight of a (source, label) cell's images: 1/count**POWER (0 none, 1 every cell alike)")
 
     sc = sub.add_parser("score", help="score exported ONNX models through the app's engine on a fold's test images")
     sc.add_argument("models", nargs="+", help="ONNX files used together (detector first)")
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "multitask":
         from training import multitask
 
-        multitask.run(args.catalogue, args.features, args.out, folds=args.folds, epochs=args.epochs)
+        multitask.run(args.catalogue, args.features, args.out, folds=args.folds, epochs=args.epochs,
+                      balance_power=args.balance_power)
     elif args.command == "score":
         import json
         from pathlib import Path

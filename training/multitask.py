@@ -7,9 +7,9 @@ The head (what is trained; the backbone stays ImageNet's):
         -> global average -> dense 3      tumour type (glioma, meningioma, pituitary)
         -> 1x1 conv 1 -> sigmoid          P(tumour) per location: the heatmap
 
-Losses: cross-entropy for the detector and (on tumours of known type) the type head, weighted so
-that every (source, label) cell counts alike (``1/sqrt(count)``: a small hospital is not drowned,
-nor copied a hundredfold); per-location binary cross-entropy of the heatmap against the expert
+Losses: cross-entropy for the detector and (on tumours of known type) the type head, weighted by
+(source, label) cell (``1/count**power``; 0.5 by default: a small hospital is not drowned, nor
+copied a hundredfold); per-location binary cross-entropy of the heatmap against the expert
 mask (share of each 7x7 cell inside the mask, saturating at 30%) where a mask exists, against zero
 on every tumour-free image, and multiple-instance (the hottest location is tumour) on tumour
 images without a mask. The masks are what tie the answer to the tumour rather than the collection.
@@ -66,24 +66,25 @@ def targets(doc: dict) -> dict[str, np.ndarray]:
     return {"y": y, "type": t, "source": src}
 
 
-def balance_weights(y: np.ndarray, source: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Weights of ``idx``'s items, ``1/sqrt(count)`` of their (source, label) cell, mean 1."""
+def balance_weights(y: np.ndarray, source: np.ndarray, idx: np.ndarray, power: float = 0.5) -> np.ndarray:
+    """Weights of ``idx``'s items, ``1/count**power`` of their (source, label) cell, mean 1
+    (power 0: none; 0.5: square root; 1: every cell counts alike)."""
     cells = Counter(zip(source[idx].tolist(), y[idx].tolist()))
-    w = np.array([1.0 / np.sqrt(cells[(s, c)]) for s, c in zip(source[idx], y[idx])])
+    w = np.array([cells[(s, c)] ** -power for s, c in zip(source[idx], y[idx])], np.float64)
     return (w / w.mean()).astype(np.float32)
 
 
 def fit(views: list[np.ndarray], masks: list[np.ndarray], tg: dict, train_idx: np.ndarray, val_idx: np.ndarray,
         epochs: int = 20, batch: int = 128, lr: float = 1e-3, patience: int = 4, seed: int = 0,
-        log: Path | None = None):
+        log: Path | None = None, balance_power: float = 0.5):
     """Train a head on the given items; returns the head at its best validation loss and the log rows."""
     import keras
     import tensorflow as tf
 
     head = build_head(seed=seed)
     opt = keras.optimizers.Adam(lr)
-    w_train = balance_weights(tg["y"], tg["source"], train_idx)
-    w_val = balance_weights(tg["y"], tg["source"], val_idx)
+    w_train = balance_weights(tg["y"], tg["source"], train_idx, balance_power)
+    w_val = balance_weights(tg["y"], tg["source"], val_idx, balance_power)
     rng = np.random.default_rng(seed)
 
     def heat_targets(m: np.ndarray, y: np.ndarray):
@@ -279,7 +280,8 @@ def heatmap_faithfulness(doc: dict, idx: np.ndarray, pred: dict, meta: dict) -> 
 # ---------------------------------------------------------------- runs
 
 
-def write_config(doc: dict, catalogue_path: str, features_dir: str, out: Path, epochs: int, seed: int) -> None:
+def write_config(doc: dict, catalogue_path: str, features_dir: str, out: Path, epochs: int, seed: int,
+                 balance_power: float) -> None:
     """What every fold of the run shares, for export and the model card."""
     out.mkdir(parents=True, exist_ok=True)
     head = build_head()
@@ -294,13 +296,13 @@ def write_config(doc: dict, catalogue_path: str, features_dir: str, out: Path, e
         "method": {"adapter_channels": ADAPTER, "mask_saturation": MASK_SATURATION, "epochs_max": epochs,
                    "early_stopping": "patience 4 on the validation loss (sum of the three heads)",
                    "views": "as read, and appearance-augmented + mirrored (training.features.augment)",
-                   "weighting": "1/sqrt(count) of each (source, label) cell", "seed": seed},
+                   "weighting": f"1/count**{balance_power} of each (source, label) cell", "seed": seed},
     }
     (out / "config.json").write_text(json.dumps(config, indent=1))
 
 
 def run(catalogue_path: str, features_dir: str, out: str, folds: list[str] | None = None, epochs: int = 20,
-        seed: int = 0) -> None:
+        seed: int = 0, balance_power: float = 0.5) -> None:
     """Train and score the in-distribution model and each leave-one-source-out fold (skipping
     folds already finished: re-run after an interruption). Writes ``out/<fold>/metrics.json``,
     ``predictions.npz`` (test outputs, for the caution analysis) and the head's weights."""
@@ -315,7 +317,7 @@ def run(catalogue_path: str, features_dir: str, out: str, folds: list[str] | Non
         masks.append(meta["mask"])
         meta0 = meta0 or meta
     print(f"features: {len(views)} view(s) of {len(doc['items'])} images", flush=True)
-    write_config(doc, catalogue_path, features_dir, Path(out), epochs, seed)
+    write_config(doc, catalogue_path, features_dir, Path(out), epochs, seed, balance_power)
     names = folds or ["in-distribution"] + list(doc["sources"])
     for name in names:
         folder = Path(out) / name
@@ -327,7 +329,7 @@ def run(catalogue_path: str, features_dir: str, out: str, folds: list[str] | Non
         print(f"[{name}] train {len(parts['train'])} / val {len(parts['val'])} / test {len(parts['test'])}", flush=True)
         t0 = time.time()
         head, rows = fit(views, masks, tg, parts["train"], parts["val"], epochs=epochs, seed=seed,
-                         log=folder / "log.json")
+                         log=folder / "log.json", balance_power=balance_power)
         val_pred = predict(head, views[0][parts["val"]])
         temperature = fit_temperature(val_pred["logits"], tg["y"][parts["val"]])
         pred = predict(head, views[0][parts["test"]], temperature)
