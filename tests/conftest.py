@@ -30,6 +30,19 @@ def synthetic_slice(rng: np.random.Generator, size: int = 64, tumour: bool = Fal
     return img.astype(np.uint8)
 
 
+def brain_like(path: Path, tumour: bool, size=(180, 220)) -> Path:
+    """A head-shaped grey ellipse, with a bright blob when ``tumour``, saved as ``path``."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    head = ((xx - w / 2) / (w * 0.4)) ** 2 + ((yy - h / 2) / (h * 0.45)) ** 2 < 1
+    img = np.where(head, 60, 0).astype(np.uint8)
+    if tumour:
+        img[(xx - w * 0.62) ** 2 + (yy - h * 0.4) ** 2 < 400] = 255
+        img[head] = np.maximum(img[head], 170)
+    Image.fromarray(img).save(path)
+    return path
+
+
 def make_dataset(root: Path, classes: dict[str, int], seed: int = 0, size: int = 64,
                  splits: tuple[str, ...] = ("",)) -> Path:
     """Class folders of synthetic JPEGs; classes not named 'no'/'notumor' get a tumour blob."""

@@ -8,7 +8,7 @@ import pytest
 from gui.engine import Classifier
 from gui.model import load_model
 from gui.resources import bundled_models
-from tests.test_gui import brain_like
+from tests.conftest import brain_like
 
 
 def test_bundled_pair_is_present_detector_first():

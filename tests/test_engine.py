@@ -131,3 +131,29 @@ def test_cli_ctrl_c_writes_finished_rows(tmp_path, folder, monkeypatch):
     out = tmp_path / "partial.csv"
     assert run_cli(folder, "--recursive", "--csv", out, "--model", det) == 130
     assert len(list(csv.DictReader(out.open()))) == 2
+
+
+@pytest.mark.parametrize("preprocessing", ["pad-resize", "brain-crop-v1"])
+def test_window_batch_and_training_see_the_same_pixels(tmp_path, preprocessing):
+    """A Br35H-sized JPEG (630x630, where draft-mode decoding used to differ): the window's path
+    (open_scan -> frame -> classify_image), the batch path (classify_files) and the training path
+    (training.features / training.data through model_input) give identical inputs and answers."""
+    from tests.onnx_factory import make_card
+
+    from gui.imaging import model_input, open_scan
+    from training.data import load_model_image
+
+    rng = np.random.default_rng(4)
+    path = tmp_path / "br35h_like.jpg"
+    Image.fromarray((rng.random((630, 630)) * 200).astype(np.uint8)).save(path, quality=90)
+    card = make_card("binary", 64)
+    card["input"]["preprocessing"] = preprocessing
+    clf = engine.Classifier([load_model(make_contract_model(tmp_path / "m.onnx", card=card))])
+    frame = open_scan(path).frame()
+    window = clf.classify_image(frame, str(path))
+    (batch,) = list(engine.classify_files([path], clf))
+    assert window.probabilities == batch.probabilities and window.geometry == batch.geometry
+    fitted = clf.fit(frame)[(64, preprocessing)].pixels
+    assert np.array_equal(fitted, model_input(frame, 64, preprocessing).pixels)
+    if preprocessing == "pad-resize":
+        assert np.array_equal(fitted, load_model_image(path, 64))

@@ -19,21 +19,10 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from gui.app.window import MainWindow  # noqa: E402
 from gui.model import load_model  # noqa: E402
+from tests.conftest import brain_like
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
 ARTIFACTS = Path(os.environ.get("MRI_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
-
-
-def brain_like(path: Path, tumour: bool, size=(180, 220)) -> Path:
-    h, w = size
-    yy, xx = np.mgrid[0:h, 0:w]
-    head = ((xx - w / 2) / (w * 0.4)) ** 2 + ((yy - h / 2) / (h * 0.45)) ** 2 < 1
-    img = np.where(head, 60, 0).astype(np.uint8)
-    if tumour:
-        img[(xx - w * 0.62) ** 2 + (yy - h * 0.4) ** 2 < 400] = 255
-        img[head] = np.maximum(img[head], 170)
-    Image.fromarray(img).save(path)
-    return path
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("PyInstaller", reason="packaging test needs pyinstaller (test extra)")
 
-from tests.test_gui import brain_like  # noqa: E402
+from tests.conftest import brain_like  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("tensorflow", "keras", "tf2onnx", "sklearn", "matplotlib", "scipy")

@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("report", help="Markdown table comparing evaluated runs")
     r.add_argument("runs", nargs="+")
     r.add_argument("--out", default="training/RESULTS.md")
+    r.add_argument("--weights", help="also draw feature-map and architecture figures of the multi-task run "
+                                     "(training/figures/; needs the backbone weights)")
 
     args = p.parse_args(argv)
     if args.command == "audit":
@@ -122,6 +124,19 @@ def main(argv: list[str] | None = None) -> int:
         from training.report import write_report
 
         write_report(args.runs, args.out)
+        if args.weights:
+            import json
+            from pathlib import Path
+
+            from training import figures, split
+
+            for run in (Path(r) for r in args.runs):
+                config_file = run / "config.json"
+                if config_file.exists() and "multitask" in json.loads(config_file.read_text())["arch"]:
+                    config = json.loads(config_file.read_text())
+                    folder = Path(args.out).parent / "figures"
+                    print(figures.activation_figure(args.weights, split.load(config["catalogue"]), folder / "activations.png"))
+                    print(figures.architecture_figure(config, folder / "architecture.png"))
     return 0
 
 
