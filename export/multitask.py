@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export import calibrate, card as cards, onnx as onnx_export
+from export import calibrate, card as cards, convert
 from export.pipeline import OOD_TRAIN_IMAGES
 from export.verify import VerificationError
 from gui.imaging import model_input, read_image
@@ -86,12 +86,12 @@ def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour d
     out_path = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
         draft = Path(tmp) / "draft.onnx"
-        onnx_export.to_onnx(model, draft)
+        convert.to_onnx(model, draft)
         session = ort.InferenceSession(str(draft), sess_options=session_options(), providers=["CPUExecutionProvider"])
         report = verify(session, model, head, doc, parts["test"], f0, meta, metrics["temperature"], rng)
-        report["opset"] = onnx_export.OPSET
+        report["opset"] = convert.OPSET
         card = cards.build_multitask_card(name, version, config, folds, report, ood, str(run))
-        onnx_export.write_card(draft, card)
+        convert.write_card(draft, card)
         load_model(draft)  # the final file must pass the contract check, or nothing is written
         out_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(draft, out_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export import calibrate, card as cards, onnx as onnx_export, verify
+from export import calibrate, card as cards, convert, verify
 from gui.model import load_model, session_options
 from training import split as splits
 from training.data import load_images
@@ -37,11 +37,11 @@ def export_run(run_dir: str, out: str, name: str | None = None, version: str = "
     size = config["input_size"]
     t0 = time.time()
     model = keras.saving.load_model(run / "model.keras", compile=False)
-    exportable = onnx_export.export_model(model, config["temperature"])
+    exportable = convert.export_model(model, config["temperature"])
     out_path = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
         draft = Path(tmp) / "draft.onnx"
-        onnx_export.to_onnx(exportable, draft)
+        convert.to_onnx(exportable, draft)
         # A plain session: the draft has no card yet, and the card needs what is measured below.
         session = ort.InferenceSession(str(draft), sess_options=session_options(), providers=["CPUExecutionProvider"])
 
@@ -59,9 +59,9 @@ def export_run(run_dir: str, out: str, name: str | None = None, version: str = "
         if abs(report["accuracy_onnx"] - metrics["test"]["accuracy"]) > 1e-9:
             raise verify.VerificationError(
                 f"ONNX test accuracy {report['accuracy_onnx']:.4f} != evaluate's {metrics['test']['accuracy']:.4f}")
-        report["opset"] = onnx_export.OPSET
+        report["opset"] = convert.OPSET
         card = cards.build_card(name or run.name, version, config, metrics, report, ood, str(run))
-        onnx_export.write_card(draft, card)
+        convert.write_card(draft, card)
         load_model(draft)  # the final file must pass the contract check, or nothing is written
         out_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(draft, out_path)

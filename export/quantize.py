@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export import onnx as onnx_export
+from export import convert
 from export.verify import run_onnx
 from gui.model import load_model
 
@@ -42,7 +42,7 @@ def quantize(fp32_path: Path, out_path: Path, x_calib: np.ndarray, x_test: np.nd
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         card = load_model(fp32_path).card
         card = dict(card, quantization="static int8 (QDQ, per-channel weights), calibrated on training images")
-        onnx_export.write_card(draft, card)
+        convert.write_card(draft, card)
         report = {"fp32": measure(fp32_path, x_test, y_test), "int8": measure(draft, x_test, y_test)}
         drop = report["fp32"]["accuracy"] - report["int8"]["accuracy"]
         faster = report["int8"]["images_per_second"] > report["fp32"]["images_per_second"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gui.model import INPUT, OUTPUTS
+
 MAX_PROB_DIFF = 1e-4
 MIN_CAM_CORRELATION = 0.99
 
@@ -19,13 +21,10 @@ class VerificationError(RuntimeError):
 
 def run_onnx(session, x: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
     """All contract outputs of an ONNX Runtime session for ``uint8`` images, in batches."""
-    outs = {"probabilities": [], "cam": [], "embedding": []}
+    outs: dict[str, list] = {name: [] for name in OUTPUTS}
     for i in range(0, len(x), batch):
-        p, c, e = session.run(["probabilities", "cam", "embedding"],
-                                    {"image": np.asarray(x[i:i + batch], np.float32)})
-        outs["probabilities"].append(p)
-        outs["cam"].append(c)
-        outs["embedding"].append(e)
+        for name, value in zip(OUTPUTS, session.run(list(OUTPUTS), {INPUT: np.asarray(x[i:i + batch], np.float32)})):
+            outs[name].append(value)
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 

@@ -86,7 +86,7 @@ def test_drop_file_opens_it_and_folder_batches_it(window, qtbot, scans, tmp_path
     drop(window, [scans, scans / "tumour.png"])
     assert window.tabs.currentWidget() is window.batch
     qtbot.waitUntil(lambda: not window.batch.running, timeout=20000)
-    results = window.batch.model.results
+    results = window.batch.table_model.results
     assert len(results) == 4  # 3 in the folder + the file again
     errors = [r for r in results if not r.ok]
     assert len(errors) == 1 and "corrupt.jpg" in errors[0].path and errors[0].error
@@ -107,10 +107,10 @@ def test_cancel_a_running_batch(window, qtbot, tmp_path):
     for i in range(1, 400):
         (many / f"a{i:03d}.png").write_bytes(src.read_bytes())
     window.batch.start([many])
-    qtbot.waitUntil(lambda: len(window.batch.model.results) > 0, timeout=10000)
+    qtbot.waitUntil(lambda: len(window.batch.table_model.results) > 0, timeout=10000)
     window.batch.cancel()
     qtbot.waitUntil(lambda: not window.batch.running, timeout=10000)
-    assert len(window.batch.model.results) < 400
+    assert len(window.batch.table_model.results) < 400
     assert window.batch.status.text().startswith("Cancelled")
 
 

@@ -75,16 +75,16 @@ def test_close_during_batch_cancels_and_gui_batch_is_offline_and_read_only(qtbot
     qtbot.addWidget(window)
     window.show()
     window.batch.start([corpus])
-    qtbot.waitUntil(lambda: len(window.batch.model.results) > 0, timeout=10000)
+    qtbot.waitUntil(lambda: len(window.batch.table_model.results) > 0, timeout=10000)
     window.close()  # cancels the batch and waits for it
     assert not window.batch.running or window.batch.worker.cancelled
-    assert len(window.batch.model.results) < 300 + 20
+    assert len(window.batch.table_model.results) < 300 + 20
     assert digest_tree(corpus) == before
     # A complete GUI batch, offline, leaves the scans byte-identical too.
     window2 = MainWindow([load_model(make_contract_model(tmp_path / "d2.onnx"))], settings)
     qtbot.addWidget(window2)
     window2.batch.start([corpus])
     qtbot.waitUntil(lambda: not window2.batch.running, timeout=30000)
-    assert sum(1 for r in window2.batch.model.results if not r.ok) >= 5
+    assert sum(1 for r in window2.batch.table_model.results if not r.ok) >= 5
     assert digest_tree(corpus) == before
     assert attempts == []

@@ -64,7 +64,8 @@ def test_baseline_trains(binary_split, tmp_path):
     config = train_mod.train("baseline", str(binary_split), str(run), size=SIZE, cache_dir=None)
     assert (run / "model.joblib").exists() and config["parameters"] > 0
     result = evaluate(str(run), cache_dir=None)
-    assert 0.0 <= result["accuracy"] <= 1.0
+    cm = np.array(result["confusion_matrix"])
+    assert cm.sum() == result["n"] > 0 and result["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
 
 
 def test_interrupted_training_resumes_from_last_epoch(binary_split, tmp_path, monkeypatch):

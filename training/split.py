@@ -75,7 +75,6 @@ def make_split(
 
     if holdout is None:
         fit_idx = list(range(len(kept)))
-        parts_of: dict[int, str] = {}
         test_idx: list[int] = []
     else:
         datasets_of_group: dict[int, set[str]] = defaultdict(set)

@@ -74,9 +74,9 @@ class BatchPanel(QWidget):
         self._classifier = classifier_getter
         self._settings = settings
         self.worker: BatchWorker | None = None
-        self.model = ResultsModel()
+        self.table_model = ResultsModel()
         self.proxy = QSortFilterProxyModel(self)
-        self.proxy.setSourceModel(self.model)
+        self.proxy.setSourceModel(self.table_model)
         self.proxy.setSortRole(Qt.ItemDataRole.UserRole)
         self.proxy.setFilterKeyColumn(-1)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -140,11 +140,11 @@ class BatchPanel(QWidget):
             return
         if paths:
             self._settings.setValue("last_folder", str(paths[0] if paths[0].is_dir() else paths[0].parent))
-        self.model.clear()
+        self.table_model.clear()
         self.worker = BatchWorker(classifier, paths, self.recursive.isChecked())
         s = self.worker.signals
         s.started.connect(self._on_started)
-        s.results.connect(self.model.extend)
+        s.results.connect(self.table_model.extend)
         s.progress.connect(self._on_progress)
         s.finished.connect(self._on_finished)
         s.failed.connect(lambda msg: QMessageBox.critical(self, "Batch failed", msg))
@@ -172,14 +172,14 @@ class BatchPanel(QWidget):
         self.progress.setValue(done)
         rate = done / elapsed if elapsed > 0 else 0.0
         left = (total - done) / rate if rate > 0 else 0.0
-        failed = sum(1 for r in self.model.results if not r.ok)
+        failed = sum(1 for r in self.table_model.results if not r.ok)
         self.status.setText(f"{done} of {total} files · {rate:.1f} files/s · {left:.0f} s left · {failed} could not be read")
 
     def _on_finished(self, cancelled: bool) -> None:
         self.cancel_button.setEnabled(False)
         self.choose.setEnabled(True)
-        self.export_button.setEnabled(bool(self.model.results))
-        results = self.model.results
+        self.export_button.setEnabled(bool(self.table_model.results))
+        results = self.table_model.results
         tumours = sum(1 for r in results if r.prediction == "tumor")
         failed = sum(1 for r in results if not r.ok)
         prefix = "Cancelled" if cancelled else "Done"
@@ -188,7 +188,7 @@ class BatchPanel(QWidget):
         self.table.resizeColumnsToContents()
 
     def _open_row(self, index) -> None:
-        r = self.model.results[self.proxy.mapToSource(index).row()]
+        r = self.table_model.results[self.proxy.mapToSource(index).row()]
         self.open_requested.emit(r.path)
 
     # ---------------------------------------------------------------- export
@@ -202,7 +202,7 @@ class BatchPanel(QWidget):
                 return
         target = Path(path)
         self._settings.setValue("last_csv_dir", str(target.parent))
-        worker = ExportWorker(classifier, list(self.model.results), target,
+        worker = ExportWorker(classifier, list(self.table_model.results), target,
                               target.with_name(target.stem + "-heatmaps") if self.heatmaps.isChecked() else None)
         worker.signals.done.connect(self.status.setText)
         worker.signals.failed.connect(lambda msg: QMessageBox.critical(self, "Export failed", msg))

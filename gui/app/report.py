@@ -16,7 +16,7 @@ from gui.model import DISCLAIMER
 
 
 
-def write_report(path: str | Path, file_label: str, rgb: np.ndarray, overlay: np.ndarray, result: Result,
+def write_pdf_report(path: str | Path, file_label: str, rgb: np.ndarray, overlay: np.ndarray, result: Result,
                  classifier: Classifier) -> None:
     """Image, heatmap overlay, answer, probabilities, models, date and the disclaimer on A4.
 

@@ -335,10 +335,10 @@ class MainWindow(QMainWindow):
             path, _ = QFileDialog.getSaveFileName(self, "Save report", start, "PDF (*.pdf)")
             if not path:
                 return
-        from gui.app.report import write_report
+        from gui.app.report import write_pdf_report
 
         self.settings.setValue("last_report_dir", str(Path(path).parent))
-        write_report(path, self.scan.path.name, self.rgb, self.overlay_image(), self.result, self.classifier)
+        write_pdf_report(path, self.scan.path.name, self.rgb, self.overlay_image(), self.result, self.classifier)
         self.statusBar().showMessage(f"Report saved to {path}")
 
     # ---------------------------------------------------------------- drag and drop, closing
