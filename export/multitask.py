@@ -61,7 +61,7 @@ def build_keras(head, weights: str, temperature: float):
     return model
 
 
-def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour detector, type and map (MobileNetV2 multi-task)",
+def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour model (MobileNetV2, multi-task)",
                      version: str = "2.0.0", seed: int = 0) -> dict:
     import onnxruntime as ort
 

@@ -26,6 +26,8 @@ from gui.overlay import normalise_cam
 CSV_COLUMNS = ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
                "tumor_type_confidence", "ood_warning", "error"]
 OOD_MESSAGE = "image looks unlike the brain MRI the model was trained on"
+#: ``Result.probabilities`` key suffix of a model's type head (the detector's group has the model name).
+TYPE_GROUP_SUFFIX = " type"
 #: How a model wants its input: (pixel size, preprocessing name of ``gui.imaging.model_input``).
 InputKey = tuple[int, str]
 
@@ -87,7 +89,7 @@ class Classifier:
         for m in self.models:
             groups = [(m.name, m.labels, m.card["task"])]
             if m.has_type_head:
-                groups.append((f"{m.name} type", m.type_labels, "type"))
+                groups.append((m.name + TYPE_GROUP_SUFFIX, m.type_labels, "type"))
             for group, labels, task in groups:
                 for label in labels:
                     col = f"p_{label}" if f"p_{label}" not in taken else f"p_{task}_{label}"
@@ -128,7 +130,7 @@ class Classifier:
                                for m in self.models}
             for m in self.models:
                 if m.has_type_head:
-                    r.probabilities[f"{m.name} type"] = dict(zip(m.type_labels, map(float, preds[id(m)].type_probabilities[i])))
+                    r.probabilities[m.name + TYPE_GROUP_SUFFIX] = dict(zip(m.type_labels, map(float, preds[id(m)].type_probabilities[i])))
             r.geometry = inputs[i][self.detector_key].geometry
             if with_heat:
                 r.heat = det.heatmap[i] if det.heatmap is not None else self.heat_for(det.cam[i], is_tumor)

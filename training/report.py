@@ -61,6 +61,9 @@ def multitask_tables(run: Path, bundled_scores: Path | None = None) -> str:
     folds = {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob("*/metrics.json"))}
     if not folds:
         return ""
+    method = json.loads((run / "config.json").read_text()).get("method", {})
+    title = (f"Run `{run}`: loss weights {method.get('weighting', 'n/a')}, at most {method.get('epochs_max')} "
+             f"epochs, {method.get('early_stopping', '')}.\n\n")
     order = ["in-distribution"] + [f for f in folds if f != "in-distribution"]
     lines = ["| test set | n | tumour | no tumour | accuracy % | sensitivity % | specificity % | ROC AUC | ECE "
              "| type accuracy % | pointing game % | heat inside mask % | train min |",
@@ -81,7 +84,7 @@ def multitask_tables(run: Path, bundled_scores: Path | None = None) -> str:
     for src, b in (ind.get("by_source") or {}).items():
         by.append(f"| {src} | {b['n']} | {_pct(b['accuracy'])} | {_pct(b['sensitivity'])} | {_pct(b['specificity'])} "
                   f"| {_auc(b['roc_auc'])} | {b['ece']:.4f} |")
-    text = "\n".join(lines) + "\n\nIn-distribution test part by source:\n\n" + "\n".join(by) + "\n"
+    text = title + "\n".join(lines) + "\n\nIn-distribution test part by source:\n\n" + "\n".join(by) + "\n"
     if bundled_scores is not None and bundled_scores.is_dir():
         rows = ["| test set | n | accuracy % | sensitivity % | specificity % | ROC AUC | seen in its training? |",
                 "|---|---|---|---|---|---|---|"]
@@ -92,8 +95,10 @@ def multitask_tables(run: Path, bundled_scores: Path | None = None) -> str:
             rows.append(f"| {m['fold']} | {m['n']} | {_pct(d['accuracy'])} | {_pct(d['sensitivity'])} "
                         f"| {_pct(d['specificity'])} | {_auc(d['roc_auc'])} | {seen} |")
         text += ("\nThe previously shipped pair (v1 detector + type model, trained on brain-tumor-mri + Br35H), "
-                 "scored through the app on the same test images (`python -m training score "
-                 "assets/models/1-tumor-detector.onnx assets/models/2-tumor-type.onnx --fold F`):\n\n"
+                 "scored through the app on the same test images (`python -m training score v1-detector.onnx "
+                 "v1-type.onnx --fold F`, the files as shipped before the multi-task model: "
+                 "`git show e4a8692:assets/models/1-tumor-detector.onnx > v1-detector.onnx`, likewise "
+                 "`2-tumor-type.onnx`). Rows marked leaky are collections it was trained on:\n\n"
                  + "\n".join(rows) + "\n")
     return text
 

@@ -16,7 +16,7 @@ from gui.app.dialogs import ModelCardDialog
 from gui.app.formatting import ANSWER_COLOURS, ANSWERS, percent
 from gui.app.viewer import ImageViewer, to_qimage
 from gui.app.workers import OpenWorker
-from gui.engine import Classifier, Result
+from gui.engine import TYPE_GROUP_SUFFIX, Classifier, Result
 from gui.imaging import IMAGE_SUFFIXES, Scan
 from gui.model import DISCLAIMER, Model, ModelContractError, load_model
 from gui.overlay import COLORMAPS, blend, colormap_lut, heat_to_frame
@@ -98,15 +98,19 @@ class ResultPanel(QWidget):
         self.warning.setText(f"⚠ Caution: {r.ood_warning}; treat this answer as unreliable." if r.ood_warning else "")
         while self.bars.rowCount():
             self.bars.removeRow(0)
-        for model_name, probs in r.probabilities.items():
-            self.bars.addRow(QLabel(f"<b>{model_name}</b>"))
+        for group, probs in r.probabilities.items():
+            is_type = group.endswith(TYPE_GROUP_SUFFIX)
+            title = f"Tumour type, if tumour ({group.removesuffix(TYPE_GROUP_SUFFIX)})" if is_type else group
+            header = QLabel(f"<b>{title}</b>")
+            header.setWordWrap(True)
+            self.bars.addRow(header)
             for label, p in probs.items():
                 bar = QProgressBar()
                 bar.setRange(0, 1000)
                 bar.setValue(int(round(1000 * p)))
                 bar.setFormat(percent(p))
                 self.bars.addRow(label, bar)
-        n = len(r.probabilities)
+        n = len([g for g in r.probabilities if not g.endswith(TYPE_GROUP_SUFFIX)])  # a type head is no extra model
         self.timing.setText(f"Classified in {1000 * r.seconds:.0f} ms ({n} model{'s' if n > 1 else ''}, heatmap included)")
 
     def show_error(self, path: str, reason: str) -> None:
