@@ -108,8 +108,20 @@ def _fold_summary(m: dict) -> dict:
     }
 
 
+def _caution_entry(caution: dict) -> dict:
+    return {
+        "band_half_width": caution["band_half_width"],
+        "rule": caution["rule"] + " (the app says 'low confidence')",
+        "chosen_on": "the leave-one-source-out test parts, pooled with equal weight (training/caution.py)",
+        "target_unflagged_accuracy": caution["target_unflagged_accuracy"],
+        "measured": {f: {"flagged_share": v["flagged_share"], "accuracy_unflagged": v["accuracy_unflagged"],
+                         "accuracy_flagged": v["accuracy_flagged"], "error_auroc_margin": v["error_auroc"]["margin"]}
+                     for f, v in caution["folds"].items()},
+    }
+
+
 def build_multitask_card(name: str, version: str, config: dict, folds: dict[str, dict], verification: dict,
-                         ood: dict, source_run: str) -> dict:
+                         ood: dict, source_run: str, caution: dict | None = None) -> dict:
     """The card of the multi-task model: in-distribution test figures and, as the headline, every
     leave-one-source-out fold."""
     shipped = folds["in-distribution"]
@@ -149,6 +161,7 @@ def build_multitask_card(name: str, version: str, config: dict, folds: dict[str,
         "decision_rule": "tumour if P(tumour) >= decision_threshold",
         "calibration": {"method": "temperature scaling fitted on the validation part", "temperature": shipped["temperature"]},
         "ood": ood,
+        **({"caution": _caution_entry(caution)} if caution else {}),
         "verification": verification,
         "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "intended_use": MULTITASK_INTENDED_USE,

@@ -90,7 +90,9 @@ def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour m
         session = ort.InferenceSession(str(draft), sess_options=session_options(), providers=["CPUExecutionProvider"])
         report = verify(session, model, head, doc, parts["test"], f0, meta, metrics["temperature"], rng)
         report["opset"] = convert.OPSET
-        card = cards.build_multitask_card(name, version, config, folds, report, ood, str(run))
+        caution_file = run / "caution.json"
+        caution = json.loads(caution_file.read_text()) if caution_file.exists() else None
+        card = cards.build_multitask_card(name, version, config, folds, report, ood, str(run), caution)
         convert.write_card(draft, card)
         load_model(draft)  # the final file must pass the contract check, or nothing is written
         out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -159,7 +159,7 @@ def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: eng
     """Rows stream straight into the temporary CSV (memory stays flat however many files); Ctrl-C
     or SIGTERM ends the stream and the rows finished so far are still published."""
     progress = TerminalProgress(len(files))
-    counts = {"rows": 0, "failed": 0, "tumours": 0}
+    counts = {"rows": 0, "failed": 0, "tumours": 0, "cautioned": 0}
     interrupted = False
     t0 = time.perf_counter()
     try:
@@ -170,6 +170,7 @@ def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: eng
             counts["rows"] += 1
             counts["failed"] += not r.ok
             counts["tumours"] += r.ok and r.prediction == "tumor"
+            counts["cautioned"] += r.ok and bool(r.ood_warning)
             progress.update(counts["rows"], counts["failed"])
             csv_out.write(classifier.row(r))
     except KeyboardInterrupt:
@@ -183,7 +184,8 @@ def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: eng
     seconds = time.perf_counter() - t0
     n, failed, tumours = counts["rows"], counts["failed"], counts["tumours"]
     print(f"{n} of {len(files)} files in {seconds:.1f} s ({n / max(seconds, 1e-9):.1f} files/s): "
-          f"{tumours} tumour likely, {n - tumours - failed} no tumour found, {failed} could not be read. "
+          f"{tumours} tumour likely, {n - tumours - failed} no tumour found ({counts['cautioned']} of these answers "
+          f"with a caution), {failed} could not be read. "
           f"CSV: {target}", file=sys.stderr)
     if target != csv_out.path:
         why = "the run was interrupted, so the existing file was kept" if interrupted and args.force else \

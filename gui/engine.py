@@ -26,6 +26,7 @@ from gui.overlay import normalise_cam
 CSV_COLUMNS = ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
                "tumor_type_confidence", "ood_warning", "error"]
 OOD_MESSAGE = "image looks unlike the brain MRI the model was trained on"
+LOW_CONFIDENCE_MESSAGE = "low confidence: the answer is close to the decision threshold"
 #: ``Result.probabilities`` key suffix of a model's type head (the detector's group has the model name).
 TYPE_GROUP_SUFFIX = " type"
 #: How a model wants its input: (pixel size, preprocessing name of ``gui.imaging.model_input``).
@@ -124,8 +125,7 @@ class Classifier:
             r.confidence = float(p_tumor[i] if is_tumor else 1.0 - p_tumor[i])
             if is_tumor:
                 r.tumor_type, r.tumor_type_confidence = self._tumor_type(preds, i)
-            if any(preds[id(m)].ood_flag[i] for m in self.models):
-                r.ood_warning = OOD_MESSAGE
+            r.ood_warning = "; ".join(self._cautions(preds, i, float(p_tumor[i])))
             r.probabilities = {m.name: {lab: float(p) for lab, p in zip(m.labels, preds[id(m)].probabilities[i])}
                                for m in self.models}
             for m in self.models:
@@ -136,6 +136,17 @@ class Classifier:
                 r.heat = det.heatmap[i] if det.heatmap is not None else self.heat_for(det.cam[i], is_tumor)
             results.append(r)
         return results
+
+    def _cautions(self, preds: dict, i: int, p_tumor: float) -> list[str]:
+        """Why this answer should not be trusted, in words: an image unlike the training images (any
+        model's out-of-distribution score), or P(tumour) inside the detector card's low-confidence band
+        (chosen on collections the model never saw, see ``training/caution.py``)."""
+        reasons = []
+        if any(preds[id(m)].ood_flag[i] for m in self.models):
+            reasons.append(OOD_MESSAGE)
+        if abs(p_tumor - self.detector.threshold) < self.detector.caution_band:
+            reasons.append(LOW_CONFIDENCE_MESSAGE)
+        return reasons
 
     def _tumor_type(self, preds: dict, i: int) -> tuple[str, float | None]:
         """The most likely type and P(type | tumour), from the detector's type head or the type model."""

@@ -118,6 +118,8 @@ class Model:
         self.input_size = int(card["input"]["size"])
         self.preprocessing: str = card["input"].get("preprocessing", "pad-resize")
         self.threshold = float(card["decision_threshold"])
+        #: Half-width of the band of P(tumour) around the threshold flagged "low confidence" (0: none).
+        self.caution_band = float((card.get("caution") or {}).get("band_half_width", 0.0))
         self.ood = OodScorer.from_card(card["ood"])
         outputs = {o.name for o in session.get_outputs()}
         self.extra_outputs = [o for o in OPTIONAL_OUTPUTS if o in outputs]
@@ -253,6 +255,11 @@ def validate_card(path: Path, card, outputs: dict) -> None:
         n_types = outputs["type_probabilities"].shape[1]
         if isinstance(n_types, int) and n_types != len(card["type_labels"]):
             raise ModelContractError(path, f"{n_types} type outputs but {len(card['type_labels'])} type labels in the card")
+    caution = card.get("caution")
+    if caution is not None:
+        band = caution.get("band_half_width") if isinstance(caution, dict) else None
+        if isinstance(band, bool) or not isinstance(band, (int, float)) or not 0 <= band < 0.5:
+            raise ModelContractError(path, "the card's caution band must be a number from 0 to 0.5")
     if not isinstance(card["ood"], dict):
         raise ModelContractError(path, "the card's out-of-distribution statistics must be a JSON object")
     try:

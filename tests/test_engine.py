@@ -157,3 +157,21 @@ def test_window_batch_and_training_see_the_same_pixels(tmp_path, preprocessing):
     assert np.array_equal(fitted, model_input(frame, 64, preprocessing).pixels)
     if preprocessing == "pad-resize":
         assert np.array_equal(fitted, load_model_image(path, 64))
+
+
+def test_a_card_caution_band_flags_answers_near_the_threshold(tmp_path):
+    from gui.model import ModelContractError
+    from tests.onnx_factory import make_card
+
+    card = make_card("binary", 64)
+    card["caution"] = {"band_half_width": 0.45}
+    clf = engine.Classifier([load_model(make_contract_model(tmp_path / "c.onnx", card=card))])
+    sure = clf.classify_image(np.full((64, 64, 3), 250, np.uint8))
+    unsure = clf.classify_image(np.full((64, 64, 3), 50, np.uint8))
+    assert abs(unsure.tumor_probability - 0.5) < 0.45 <= abs(sure.tumor_probability - 0.5)
+    assert engine.LOW_CONFIDENCE_MESSAGE in unsure.ood_warning and sure.ood_warning == ""
+    plain = engine.Classifier([load_model(make_contract_model(tmp_path / "p.onnx"))])
+    assert plain.classify_image(np.full((64, 64, 3), 50, np.uint8)).ood_warning == ""
+    card["caution"] = {"band_half_width": "wide"}
+    with pytest.raises(ModelContractError, match="caution band"):
+        load_model(make_contract_model(tmp_path / "bad.onnx", card=card))

@@ -1,4 +1,4 @@
-"""``python -m training audit|split|catalogue|features|multitask|score|train|evaluate|report``: thin command-line entry point."""
+"""``python -m training audit|split|catalogue|features|multitask|score|caution|train|evaluate|report``: thin command-line entry point."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--fold", required=True, help="in-distribution or a source name (leave-one-source-out)")
     sc.add_argument("--catalogue", default="runs/splits/multisource.json")
     sc.add_argument("--out", help="also write the figures as JSON here")
+
+    ca = sub.add_parser("caution", help="caution scores and a band rule measured on a multi-task run's folds")
+    ca.add_argument("run", nargs="?", default="runs/multitask")
+    ca.add_argument("--catalogue", default="runs/splits/multisource.json")
 
     t = sub.add_parser("train", help="train one model")
     t.add_argument("--arch", choices=["baseline", "cnn", "mobilenetv2"], required=True)
@@ -111,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(res, indent=1))
+    elif args.command == "caution":
+        from training import caution
+
+        result = caution.write(args.run, args.catalogue)
+        print(f"{result['rule']}; per fold: " + "; ".join(
+            f"{k} flagged {v['flagged_share']:.1%}, unflagged accuracy {v['accuracy_unflagged']}" for k, v in result["folds"].items()))
     elif args.command == "train":
         from training.train import train
 

@@ -85,6 +85,24 @@ def multitask_tables(run: Path, bundled_scores: Path | None = None) -> str:
         by.append(f"| {src} | {b['n']} | {_pct(b['accuracy'])} | {_pct(b['sensitivity'])} | {_pct(b['specificity'])} "
                   f"| {_auc(b['roc_auc'])} | {b['ece']:.4f} |")
     text = title + "\n".join(lines) + "\n\nIn-distribution test part by source:\n\n" + "\n".join(by) + "\n"
+    caution_file = run / "caution.json"
+    if caution_file.exists():
+        c = json.loads(caution_file.read_text())
+        rows = ["| test set | n | accuracy % | error AUROC: margin | heads | embedding | flagged % | accuracy unflagged % "
+                "| accuracy flagged % | accuracy of the 60% most confident % |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for name in order:
+            f = c["folds"].get(name)
+            if f is None:
+                continue
+            a = f["error_auroc"]
+            top60 = next(p["accuracy"] for p in f["risk_coverage_by_margin"] if p["coverage"] == 0.6)
+            rows.append(f"| {name} | {f['n']} | {_pct(f['accuracy'])} | {_auc(a['margin'])} | {_auc(a['heads'])} "
+                        f"| {_auc(a['embedding'])} | {_pct(f['flagged_share'])} | {_pct(f['accuracy_unflagged'])} "
+                        f"| {_pct(f['accuracy_flagged'])} | {_pct(top60)} |")
+        text += (f"\nWhen to caution (`python -m training caution runs/multitask`, `training/caution.py`): how well "
+                 f"each score ranks the wrong answers first (AUROC for errors), and the band rule \"{c['rule']}\", "
+                 f"the narrowest that brings the unflagged answers to {100 * c['target_unflagged_accuracy']:.0f}% on "
+                 "the held-out folds pooled:\n\n" + "\n".join(rows) + "\n")
     if bundled_scores is not None and bundled_scores.is_dir():
         rows = ["| test set | n | accuracy % | sensitivity % | specificity % | ROC AUC | seen in its training? |",
                 "|---|---|---|---|---|---|---|"]

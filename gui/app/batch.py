@@ -180,11 +180,13 @@ class BatchPanel(QWidget):
         self.choose.setEnabled(True)
         self.export_button.setEnabled(bool(self.table_model.results))
         results = self.table_model.results
-        tumours = sum(1 for r in results if r.prediction == "tumor")
+        tumours = sum(1 for r in results if r.ok and r.prediction == "tumor")
         failed = sum(1 for r in results if not r.ok)
+        cautioned = sum(1 for r in results if r.ok and r.ood_warning)
         prefix = "Cancelled" if cancelled else "Done"
         self.status.setText(f"{prefix}: {len(results)} files · {tumours} tumour likely · "
-                            f"{len(results) - tumours - failed} no tumour found · {failed} could not be read")
+                            f"{len(results) - tumours - failed} no tumour found · {cautioned} with a caution · "
+                            f"{failed} could not be read")
         self.table.resizeColumnsToContents()
 
     def _open_row(self, index) -> None:

@@ -95,7 +95,7 @@ class ResultPanel(QWidget):
         if scan is not None:
             lines.append(f"<small>{scan.path.name} · {scan.info.get('format', '')} · {scan.info.get('size', '')}</small>")
         self.detail.setText("<br>".join(lines))
-        self.warning.setText(f"⚠ Caution: {r.ood_warning}; treat this answer as unreliable." if r.ood_warning else "")
+        self.warning.setText(f"⚠ Caution — {r.ood_warning}. Treat this answer as uncertain." if r.ood_warning else "")
         while self.bars.rowCount():
             self.bars.removeRow(0)
         for group, probs in r.probabilities.items():
