@@ -63,7 +63,7 @@ class ResultPanel(QWidget):
         legend_row = QHBoxLayout()
         legend_row.addWidget(QLabel("low"))
         legend_row.addWidget(self.legend, 1)
-        legend_row.addWidget(QLabel("high evidence"))
+        legend_row.addWidget(QLabel("high"))
         hl.addRow(legend_row)
         self.frame_box = QGroupBox("Frame / slice")
         fl = QHBoxLayout(self.frame_box)
