@@ -137,3 +137,19 @@ def test_volume_gets_a_slice_slider_starting_in_the_middle(window, qtbot):
     window.panel.frame.setValue(3)
     qtbot.waitUntil(lambda: window.panel.frame_label.text() == "4 / 25", timeout=10000)
     assert not np.array_equal(window.rgb, first)
+
+
+def test_an_older_answer_arriving_late_is_dropped(window, qtbot, scans):
+    """Quick file changes: whichever worker finishes last must not overwrite the newest answer."""
+    window.open_path(str(scans / "tumour.png"))
+    stale_task = window._open_task
+    window.open_path(str(scans / "clear.jpg"))
+    qtbot.waitUntil(lambda: window.result is not None and window.result.path.endswith("clear.jpg"), timeout=10000)
+    shown = window.result
+    from gui.imaging import open_scan
+
+    old_scan = open_scan(scans / "tumour.png")
+    old = window.classifier.classify_image(old_scan.frame(), str(scans / "tumour.png"))
+    window._on_opened(stale_task, old_scan, old_scan.frame(), old)  # the first worker, finishing late
+    window._on_failed(stale_task, str(scans / "tumour.png"), "late failure")
+    assert window.result is shown and window.panel.answer.text() != "Could not read this file"

@@ -134,6 +134,7 @@ class MainWindow(QMainWindow):
         self.scan: Scan | None = None
         self.rgb: np.ndarray | None = None
         self.result: Result | None = None
+        self._open_task = 0  # number of the newest open/slice request; older answers are dropped
         self._heat: np.ndarray | None = None
         self.startup_notice: QMessageBox | None = None  # set by start-up when a bundled model is refused
         self.pool = QThreadPool.globalInstance()
@@ -236,7 +237,8 @@ class MainWindow(QMainWindow):
             return
         self.tabs.setCurrentIndex(0)
         scan = self.scan if (frame is not None and self.scan is not None and str(self.scan.path) == path) else None
-        worker = OpenWorker(self.classifier, Path(path), frame, scan)
+        self._open_task += 1
+        worker = OpenWorker(self.classifier, Path(path), frame, scan, task=self._open_task)
         worker.signals.opened.connect(self._on_opened)
         worker.signals.failed.connect(self._on_failed)
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
@@ -244,7 +246,9 @@ class MainWindow(QMainWindow):
         self.settings.setValue("last_folder", str(Path(path).parent))
         self._add_recent(path)
 
-    def _on_opened(self, scan: Scan, rgb: np.ndarray, result: Result) -> None:
+    def _on_opened(self, task: int, scan: Scan, rgb: np.ndarray, result: Result) -> None:
+        if task != self._open_task:  # a newer file or slice was asked for meanwhile
+            return
         new_file = self.scan is None or self.scan.path != scan.path
         self.scan, self.rgb, self.result = scan, rgb, result
         self._heat = heat_to_frame(result.heat, result.geometry, rgb.shape[0], rgb.shape[1])
@@ -259,7 +263,9 @@ class MainWindow(QMainWindow):
         self.render_image(keep_view=not new_file)
         self.statusBar().showMessage(self._models_text())
 
-    def _on_failed(self, path: str, reason: str) -> None:
+    def _on_failed(self, task: int, path: str, reason: str) -> None:
+        if task != self._open_task:
+            return
         self.panel.show_error(path, reason)
         self.viewer.clear()
         self.scan = self.rgb = self.result = None

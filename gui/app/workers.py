@@ -19,17 +19,21 @@ from gui.overlay import save_overlay_png
 
 
 class OpenSignals(QObject):
-    opened = Signal(object, object, object)  # Scan, frame rgb, Result
-    failed = Signal(str, str)  # path, reason
+    opened = Signal(int, object, object, object)  # task number, Scan, frame rgb, Result
+    failed = Signal(int, str, str)  # task number, path, reason
 
 
 class OpenWorker(QRunnable):
-    """Open a file (or one frame of it) and classify the displayed image."""
+    """Open a file (or one frame of it) and classify the displayed image.
+
+    Results carry the ``task`` number they were started with, so the window can drop the answer
+    of an older file or slice that finishes after a newer one was asked for.
+    """
 
     def __init__(self, classifier: engine.Classifier, path: Path, frame: int | None = None,
-                 scan: Scan | None = None) -> None:
+                 scan: Scan | None = None, task: int = 0) -> None:
         super().__init__()
-        self.classifier, self.path, self.frame, self.scan = classifier, path, frame, scan
+        self.classifier, self.path, self.frame, self.scan, self.task = classifier, path, frame, scan, task
         self.signals = OpenSignals()
 
     def run(self) -> None:
@@ -37,11 +41,11 @@ class OpenWorker(QRunnable):
             scan = self.scan or open_scan(self.path)
             rgb = scan.frame(self.frame)
             result = self.classifier.classify_image(rgb, str(self.path))
-            self.signals.opened.emit(scan, rgb, result)
+            self.signals.opened.emit(self.task, scan, rgb, result)
         except ImageReadError as exc:
-            self.signals.failed.emit(str(self.path), exc.reason)
+            self.signals.failed.emit(self.task, str(self.path), exc.reason)
         except Exception as exc:  # never let a worker die silently
-            self.signals.failed.emit(str(self.path), f"unexpected error: {exc}\n{traceback.format_exc()}")
+            self.signals.failed.emit(self.task, str(self.path), f"unexpected error: {exc}\n{traceback.format_exc()}")
 
 
 class BatchSignals(QObject):
