@@ -50,14 +50,24 @@ def build_card(name: str, version: str, config: dict, metrics: dict, verificatio
         },
         "test_metrics": _summary(test) if test else None,
         "other_evaluations": external,
+        **_decision_and_provenance("tumour if 1 - P(no-tumour labels) >= decision_threshold", config["temperature"],
+                                   ood, verification, INTENDED_USE, LIMITATIONS),
+    }
+
+
+def _decision_and_provenance(rule: str, temperature: float, ood: dict, verification: dict, intended_use: str,
+                             limitations: str) -> dict:
+    """The fields every card ends with: decision rule, calibration, OOD statistics, verification,
+    date, intended use, limitations and the disclaimer."""
+    return {
         "decision_threshold": DECISION_THRESHOLD,
-        "decision_rule": "tumour if 1 - P(no-tumour labels) >= decision_threshold",
-        "calibration": {"method": "temperature scaling fitted on the validation part", "temperature": config["temperature"]},
+        "decision_rule": rule,
+        "calibration": {"method": "temperature scaling fitted on the validation part", "temperature": temperature},
         "ood": ood,
         "verification": verification,
         "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "intended_use": INTENDED_USE,
-        "limitations": LIMITATIONS,
+        "intended_use": intended_use,
+        "limitations": limitations,
         "disclaimer": DISCLAIMER,
     }
 
@@ -157,14 +167,7 @@ def build_multitask_card(name: str, version: str, config: dict, folds: dict[str,
         "cross_source": {k: _fold_summary(v) for k, v in folds.items() if k != "in-distribution"},
         "heatmap_faithfulness": shipped.get("heatmap"),
         "type_metrics": shipped.get("type"),
-        "decision_threshold": DECISION_THRESHOLD,
-        "decision_rule": "tumour if P(tumour) >= decision_threshold",
-        "calibration": {"method": "temperature scaling fitted on the validation part", "temperature": shipped["temperature"]},
-        "ood": ood,
         **({"caution": _caution_entry(caution)} if caution else {}),
-        "verification": verification,
-        "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "intended_use": MULTITASK_INTENDED_USE,
-        "limitations": MULTITASK_LIMITATIONS,
-        "disclaimer": DISCLAIMER,
+        **_decision_and_provenance("tumour if P(tumour) >= decision_threshold", shipped["temperature"], ood,
+                                   verification, MULTITASK_INTENDED_USE, MULTITASK_LIMITATIONS),
     }

@@ -70,3 +70,18 @@ def write_card(path: str | Path, card: dict) -> None:
     proto.producer_name = "mri-classifier export"
     proto.doc_string = f"{card['name']} {card['version']}: {card['disclaimer']}"
     onnx.save(proto, str(path))
+
+
+def publish(draft: str | Path, card: dict, out: str | Path) -> Path:
+    """Write the card into the draft, check the result as the app will, then move it to ``out``:
+    a file that fails the contract check is never written."""
+    import shutil
+
+    from gui.model import load_model
+
+    write_card(draft, card)
+    load_model(draft)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(draft, out)
+    return out

@@ -18,7 +18,6 @@ Verification, on test images read from their files by the app's own reader (timm
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from export import calibrate, card as cards, convert
 from export.pipeline import OOD_TRAIN_IMAGES
 from export.verify import VerificationError
 from gui.imaging import model_input, read_image
-from gui.model import load_model, session_options
+from gui.model import session_options
 from training import catalogue, features as feats, multitask as mt, split as splits
 
 VERIFY_IMAGES = 160
@@ -93,10 +92,7 @@ def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour m
         caution_file = run / "caution.json"
         caution = json.loads(caution_file.read_text()) if caution_file.exists() else None
         card = cards.build_multitask_card(name, version, config, folds, report, ood, str(run), caution)
-        convert.write_card(draft, card)
-        load_model(draft)  # the final file must pass the contract check, or nothing is written
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(draft, out_path)
+        convert.publish(draft, card, out_path)
     print(f"{out_path}: {out_path.stat().st_size / 1e6:.1f} MB in {time.time() - t0:.0f} s; verification "
           f"{json.dumps(report)}; OOD threshold {ood['threshold']:.2f}")
     return card

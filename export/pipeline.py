@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from export import calibrate, card as cards, convert, verify
-from gui.model import load_model, session_options
+from gui.model import session_options
 from training import split as splits
 from training.data import load_images
 
@@ -61,10 +60,7 @@ def export_run(run_dir: str, out: str, name: str | None = None, version: str = "
                 f"ONNX test accuracy {report['accuracy_onnx']:.4f} != evaluate's {metrics['test']['accuracy']:.4f}")
         report["opset"] = convert.OPSET
         card = cards.build_card(name or run.name, version, config, metrics, report, ood, str(run))
-        convert.write_card(draft, card)
-        load_model(draft)  # the final file must pass the contract check, or nothing is written
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(draft, out_path)
+        convert.publish(draft, card, out_path)
     print(f"{out_path}: {out_path.stat().st_size / 1e6:.1f} MB in {time.time() - t0:.0f} s; verification {report}; "
           f"OOD threshold {ood['threshold']:.2f}")
     if quantize_int8:
