@@ -79,7 +79,9 @@ def multitask_tables(run: Path, bundled_scores: Path | None = None) -> str:
                      f"| {_pct(d['sensitivity'])} | {_pct(d['specificity'])} | {_auc(d['roc_auc'])} | {m['ece']:.4f} "
                      f"| {_pct((m.get('type') or {}).get('accuracy'))} | {_pct(heat['pointing_game']) if heat else 'n/a'} "
                      f"| {_pct(heat['mass_inside_mask']) if heat else 'n/a'} | {m['train_seconds'] / 60:.1f} |")
-    ind = folds.get("in-distribution", {})
+    if "in-distribution" not in folds:  # an ablation run: its folds only, beside the main run's
+        return "Ablation. " + title + "\n".join(lines) + "\n"
+    ind = folds["in-distribution"]
     by = ["| source | n | accuracy % | sensitivity % | specificity % | ROC AUC | ECE |", "|---|---|---|---|---|---|---|"]
     for src, b in (ind.get("by_source") or {}).items():
         by.append(f"| {src} | {b['n']} | {_pct(b['accuracy'])} | {_pct(b['sensitivity'])} | {_pct(b['specificity'])} "
