@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from export import calibrate, card as cards, convert
+from export import card as cards, convert
 from export.pipeline import OOD_TRAIN_IMAGES
 from export.verify import VerificationError
 from gui.imaging import model_input, read_image
 from gui.model import session_options
-from training import catalogue, features as feats, multitask as mt, split as splits
+from training import calibrate, catalogue, features as feats, multitask as mt, split as splits
 
 VERIFY_IMAGES = 160
 MAX_PIPELINE_DIFF = 0.02

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from export import calibrate, card as cards, convert, verify
+from export import card as cards, convert, verify
 from gui.model import session_options
-from training import split as splits
+from training import calibrate, split as splits
 from training.data import load_images
 
 OOD_TRAIN_IMAGES = 3000

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("scipy")
 
-from export.calibrate import fit_ood, fit_temperature  # noqa: E402
+from training.calibrate import fit_ood, fit_temperature  # noqa: E402
 from gui.model import OodScorer, decode_array, encode_array  # noqa: E402
 
 

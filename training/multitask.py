@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.calibrate import fit_temperature
+from training.calibrate import fit_temperature
 from training import catalogue, features as feats
 from training.metrics import classification_metrics
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.calibrate import fit_temperature
+from training.calibrate import fit_temperature
 from training import split as splits
 from training.data import IMAGE_SIZE, load_images
 from training.models import FEATURES, build_baseline, build_cnn, build_mobilenetv2, set_trainable_top
