@@ -159,7 +159,7 @@ def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: eng
     """Rows stream straight into the temporary CSV (memory stays flat however many files); Ctrl-C
     or SIGTERM ends the stream and the rows finished so far are still published."""
     progress = TerminalProgress(len(files))
-    counts = {"rows": 0, "failed": 0, "tumours": 0, "cautioned": 0}
+    counts = {"rows": 0, "failed": 0, "tumours": 0, "cautioned": 0, "disagree": 0}
     interrupted = False
     t0 = time.perf_counter()
     try:
@@ -171,6 +171,7 @@ def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: eng
             counts["failed"] += not r.ok
             counts["tumours"] += r.ok and r.prediction == "tumor"
             counts["cautioned"] += r.ok and bool(r.ood_warning)
+            counts["disagree"] += r.ok and bool(r.models_disagree)
             progress.update(counts["rows"], counts["failed"])
             csv_out.write(classifier.row(r))
     except KeyboardInterrupt:
@@ -185,7 +186,7 @@ def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: eng
     n, failed, tumours = counts["rows"], counts["failed"], counts["tumours"]
     print(f"{n} of {len(files)} files in {seconds:.1f} s ({n / max(seconds, 1e-9):.1f} files/s): "
           f"{tumours} tumour likely, {n - tumours - failed} no tumour found ({counts['cautioned']} of these answers "
-          f"with a caution), {failed} could not be read. "
+          f"with a caution, {counts['disagree']} where the models disagree), {failed} could not be read. "
           f"CSV: {target}", file=sys.stderr)
     if target != csv_out.path:
         why = "the run was interrupted, so the existing file was kept" if interrupted and args.force else \

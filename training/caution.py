@@ -9,9 +9,10 @@ scores of one image:
 * ``embedding``: Mahalanobis distance of the embedding to the fold's validation embeddings
   (what the app's out-of-distribution score measures, fitted on in-distribution images).
 
-The rule shipped is a band of P(tumour) around the threshold, the narrowest one whose unflagged
-answers reach the target accuracy on every held-out-source fold pooled with equal weight (a plain
-held-out quantile; no distributional promise beyond those folds).
+The rule shipped flags an answer when its detector and tumour-map heads disagree (one says tumour,
+the other not: what the app reports as "the models disagree") or when P(tumour) lies in a band around
+the threshold: the narrowest band whose unflagged answers reach the target accuracy on the held-out
+folds pooled with equal weight (a plain held-out quantile; no promise beyond those folds).
 """
 
 from __future__ import annotations
@@ -37,15 +38,20 @@ def fold_scores(run: Path, fold: str, tg: dict) -> dict[str, np.ndarray]:
     precision = np.linalg.pinv(np.cov(ve.T) + 1e-3 * np.eye(ve.shape[1]))
     d = z["embedding"] - ve.mean(axis=0)
     return {"p": p, "error": err, "margin": 1 - np.abs(2 * p - 1), "heads": np.abs(p - heat),
-            "embedding": np.einsum("nf,fg,ng->n", d, precision, d)}
+            "disagree": (p >= 0.5) != (heat >= 0.5), "embedding": np.einsum("nf,fg,ng->n", d, precision, d)}
+
+
+def flagged(s: dict[str, np.ndarray], h: float) -> np.ndarray:
+    """The shipped rule: heads disagree, or P(tumour) within ``h`` of the threshold."""
+    return s["disagree"] | (np.abs(s["p"] - 0.5) < h)
 
 
 def band_for(folds: dict[str, dict], target: float = TARGET_ACCURACY) -> float:
-    """Half-width h of the band ``|p - 0.5| < h`` flagged as uncertain: the smallest h (0.01 steps)
-    whose unflagged answers are at least ``target`` accurate, pooling folds with equal weight."""
+    """Half-width h of the band ``|p - 0.5| < h`` flagged as uncertain (beside disagreeing heads): the
+    smallest h (0.01 steps) whose unflagged answers are at least ``target`` accurate, pooling folds
+    with equal weight."""
     for h in np.arange(0.0, 0.5, 0.01):
-        accs = [1 - f["error"][np.abs(f["p"] - 0.5) >= h].mean() for f in folds.values()
-                if (np.abs(f["p"] - 0.5) >= h).any()]
+        accs = [1 - f["error"][~flagged(f, h)].mean() for f in folds.values() if (~flagged(f, h)).any()]
         if accs and np.mean(accs) >= target:
             return float(round(h, 2))
     return 0.5
@@ -60,9 +66,9 @@ def analyse(run_dir: str, catalogue_path: str, target: float = TARGET_ACCURACY) 
     held_out = {f: s for f, s in scores.items() if f != "in-distribution"}
     h = band_for(held_out, target)
     out: dict = {"target_unflagged_accuracy": target, "band_half_width": h,
-                 "rule": f"caution when |P(tumour) - 0.5| < {h:.2f}", "folds": {}}
+                 "rule": f"caution when the heads disagree or |P(tumour) - 0.5| < {h:.2f}", "folds": {}}
     for f, s in scores.items():
-        flagged = np.abs(s["p"] - 0.5) < h
+        flags = flagged(s, h)
         err = s["error"]
         curve = []
         for coverage in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
@@ -72,9 +78,10 @@ def analyse(run_dir: str, catalogue_path: str, target: float = TARGET_ACCURACY) 
             "n": int(len(err)), "accuracy": float(1 - err.mean()),
             "error_auroc": {k: (roc_auc(err, s[k]) if 0 < err.sum() < len(err) else None)
                             for k in ("margin", "heads", "embedding")},
-            "flagged_share": float(flagged.mean()),
-            "accuracy_unflagged": float(1 - err[~flagged].mean()) if (~flagged).any() else None,
-            "accuracy_flagged": float(1 - err[flagged].mean()) if flagged.any() else None,
+            "flagged_share": float(flags.mean()),
+            "disagree_share": float(s["disagree"].mean()),
+            "accuracy_unflagged": float(1 - err[~flags].mean()) if (~flags).any() else None,
+            "accuracy_flagged": float(1 - err[flags].mean()) if flags.any() else None,
             "risk_coverage_by_margin": curve,
         }
     return out

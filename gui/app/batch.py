@@ -183,9 +183,11 @@ class BatchPanel(QWidget):
         tumours = sum(1 for r in results if r.ok and r.prediction == "tumor")
         failed = sum(1 for r in results if not r.ok)
         cautioned = sum(1 for r in results if r.ok and r.ood_warning)
+        disagree = sum(1 for r in results if r.ok and r.models_disagree)
         prefix = "Cancelled" if cancelled else "Done"
         self.status.setText(f"{prefix}: {len(results)} files · {tumours} tumour likely · "
-                            f"{len(results) - tumours - failed} no tumour found · {cautioned} with a caution · "
+                            f"{len(results) - tumours - failed} no tumour found · {cautioned} with a caution "
+                            f"({disagree} where the models disagree) · "
                             f"{failed} could not be read")
         self.table.resizeColumnsToContents()
 
