@@ -17,6 +17,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from gui.app.window import MainWindow  # noqa: E402
+from gui.engine import Classifier  # noqa: E402
 from gui.model import load_model  # noqa: E402
 from tests.conftest import brain_like
 from tests.onnx_factory import make_contract_model  # noqa: E402
@@ -153,3 +154,20 @@ def test_an_older_answer_arriving_late_is_dropped(window, qtbot, scans):
     window._on_opened(stale_task, old_scan, old_scan.frame(), old)  # the first worker, finishing late
     window._on_failed(stale_task, str(scans / "tumour.png"), "late failure")
     assert window.result is shown and window.panel.answer.text() != "Could not read this file"
+
+
+def test_export_after_loading_another_model_keeps_the_rows_columns(window, qtbot, scans, tmp_path):
+    """Rows carry the classifier that produced them: loading a model with other labels between the
+    batch and the export must not write these rows under the new model's (empty) columns."""
+    window.batch.start([scans])
+    qtbot.waitUntil(lambda: not window.batch.running, timeout=20000)
+    produced_by = window.batch.table_model.classifier
+    window.classifier = Classifier([load_model(make_contract_model(tmp_path / "mt.onnx", multitask=True))])
+    out = tmp_path / "after-load.csv"
+    window.batch.export_csv(str(out))
+    qtbot.waitUntil(out.exists, timeout=10000)
+    with out.open() as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert reader.fieldnames == produced_by.columns() != window.classifier.columns()
+    assert all(r["p_tumor"] for r in rows if r["status"] == "ok")

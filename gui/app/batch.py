@@ -18,9 +18,15 @@ COLUMNS = [("File", "path"), ("Answer", "prediction"), ("Tumour probability", "t
 
 
 class ResultsModel(QAbstractTableModel):
+    """The batch table's rows: the results of one batch, with the classifier that produced them
+    (an export after File > Load model must write these rows with their own columns) and a running
+    count of failures (progress updates must not rescan every row on the GUI thread)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.results: list[engine.Result] = []
+        self.classifier: engine.Classifier | None = None
+        self.failed = 0
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self.results)
@@ -58,11 +64,14 @@ class ResultsModel(QAbstractTableModel):
     def extend(self, results: list[engine.Result]) -> None:
         self.beginInsertRows(QModelIndex(), len(self.results), len(self.results) + len(results) - 1)
         self.results.extend(results)
+        self.failed += sum(1 for r in results if not r.ok)
         self.endInsertRows()
 
-    def clear(self) -> None:
+    def clear(self, classifier: engine.Classifier | None = None) -> None:
         self.beginResetModel()
         self.results = []
+        self.classifier = classifier
+        self.failed = 0
         self.endResetModel()
 
 
@@ -140,7 +149,7 @@ class BatchPanel(QWidget):
             return
         if paths:
             self._settings.setValue("last_folder", str(paths[0] if paths[0].is_dir() else paths[0].parent))
-        self.table_model.clear()
+        self.table_model.clear(classifier)
         self.worker = BatchWorker(classifier, paths, self.recursive.isChecked())
         s = self.worker.signals
         s.started.connect(self._on_started)
@@ -172,8 +181,8 @@ class BatchPanel(QWidget):
         self.progress.setValue(done)
         rate = done / elapsed if elapsed > 0 else 0.0
         left = (total - done) / rate if rate > 0 else 0.0
-        failed = sum(1 for r in self.table_model.results if not r.ok)
-        self.status.setText(f"{done} of {total} files · {rate:.1f} files/s · {left:.0f} s left · {failed} could not be read")
+        self.status.setText(f"{done} of {total} files · {rate:.1f} files/s · {left:.0f} s left · "
+                            f"{self.table_model.failed} could not be read")
 
     def _on_finished(self, cancelled: bool) -> None:
         self.cancel_button.setEnabled(False)
@@ -198,7 +207,9 @@ class BatchPanel(QWidget):
     # ---------------------------------------------------------------- export
 
     def export_csv(self, path: str | None = None) -> None:
-        classifier = self._classifier()
+        classifier = self.table_model.classifier  # the one that produced these rows, not the one loaded now
+        if classifier is None:
+            return
         if path is None:
             start = str(Path(self._settings.value("last_csv_dir", str(Path.home()))) / "mri-results.csv")
             path, _ = QFileDialog.getSaveFileName(self, "Export CSV", start, "CSV (*.csv)")
