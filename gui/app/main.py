@@ -105,6 +105,12 @@ def run_app(argv: list[str]) -> int:
     a build without a person to close it."""
     from PySide6.QtCore import QTimer
 
+    from gui.app.linux_libraries import xcb_problem
+
+    problem = xcb_problem()
+    if problem:  # Qt would abort with a generic message: say what to install instead
+        print(problem, file=sys.stderr)
+        return 1
     smoke = "--exit-when-shown" in argv
     app, window = create_window([a for a in argv if a != "--exit-when-shown"])
     if smoke:

@@ -1,0 +1,51 @@
+"""Issue 14 item 5: without Qt's X11 libraries the app says which packages to install, not Qt's abort."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gui.app import linux_libraries as ll
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LDD = """\tlinux-vdso.so.1 (0x00007ffd)
+\tlibxcb-icccm.so.4 => not found
+\tlibxcb-keysyms.so.1 => not found
+\tlibxcb.so.1 => /lib/x86_64-linux-gnu/libxcb.so.1 (0x00007f)
+\tlibxcb-cursor.so.0 => not found
+"""
+
+
+def test_ldd_output_becomes_one_sentence_with_package_names(monkeypatch, tmp_path):
+    monkeypatch.setattr(ll.shutil, "which", lambda _name: "/usr/bin/ldd")
+    missing = ll.missing_libraries([tmp_path / "libqxcb.so"],
+                                   run=lambda *a, **k: subprocess.CompletedProcess(a, 0, LDD, ""))
+    assert missing == ["libxcb-icccm.so.4", "libxcb-keysyms.so.1", "libxcb-cursor.so.0"]
+    text = ll.message(missing)
+    assert "sudo apt install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1" in text
+    assert "sudo dnf install xcb-util-cursor xcb-util-keysyms xcb-util-wm" in text
+    assert text.count(".") >= 1 and "\n" not in text
+
+
+def test_no_check_off_x11(monkeypatch):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert ll.xcb_problem() is None
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert ll.xcb_problem() is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 libraries are a Linux matter")
+def test_the_app_prints_the_sentence_where_the_libraries_are_missing():
+    if not ll.missing_libraries(ll.xcb_plugin_files()):
+        pytest.skip("this machine has Qt's X11 libraries")
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY")}
+    env["DISPLAY"] = ":99"
+    out = subprocess.run([sys.executable, "-m", "gui"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "sudo apt install" in out.stderr and "Could not load the Qt platform plugin" not in out.stderr
