@@ -210,6 +210,7 @@ def open_scan(path: str | Path) -> Scan:
     """Open a file and describe its frames; pixels of large volumes decode lazily."""
     path = Path(path)
     kind = _sniff_file(path)
+    _check_file_size(path)  # every format: a 10 GB sparse "JPEG" is refused before any decoder sees it
     return _guarded(path, kind, lambda: _open_kind(path, kind))
 
 
@@ -312,7 +313,6 @@ def _open_dicom(path: Path) -> Scan:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    _check_file_size(path)
     _check_deflated_dicom(path)
     try:
         ds = pydicom.dcmread(path, force=True)
@@ -435,7 +435,6 @@ def _open_nifti(path: Path) -> Scan:
     """
     import nibabel as nib
 
-    _check_file_size(path)
     with _nifti_stream(path) as fh:
         head = fh.read(544)
         if len(head) < 348 or not _is_nifti_header(head):

@@ -435,3 +435,12 @@ def test_the_multitask_outputs_reach_the_csv(tmp_path, folder):
     assert dark.prediction == "no_tumor" and dark.tumor_type == "" and dark.tumor_type_confidence is None
     row = classifier.row(dark)
     assert row["tumor_type"] == "" and row["p_glioma"] != ""
+
+
+def test_a_huge_sparse_file_is_refused_from_its_size(tmp_path):
+    path = tmp_path / "sparse.jpg"
+    with path.open("wb") as fh:
+        fh.write(b"\xff\xd8\xff\xe0" + bytes(12))
+        fh.truncate(5 * 1024 ** 3)  # 5 GB on paper, a few bytes on disk
+    with pytest.raises(ImageReadError, match="limit"):
+        read_image(path)
