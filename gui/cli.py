@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from gui import engine
+from gui.logs import attach_log_file, log
 from gui.model import ModelContractError, load_model
 from gui.overlay import save_overlay_png
 from gui.resources import bundled_models
@@ -145,6 +146,9 @@ def _classify(args) -> int:
             probe.unlink()
         except OSError as exc:
             raise UsageError(f"cannot write heatmaps into {heat_dir} ({exc.strerror or exc})") from exc
+    attach_log_file()
+    log.info("classify %d file(s) from %s with %s into %s", len(files), ", ".join(map(engine.display_path, args.paths)),
+             "; ".join(m.name for m in classifier.models), engine.display_path(str(out)))
     try:
         csv_out = engine.AtomicCsv(out, classifier.columns(), force=args.force)
     except engine.CsvExistsError as exc:
@@ -169,6 +173,8 @@ def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: eng
                 write_heatmap(r, heat_dir)
             counts["rows"] += 1
             counts["failed"] += not r.ok
+            if not r.ok:
+                log.warning("%s: %s", engine.display_path(r.path), r.error)
             counts["tumours"] += r.ok and r.prediction == "tumor"
             counts["cautioned"] += r.ok and bool(r.ood_warning)
             counts["disagree"] += r.ok and bool(r.models_disagree)
@@ -178,6 +184,7 @@ def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: eng
         interrupted = True
     except OSError as exc:  # the CSV itself cannot be written (disk full): nothing sensible is left to do
         csv_out.discard()
+        log.error("cannot write %s: %s", engine.display_path(str(csv_out.path)), exc)
         print(f"error: cannot write {csv_out.path} ({exc.strerror or exc}); no CSV written", file=sys.stderr)
         return 2
     progress.close()
@@ -188,6 +195,8 @@ def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: eng
           f"{tumours} tumour likely, {n - tumours - failed} no tumour found ({counts['cautioned']} of these answers "
           f"with a caution, {counts['disagree']} where the models disagree), {failed} could not be read. "
           f"CSV: {target}", file=sys.stderr)
+    log.info("%d of %d files: %d tumour likely, %d could not be read, %d cautioned%s; CSV %s", n, len(files), tumours,
+             failed, counts["cautioned"], " (interrupted)" if interrupted else "", engine.display_path(str(target)))
     if target != csv_out.path:
         why = "the run was interrupted, so the existing file was kept" if interrupted and args.force else \
             f"{csv_out.path} appeared while this run was working, so it was kept"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from PIL import Image
 from training import split
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The app logs to the per-user data folder; tests log to a throw-away one, never the real home.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="mri-classifier-test-data-")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -197,3 +197,21 @@ def test_a_detector_and_a_type_model_that_disagree(models):
     r = clf.classify_image(np.full((50, 80, 3), 230, np.uint8))
     p_no = r.probabilities[clf.typer.name]["no_tumor"]
     assert r.models_disagree == ((r.prediction == "tumor") == (p_no >= 0.5))
+
+
+def test_the_headless_run_logs_to_the_apps_log_folder(tmp_path, monkeypatch, folder):
+    """Where the window logs, ``classify`` logs too: the run, each unreadable file with its reason,
+    the summary. Never beside the scans."""
+    if not __import__("sys").platform.startswith("linux"):
+        pytest.skip("the XDG data folder is a Linux convention")
+    from gui import logs
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    model = make_contract_model(tmp_path / "d.onnx")
+    assert cli.main(["classify", str(folder), "--csv", str(tmp_path / "o.csv"), "--model", str(model)]) == 1
+    log_file = tmp_path / "data" / "MRI Tumor Classifier" / "mri-classifier" / "logs" / "mri-classifier.log"
+    assert log_file == logs.log_dir() / logs.LOG_NAME
+    text = log_file.read_text()
+    assert "classify 3 file(s)" in text and "broken.jpg:" in text and "could not be read" in text
+    assert not any(p.suffix == ".log" for p in folder.rglob("*"))
+    logs.attach_log_file(tmp_path / "elsewhere.log")  # let go of the test's folder

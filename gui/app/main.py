@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import sys
 import traceback
 from pathlib import Path
 
 import onnxruntime  # noqa: F401  (import before Qt: a known DLL clash on Windows otherwise)
 
+from gui.logs import APPLICATION, LOG_NAME, ORGANISATION, attach_log_file, log, log_dir
 from gui.model import ModelContractError, load_model
 from gui.resources import assets_dir, bundled_models
-
-log = logging.getLogger("mri_classifier")
-
-
-def log_dir() -> Path:
-    from PySide6.QtCore import QStandardPaths
-
-    base = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation))
-    folder = base / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def attach_log_file(log_file: Path) -> None:
-    """Send the app's log to ``log_file`` (in the user's app-data folder, never next to scans)."""
-    for old in list(log.handlers):
-        log.removeHandler(old)
-        old.close()
-    handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
 
 
 def install_exception_hook(log_file: Path) -> None:
@@ -68,12 +46,12 @@ def create_window(argv: list[str]):
     from gui.app.window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0], *[a for a in argv if a.startswith("-")]])
-    app.setOrganizationName("MRI Tumor Classifier")
-    app.setApplicationName("mri-classifier")
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
     icon = assets_dir() / "icons" / "mri-classifier.png"
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
-    log_file = log_dir() / "mri-classifier.log"
+    log_file = log_dir() / LOG_NAME
     attach_log_file(log_file)
     install_exception_hook(log_file)
 

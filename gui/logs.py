@@ -1,0 +1,52 @@
+"""The app's log file, for the window and the headless command alike. No Qt.
+
+Where (the same folder Qt's ``AppLocalDataLocation`` names for this app): Linux
+``$XDG_DATA_HOME`` or ``~/.local/share``, then ``MRI Tumor Classifier/mri-classifier/logs``;
+Windows ``%LOCALAPPDATA%\\MRI Tumor Classifier\\mri-classifier\\logs``; macOS
+``~/Library/Application Support/MRI Tumor Classifier/mri-classifier/logs``. Never next to a scan.
+DICOM patient fields never reach it: the reader does not read them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+ORGANISATION = "MRI Tumor Classifier"
+APPLICATION = "mri-classifier"
+LOG_NAME = "mri-classifier.log"
+
+log = logging.getLogger("mri_classifier")
+
+
+def log_dir() -> Path:
+    """The per-user log folder (created when missing)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    folder = base / ORGANISATION / APPLICATION / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def attach_log_file(log_file: Path | None = None) -> Path | None:
+    """Send the app's log to ``log_file`` (default: the per-user folder); None when it cannot be
+    written (a read-only home must not stop a batch)."""
+    for old in list(log.handlers):
+        log.removeHandler(old)
+        old.close()
+    try:
+        log_file = log_file or log_dir() / LOG_NAME
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return log_file
