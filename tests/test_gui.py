@@ -101,16 +101,32 @@ def test_drop_file_opens_it_and_folder_batches_it(window, qtbot, scans, tmp_path
 
 
 def test_cancel_a_running_batch(window, qtbot, tmp_path):
+    """Deterministic: after its first batch the classifier waits until Cancel was pressed, so the
+    batch cannot finish before the cancel arrives however fast the machine is."""
+    import threading
+
     many = tmp_path / "many"
     many.mkdir()
     src = brain_like(many / "a000.png", False)
     for i in range(1, 400):
         (many / f"a{i:03d}.png").write_bytes(src.read_bytes())
+    cancelled = threading.Event()
+    real = window.classifier.classify_batch
+    calls = []
+
+    def gated(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            assert cancelled.wait(20), "the test never pressed Cancel"
+        return real(*args, **kwargs)
+
+    window.classifier.classify_batch = gated
     window.batch.start([many])
     qtbot.waitUntil(lambda: len(window.batch.table_model.results) > 0, timeout=10000)
     window.batch.cancel()
+    cancelled.set()
     qtbot.waitUntil(lambda: not window.batch.running, timeout=10000)
-    assert len(window.batch.table_model.results) < 400
+    assert len(window.batch.table_model.results) <= 2 * 16  # the batch in flight finishes, no more
     assert window.batch.status.text().startswith("Cancelled")
 
 
