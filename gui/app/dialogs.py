@@ -7,11 +7,8 @@ import html
 from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QTabWidget,
                                QTextBrowser, QVBoxLayout)
 
+from gui.app.formatting import measured_percent
 from gui.model import Model
-
-
-def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.2f} %"
 
 
 def _num(v) -> str:
@@ -45,22 +42,22 @@ def card_html(model: Model) -> str:
         ("Training data", html.escape(", ".join(tr.get("datasets", [])))),
         ("Split", html.escape(split_text(tr.get("split_method", {})))),
         ("Test set", f"{html.escape(str(t.get('split', '')))} (n = {t.get('n', 'n/a')})"),
-        ("Accuracy", _pct(t.get("accuracy"))), ("Sensitivity", _pct(t.get("sensitivity"))),
-        ("Specificity", _pct(t.get("specificity"))), ("ROC AUC", _num(t.get("roc_auc"))),
+        ("Accuracy", measured_percent(t.get("accuracy"))), ("Sensitivity", measured_percent(t.get("sensitivity"))),
+        ("Specificity", measured_percent(t.get("specificity"))), ("ROC AUC", _num(t.get("roc_auc"))),
         ("Calibration", f"temperature {c['calibration'].get('temperature', 1):.3f}; "
                         f"expected calibration error {_num(t.get('ece'))}"),
         ("Decision threshold", c["decision_threshold"]), ("Created", html.escape(str(c.get("created")))),
     ])
     by_source = "".join(
-        f"<li>{html.escape(d)}: n = {x['n']}, accuracy {_pct(x['accuracy'])}, sensitivity {_pct(x['sensitivity'])}, "
-        f"specificity {_pct(x['specificity'])}</li>" for d, x in (t.get("by_dataset") or {}).items())
+        f"<li>{html.escape(d)}: n = {x['n']}, accuracy {measured_percent(x['accuracy'])}, sensitivity {measured_percent(x['sensitivity'])}, "
+        f"specificity {measured_percent(x['specificity'])}</li>" for d, x in (t.get("by_dataset") or {}).items())
     cross = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{m['n']}</td><td>{_pct(m['accuracy'])}</td><td>{_pct(m['sensitivity'])}</td>"
-        f"<td>{_pct(m['specificity'])}</td><td>{_num(m.get('roc_auc'))}</td><td>{_pct(m.get('pointing_game'))}</td></tr>"
+        f"<tr><td>{html.escape(name)}</td><td>{m['n']}</td><td>{measured_percent(m['accuracy'])}</td><td>{measured_percent(m['sensitivity'])}</td>"
+        f"<td>{measured_percent(m['specificity'])}</td><td>{_num(m.get('roc_auc'))}</td><td>{measured_percent(m.get('pointing_game'))}</td></tr>"
         for name, m in (c.get("cross_source") or {}).items())
     others = "".join(
-        f"<li>{html.escape(name)}: n = {m['n']}, accuracy {_pct(m['accuracy'])}, sensitivity {_pct(m['sensitivity'])}, "
-        f"specificity {_pct(m['specificity'])}</li>" for name, m in (c.get("other_evaluations") or {}).items())
+        f"<li>{html.escape(name)}: n = {m['n']}, accuracy {measured_percent(m['accuracy'])}, sensitivity {measured_percent(m['sensitivity'])}, "
+        f"specificity {measured_percent(m['specificity'])}</li>" for name, m in (c.get("other_evaluations") or {}).items())
     return (f"<h2>{html.escape(model.name)}</h2><p><b>{html.escape(c['disclaimer'])}</b></p>"
             f"<table cellpadding=3>{rows}</table>"
             + (f"<h3>On collections it was not trained on (leave-one-source-out)</h3>"

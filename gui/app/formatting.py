@@ -15,3 +15,8 @@ def percent(p: float | None) -> str:
     if p < 0.001:
         return "< 0.1 %"
     return f"{100 * p:.1f} %"
+
+
+def measured_percent(v: float | None) -> str:
+    """A measured rate (accuracy, sensitivity...) for the model card: two decimals, "n/a" when absent."""
+    return "n/a" if v is None else f"{100 * v:.2f} %"
