@@ -30,6 +30,7 @@ DISAGREE_COLUMN = "models_disagree"
 OOD_MESSAGE = "image looks unlike the brain MRI the model was trained on"
 LOW_CONFIDENCE_MESSAGE = "low confidence: the answer is close to the decision threshold"
 DISAGREE_MESSAGE = "the models disagree"
+NO_HEAD_MESSAGE = "no head found in the image"
 #: ``Result.probabilities`` key suffix of a model's type head (the detector's group has the model name).
 TYPE_GROUP_SUFFIX = " type"
 #: How a model wants its input: (pixel size, preprocessing name of ``gui.imaging.model_input``).
@@ -130,7 +131,8 @@ class Classifier:
             if is_tumor:
                 r.tumor_type, r.tumor_type_confidence = self._tumor_type(preds, i)
             r.models_disagree = self._disagree(preds, i, bool(is_tumor))
-            r.ood_warning = "; ".join(self._cautions(preds, i, float(p_tumor[i]), r.models_disagree))
+            r.ood_warning = "; ".join(self._cautions(preds, i, float(p_tumor[i]), r.models_disagree,
+                                                     inputs[i][self.detector_key].head_found))
             r.probabilities = {m.name: {lab: float(p) for lab, p in zip(m.labels, preds[id(m)].probabilities[i])}
                                for m in self.models}
             for m in self.models:
@@ -156,12 +158,12 @@ class Classifier:
             return is_tumor != bool(heat[i].max() >= 0.5)
         return False
 
-    def _cautions(self, preds: dict, i: int, p_tumor: float, disagree: bool) -> list[str]:
+    def _cautions(self, preds: dict, i: int, p_tumor: float, disagree: bool, head_found: bool) -> list[str]:
         """Why this answer should not be trusted, in words: an image unlike the training images (any
         model's out-of-distribution score), P(tumour) inside the detector card's low-confidence band
         (chosen on collections the model never saw, see ``training/caution.py``), or answers that
-        disagree."""
-        reasons = []
+        disagree, or an input where the brain crop found no head (blank, uniform)."""
+        reasons = [] if head_found else [NO_HEAD_MESSAGE]
         if any(preds[id(m)].ood_flag[i] for m in self.models):
             reasons.append(OOD_MESSAGE)
         if abs(p_tumor - self.detector.threshold) < self.detector.caution_band:

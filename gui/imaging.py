@@ -515,10 +515,13 @@ class Geometry:
 
 @dataclass(frozen=True)
 class ModelInput:
-    """One frame fitted to a model: ``pixels`` uint8 [S, S, 3] and the region they came from."""
+    """One frame fitted to a model: ``pixels`` uint8 [S, S, 3] and the region they came from.
+    ``head_found`` is False when the brain crop found no head (a blank or uniform frame): any
+    answer on such an input deserves a caution."""
 
     pixels: np.ndarray
     geometry: Geometry
+    head_found: bool = True
 
 
 def model_input(rgb: np.ndarray, size: int, preprocessing: str = "pad-resize") -> ModelInput:
@@ -638,7 +641,7 @@ def brain_crop(rgb: np.ndarray, size: int) -> ModelInput:
     part = grey(slice(y0, min(g.top + side, h)), slice(x0, min(g.left + side, w)))
     grey8 = window_to_uint8(part, low, high) if high > low else np.zeros(part.shape, np.uint8)
     pixels = _crop_resize(grey8, Geometry(g.top - y0, g.left - x0, side), size)
-    return ModelInput(grey_to_rgb(pixels), g)
+    return ModelInput(grey_to_rgb(pixels), g, head_found=box is not None)
 
 
 def fit_square(rgb: np.ndarray, size: int) -> np.ndarray:

@@ -215,3 +215,18 @@ def test_the_headless_run_logs_to_the_apps_log_folder(tmp_path, monkeypatch, fol
     assert "classify 3 file(s)" in text and "broken.jpg:" in text and "could not be read" in text
     assert not any(p.suffix == ".log" for p in folder.rglob("*"))
     logs.attach_log_file(tmp_path / "elsewhere.log")  # let go of the test's folder
+
+
+def test_a_blank_frame_gets_a_caution_not_a_confident_answer(tmp_path):
+    from tests.onnx_factory import make_card
+
+    card = make_card("binary", 64)
+    card["input"]["preprocessing"] = "brain-crop-v1"
+    clf = engine.Classifier([load_model(make_contract_model(tmp_path / "b.onnx", card=card))])
+    blank = clf.classify_image(np.zeros((1, 1, 3), np.uint8))
+    assert engine.NO_HEAD_MESSAGE in blank.ood_warning
+    from tests.conftest import brain_like
+    from gui.imaging import read_image
+
+    head = clf.classify_image(read_image(brain_like(tmp_path / "h.png", tumour=False)))
+    assert engine.NO_HEAD_MESSAGE not in head.ood_warning
