@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 from export import card as cards, convert
 from export.pipeline import OOD_TRAIN_IMAGES
@@ -120,7 +121,7 @@ def verify(session, model, head, doc: dict, test_idx: np.ndarray, f0: np.ndarray
     if pipeline_diff > MAX_PIPELINE_DIFF:
         raise VerificationError(f"the app's reader + ONNX differ from the measured pipeline by {pipeline_diff:.4f}")
     bias = head.get_layer("logits").get_weights()[1]
-    from_cam = mt._softmax((onnx_out["cam"].mean(axis=(1, 2)) + bias) / temperature)
+    from_cam = softmax((onnx_out["cam"].mean(axis=(1, 2)) + bias) / temperature, axis=1)
     cam_error = float(np.abs(from_cam - onnx_out["probabilities"]).max())
     if cam_error > 1e-4:
         raise VerificationError(f"CAM is not exact: softmax(mean(cam) + bias) differs by {cam_error}")

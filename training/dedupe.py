@@ -70,43 +70,19 @@ def near_pairs(packed: np.ndarray, threshold: int = NEAR_THRESHOLD, block: int =
     return np.concatenate(out) if out else np.zeros((0, 2), np.int64)
 
 
-class UnionFind:
-    """Disjoint sets over 0..n-1 with path halving and union by size."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-        self.size = [1] * n
-
-    def find(self, x: int) -> int:
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return
-        if self.size[ra] < self.size[rb]:
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        self.size[ra] += self.size[rb]
-
-
 def group_ids(n: int, pairs: np.ndarray, digests: Sequence[str]) -> np.ndarray:
-    """Group number of each image: connected components of near pairs and identical bytes.
+    """Group number of each image: connected components (SciPy) of near pairs and identical bytes.
 
     Numbers are assigned in order of first appearance, so they are stable for a stable
     item order.
     """
-    uf = UnionFind(n)
-    for i, j in pairs:
-        uf.union(int(i), int(j))
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     first_of_digest: dict[str, int] = {}
-    for i, d in enumerate(digests):
-        if d in first_of_digest:
-            uf.union(i, first_of_digest[d])
-        else:
-            first_of_digest[d] = i
+    same_bytes = [(first_of_digest.setdefault(d, i), i) for i, d in enumerate(digests)]
+    edges = np.concatenate([np.asarray(pairs, np.int64).reshape(-1, 2), np.array(same_bytes, np.int64).reshape(-1, 2)])
+    graph = coo_matrix((np.ones(len(edges), np.int8), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
     numbering: dict[int, int] = {}
-    return np.array([numbering.setdefault(uf.find(i), len(numbering)) for i in range(n)], dtype=np.int64)
+    return np.array([numbering.setdefault(int(c), len(numbering)) for c in labels], dtype=np.int64)

@@ -10,7 +10,7 @@ import numpy as np
 
 from training import split as splits
 from training.data import load_images
-from training.metrics import classification_metrics, roc_curve, tumor_scores
+from training.metrics import CALIBRATION_BINS, classification_metrics, roc_curve, tumor_scores
 
 
 def predict_run(run: Path, config: dict, x: np.ndarray) -> np.ndarray:
@@ -102,7 +102,7 @@ def plot(run: Path, name: str, config: dict, y: np.ndarray, probs: np.ndarray, r
     ax = axes[2]
     conf = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y
-    edges = np.linspace(0, 1, 11)
+    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)  # the bins of the ECE in the title
     centres, accs = [], []
     for lo, hi in zip(edges[:-1], edges[1:]):
         m = (conf > lo) & (conf <= hi)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 DECISION_THRESHOLD = 0.5
+#: Confidence bins of the expected calibration error and of the reliability plot (one number for both).
+CALIBRATION_BINS = 15
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -34,7 +36,7 @@ def roc_auc(truth: np.ndarray, score: np.ndarray) -> float | None:
     return float(np.trapezoid(tpr, fpr))
 
 
-def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
     conf = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y

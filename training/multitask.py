@@ -26,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 from training.calibrate import fit_temperature
 from training import catalogue, features as feats
@@ -176,8 +177,8 @@ def predict(head, x: np.ndarray, temperature: float = 1.0, batch: int = 256) -> 
         a = np.asarray(adapter(xb, training=False))
         logits = np.asarray(o["logits"])
         outs["logits"].append(logits)
-        outs["probabilities"].append(_softmax(logits / temperature))
-        outs["type_probabilities"].append(_softmax(np.asarray(o["type_logits"])))
+        outs["probabilities"].append(softmax(logits / temperature, axis=1))
+        outs["type_probabilities"].append(softmax(np.asarray(o["type_logits"]), axis=1))
         outs["heatmap"].append(1.0 / (1.0 + np.exp(-np.asarray(o["heat_logits"])[..., 0])))
         outs["cam"].append(a @ kernel)
         outs["embedding"].append(a.mean(axis=(1, 2)))
@@ -188,12 +189,6 @@ def _adapter_model(head):
     import keras
 
     return keras.Model(head.inputs, head.get_layer("features").output)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 # ---------------------------------------------------------------- evaluation

@@ -34,10 +34,13 @@ SCHEDULES = {
 BASELINE_SIZE = 64
 
 
-def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
-    """Inverse-frequency weights, so each class counts the same in the loss."""
-    counts = np.bincount(y, minlength=n_classes).astype(float)
-    return {c: float(len(y) / (n_classes * counts[c])) for c in range(n_classes) if counts[c] > 0}
+def class_weights(y: np.ndarray) -> dict[int, float]:
+    """Inverse-frequency ("balanced") weights, so each class counts the same in the loss."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(y)
+    weights = compute_class_weight("balanced", classes=present, y=y)
+    return {int(c): float(w) for c, w in zip(present, weights)}
 
 
 def augmenter(seed: int):
@@ -158,7 +161,7 @@ def train_keras(arch, run, state, state_file, x_train, y_train, x_val, y_val, n_
     else:
         raise SystemExit(f"unknown arch {arch!r}")
     train_ds, val_ds = datasets(x_train, y_train, x_val, y_val, batch, seed)
-    weights_by_class = class_weights(y_train, n_classes)
+    weights_by_class = class_weights(y_train)
     verbose = 1 if sys.stdout.isatty() else 2
     phases = SCHEDULES[arch]
     epochs_run = []
