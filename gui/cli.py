@@ -36,6 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def app_parser() -> argparse.ArgumentParser:
+    """``mri-classifier [FILE...]``: the window. Its help names the headless command from that
+    command's own parser, so the two never drift apart."""
+    p = argparse.ArgumentParser(
+        prog="mri-classifier",
+        description="Open the window (with these files or folders), or classify headless with `classify`. "
+                    "Research use only. Not for diagnosis.",
+        epilog="headless:\n  " + build_parser().format_usage().removeprefix("usage: ")
+               + "  (`mri-classifier classify --help` lists its options)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="*", help="files to open; several files or a folder go to the Batch tab")
+    p.add_argument("--exit-when-shown", action="store_true",
+                   help="quit as soon as the window is on screen, printing 'window shown' (smoke tests)")
+    return p
+
+
 def load_models(paths: list[str] | None) -> list:
     files = [Path(p) for p in paths] if paths else bundled_models()
     if not files:
@@ -43,31 +59,11 @@ def load_models(paths: list[str] | None) -> list:
     return [load_model(f) for f in files]
 
 
-class TerminalProgress:
-    """A one-line progress bar on a terminal (stderr); silent when stderr is not a terminal."""
+def terminal_progress(total: int):
+    """tqdm's progress bar on stderr, only when stderr is a terminal (a pipe or a log gets none)."""
+    from tqdm import tqdm
 
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.start = time.perf_counter()
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-
-    def update(self, done: int, failed: int) -> None:
-        now = time.perf_counter()
-        if not self.tty or (now - self.last < 0.1 and done < self.total):
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        left = (self.total - done) / rate if rate > 0 else 0
-        width = 30
-        filled = int(width * done / max(self.total, 1))
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
-                         f"{rate:5.1f} files/s, {left:4.0f} s left, {failed} failed ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            sys.stderr.write("\n")
+    return tqdm(total=total, unit="file", file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True)
 
 
 class UsageError(Exception):
@@ -146,6 +142,7 @@ def _classify(args) -> int:
             probe.unlink()
         except OSError as exc:
             raise UsageError(f"cannot write heatmaps into {heat_dir} ({exc.strerror or exc})") from exc
+    progress = terminal_progress(len(files))  # before the CSV exists: its import takes a moment
     attach_log_file()
     log.info("classify %d file(s) from %s with %s into %s", len(files), ", ".join(map(engine.display_path, args.paths)),
              "; ".join(m.name for m in classifier.models), engine.display_path(str(out)))
@@ -155,14 +152,17 @@ def _classify(args) -> int:
         raise UsageError(str(exc)) from exc
     except OSError as exc:
         raise UsageError(f"cannot write {out} ({exc.strerror or exc})") from exc
-    return _stream(args, classifier, files, csv_out, heat_dir)
+    try:
+        return _stream(args, classifier, files, csv_out, progress, heat_dir)
+    except BaseException:  # interrupted before the stream began, or worse: leave no temporary file
+        csv_out.discard()
+        raise
 
 
-def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: engine.AtomicCsv,
+def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: engine.AtomicCsv, progress,
             heat_dir: Path | None) -> int:
     """Rows stream straight into the temporary CSV (memory stays flat however many files); Ctrl-C
     or SIGTERM ends the stream and the rows finished so far are still published."""
-    progress = TerminalProgress(len(files))
     counts = {"rows": 0, "failed": 0, "tumours": 0, "cautioned": 0, "disagree": 0}
     interrupted = False
     t0 = time.perf_counter()
@@ -178,7 +178,8 @@ def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: eng
             counts["tumours"] += r.ok and r.prediction == "tumor"
             counts["cautioned"] += r.ok and bool(r.ood_warning)
             counts["disagree"] += r.ok and bool(r.models_disagree)
-            progress.update(counts["rows"], counts["failed"])
+            progress.update(1)
+            progress.set_postfix(failed=counts["failed"], refresh=False)
             csv_out.write(classifier.row(r))
     except KeyboardInterrupt:
         interrupted = True
@@ -230,11 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     quiet_decoder_warnings()
     if argv and argv[0] == "classify":
         return classify_main(argv[1:])
-    if argv and argv[0] in ("-h", "--help"):
-        print("usage: mri-classifier [FILE...]            open the window (with these files)\n"
-              "       mri-classifier classify PATH... --csv OUT.csv [--recursive] [--heatmaps DIR] [--model FILE]... [--force]\n"
-              "Research use only. Not for diagnosis.")
-        return 0
+    try:
+        app_parser().parse_known_args(argv)  # -h/--help prints the generated usage; Qt's own options pass
+    except SystemExit as exc:
+        return 0 if exc.code == 0 else 2
     from gui.app.main import run_app
 
     return run_app(argv)

@@ -444,9 +444,11 @@ class AtomicCsv:
         raise CsvExistsError(f"no free name for {self.path}")
 
     def discard(self) -> None:
+        """Close and remove the temporary file (nothing to do once the rows are published)."""
         if not self._fh.closed:
             self._fh.close()
-        self.tmp.unlink(missing_ok=True)
+        if self.written_to is None:
+            self.tmp.unlink(missing_ok=True)
 
 
 def _publish_new(tmp: Path, target: Path) -> bool:

@@ -230,3 +230,10 @@ def test_a_blank_frame_gets_a_caution_not_a_confident_answer(tmp_path):
 
     head = clf.classify_image(read_image(brain_like(tmp_path / "h.png", tumour=False)))
     assert engine.NO_HEAD_MESSAGE not in head.ood_warning
+
+
+def test_the_window_command_help_names_the_headless_command_from_its_parser(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert cli.build_parser().format_usage().removeprefix("usage: ").split()[0] in out
+    assert "--csv CSV" in out and "--exit-when-shown" in out

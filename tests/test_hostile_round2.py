@@ -411,7 +411,11 @@ def test_stale_temporary_files_are_cleaned_and_sigterm_writes_the_rows(tmp_path,
             f"'--model', {str(model_file)!r}, '--batch-size', '1']))")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
-    while not list(tmp_path.glob(f".o.csv.{proc.pid}*")) and time.time() < deadline and proc.poll() is None:
+
+    def rows_written() -> bool:  # the header and at least one row: the stream is running
+        return any(len(p.read_bytes().splitlines()) >= 2 for p in tmp_path.glob(f".o.csv.{proc.pid}*"))
+
+    while not rows_written() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=60)

@@ -76,6 +76,10 @@ class ResultsModel(QAbstractTableModel):
 
 
 class BatchPanel(QWidget):
+    """The Batch tab: classify a folder in a pool thread with progress and Cancel, a sortable and
+    filterable table of the results (``ResultsModel``), a summary line, and CSV/heatmap export in the
+    background. A double-click asks the window to open the file (``open_requested``)."""
+
     open_requested = Signal(str)
 
     def __init__(self, classifier_getter, settings, parent=None) -> None:

@@ -124,6 +124,11 @@ class ResultPanel(QWidget):
 
 
 class MainWindow(QMainWindow):
+    """The app's one window: an Image tab (viewer with heatmap, result panel, slice slider) and a
+    Batch tab. It only wires the Qt-free core to the screen: opening, classifying and exporting run
+    in pool threads (``gui.app.workers``), and every answer that arrives is checked against the
+    newest request before it is shown."""
+
     def __init__(self, models: list[Model], settings: QSettings | None = None) -> None:
         super().__init__()
         self.setWindowTitle("MRI Tumor Classifier — research use only, not for diagnosis")
