@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # real (tiny) Keras training and ONNX conversion
+
 keras = pytest.importorskip("keras", reason="export tests need the 'train' extra")
 onnx = pytest.importorskip("onnx")
 

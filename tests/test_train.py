@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # real (tiny) Keras training and ONNX conversion
+
 keras = pytest.importorskip("keras", reason="training tests need the 'train' extra")
 
 from training import train as train_mod  # noqa: E402
