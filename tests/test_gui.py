@@ -187,3 +187,32 @@ def test_export_after_loading_another_model_keeps_the_rows_columns(window, qtbot
         rows = list(reader)
     assert reader.fieldnames == produced_by.columns() != window.classifier.columns()
     assert all(r["p_tumor"] for r in rows if r["status"] == "ok")
+
+
+def test_a_new_batch_replaces_a_running_one(window, qtbot, scans, tmp_path):
+    """Dropping a second folder while a batch runs cancels the first; none of its rows, late
+    progress or end signal reach the table."""
+    import threading
+
+    many = tmp_path / "many"
+    many.mkdir()
+    src = brain_like(many / "a000.png", False)
+    for i in range(1, 200):
+        (many / f"a{i:03d}.png").write_bytes(src.read_bytes())
+    release = threading.Event()
+    real = window.classifier.classify_batch
+
+    def held(*args, **kwargs):  # the first batch waits until the second batch has been started
+        release.wait(20)
+        return real(*args, **kwargs)
+
+    window.classifier.classify_batch = held
+    window.batch.start([many])
+    first = window.batch.worker
+    window.classifier.classify_batch = real
+    window.batch.start([scans])
+    assert window.batch.worker is not first
+    release.set()
+    qtbot.waitUntil(lambda: not window.batch.running, timeout=20000)
+    qtbot.wait(300)  # let the first worker's last signals arrive
+    assert sorted(Path(r.path).parent for r in window.batch.table_model.results) == [scans] * 3

@@ -146,23 +146,28 @@ class BatchPanel(QWidget):
             self.start([Path(folder)])
 
     def start(self, paths: list[Path]) -> None:
-        if self.running:
-            QMessageBox.information(self, "Batch running", "A batch is already running; cancel it first.")
-            return
+        """Classify ``paths``; a batch still running is cancelled and its late results are dropped
+        (every signal is checked against the worker that is current when it arrives)."""
         classifier = self._classifier()
         if classifier is None:
             QMessageBox.warning(self, "No model", "No model is loaded (File > Load model).")
             return
+        if self.running:
+            self.worker.cancel()
         if paths:
             self._settings.setValue("last_folder", str(paths[0] if paths[0].is_dir() else paths[0].parent))
         self.table_model.clear(classifier)
-        self.worker = BatchWorker(classifier, paths, self.recursive.isChecked())
-        s = self.worker.signals
-        s.started.connect(self._on_started)
-        s.results.connect(self.table_model.extend)
-        s.progress.connect(self._on_progress)
-        s.finished.connect(self._on_finished)
-        s.failed.connect(lambda msg: QMessageBox.critical(self, "Batch failed", msg))
+        worker = self.worker = BatchWorker(classifier, paths, self.recursive.isChecked())
+
+        def current(slot):
+            return lambda *args: slot(*args) if worker is self.worker else None
+
+        s = worker.signals
+        s.started.connect(current(self._on_started))
+        s.results.connect(current(self.table_model.extend))
+        s.progress.connect(current(self._on_progress))
+        s.finished.connect(current(self._on_finished))
+        s.failed.connect(current(lambda msg: QMessageBox.critical(self, "Batch failed", msg)))
         self.cancel_button.setEnabled(True)
         self.choose.setEnabled(False)
         self.export_button.setEnabled(False)
