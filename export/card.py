@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gui.model import DISCLAIMER
+from gui.core.model import DISCLAIMER
 from training.metrics import DECISION_THRESHOLD
 
 LIMITATIONS = (
@@ -144,7 +144,7 @@ def build_multitask_card(name: str, version: str, config: dict, folds: dict[str,
         "type_labels": config["type_labels"],
         "input": {"name": "image", "size": config["input_size"], "layout": "NHWC", "dtype": "float32",
                   "preprocessing": config["preprocessing"],
-                  "range": "RGB 0-255 after gui.imaging.model_input(brain-crop-v1): a square crop around the head, "
+                  "range": "RGB 0-255 after gui.core.imaging.model_input(brain-crop-v1): a square crop around the head, "
                            "grey levels standardised (background 0, the head's 99.5th percentile 255)"},
         "outputs": {"probabilities": "calibrated P(no tumour), P(tumour) [N, 2]",
                     "cam": "class activation map of both classes [N, 7, 7, 2] (adapter features x classifier kernel)",

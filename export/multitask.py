@@ -3,7 +3,7 @@
 The graph is the whole path from pixels to every answer: ImageNet MobileNetV2 (frozen) and the
 trained head, with temperature-scaled ``probabilities``, the detector's exact ``cam``, the pooled
 ``embedding``, ``type_probabilities`` and the per-location ``heatmap``. Its input is the frame as
-``gui.imaging.model_input(..., "brain-crop-v1")`` fits it, which the card declares.
+``gui.core.imaging.model_input(..., "brain-crop-v1")`` fits it, which the card declares.
 
 Verification, on test images read from their files by the app's own reader (timm's
 ``onnx_validate`` idea: the validator reuses the training data pipeline):
@@ -28,8 +28,8 @@ from scipy.special import softmax
 from export import card as cards, convert
 from export.pipeline import OOD_TRAIN_IMAGES
 from export.verify import VerificationError
-from gui.imaging import model_input, read_image
-from gui.model import session_options
+from gui.core.imaging import model_input, read_image
+from gui.core.model import session_options
 from training import calibrate, catalogue, features as feats, multitask as mt, split as splits
 
 VERIFY_IMAGES = 160

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from gui.model import CARD_KEY, DISCLAIMER, encode_array
+from gui.core.model import CARD_KEY, DISCLAIMER, encode_array
 
 TASK_LABELS = {"binary": ["no_tumor", "tumor"], "tumor-type": ["glioma", "meningioma", "no_tumor", "pituitary"]}
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gui.engine import Classifier
-from gui.imaging import read_image
-from gui.model import load_model
-from gui.resources import bundled_models
+from gui.core.engine import Classifier
+from gui.core.imaging import read_image
+from gui.core.model import load_model
+from gui.core.resources import bundled_models
 from tests.conftest import brain_like
 
 

@@ -12,8 +12,8 @@ from PIL import Image
 
 pytest.importorskip("onnx")
 
-from gui import cli, engine  # noqa: E402
-from gui.model import load_model  # noqa: E402
+from gui.core import cli, engine  # noqa: E402
+from gui.core.model import load_model  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
 
@@ -95,7 +95,7 @@ def test_csv_columns_and_atomic_refusal(models, folder, tmp_path):
 
 
 def run_cli(*args) -> int:
-    return cli.main(["classify", *map(str, args)])
+    return cli.classify_main([*map(str, args)])
 
 
 def test_cli_exit_codes_csv_and_heatmaps(tmp_path, folder, capsys):
@@ -140,7 +140,7 @@ def test_window_batch_and_training_see_the_same_pixels(tmp_path, preprocessing):
     (training.features / training.data through model_input) give identical inputs and answers."""
     from tests.onnx_factory import make_card
 
-    from gui.imaging import model_input, open_scan
+    from gui.core.imaging import model_input, open_scan
     from training.data import load_model_image
 
     rng = np.random.default_rng(4)
@@ -160,7 +160,7 @@ def test_window_batch_and_training_see_the_same_pixels(tmp_path, preprocessing):
 
 
 def test_a_card_caution_band_flags_answers_near_the_threshold(tmp_path):
-    from gui.model import ModelContractError
+    from gui.core.model import ModelContractError
     from tests.onnx_factory import make_card
 
     card = make_card("binary", 64)
@@ -204,11 +204,11 @@ def test_the_headless_run_logs_to_the_apps_log_folder(tmp_path, monkeypatch, fol
     the summary. Never beside the scans."""
     if not __import__("sys").platform.startswith("linux"):
         pytest.skip("the XDG data folder is a Linux convention")
-    from gui import logs
+    from gui.core import logs
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     model = make_contract_model(tmp_path / "d.onnx")
-    assert cli.main(["classify", str(folder), "--csv", str(tmp_path / "o.csv"), "--model", str(model)]) == 1
+    assert cli.classify_main([str(folder), "--csv", str(tmp_path / "o.csv"), "--model", str(model)]) == 1
     log_file = tmp_path / "data" / "MRI Tumor Classifier" / "mri-classifier" / "logs" / "mri-classifier.log"
     assert log_file == logs.log_dir() / logs.LOG_NAME
     text = log_file.read_text()
@@ -226,14 +226,16 @@ def test_a_blank_frame_gets_a_caution_not_a_confident_answer(tmp_path):
     blank = clf.classify_image(np.zeros((1, 1, 3), np.uint8))
     assert engine.NO_HEAD_MESSAGE in blank.ood_warning
     from tests.conftest import brain_like
-    from gui.imaging import read_image
+    from gui.core.imaging import read_image
 
     head = clf.classify_image(read_image(brain_like(tmp_path / "h.png", tumour=False)))
     assert engine.NO_HEAD_MESSAGE not in head.ood_warning
 
 
 def test_the_window_command_help_names_the_headless_command_from_its_parser(capsys):
-    assert cli.main(["--help"]) == 0
+    from gui import launcher
+
+    assert launcher.main(["--help"]) == 0
     out = capsys.readouterr().out
     assert cli.build_parser().format_usage().removeprefix("usage: ").split()[0] in out
     assert "--csv CSV" in out and "--exit-when-shown" in out

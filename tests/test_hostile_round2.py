@@ -19,9 +19,9 @@ from PIL import Image
 
 pytest.importorskip("onnx")
 
-from gui import cli, engine  # noqa: E402
-from gui.imaging import MAX_PIXELS, ImageReadError, open_scan, read_image  # noqa: E402
-from gui.model import ModelContractError, load_model  # noqa: E402
+from gui.core import cli, engine  # noqa: E402
+from gui.core.imaging import MAX_PIXELS, ImageReadError, open_scan, read_image  # noqa: E402
+from gui.core.model import ModelContractError, load_model  # noqa: E402
 from tests.onnx_factory import make_card, make_contract_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def folder(tmp_path) -> Path:
 
 
 def run_cli(model_file: Path, *args: str) -> int:
-    return cli.main(["classify", *args, "--model", str(model_file)])
+    return cli.classify_main([*args, "--model", str(model_file)])
 
 
 def rows_of(path: Path) -> list[dict]:
@@ -74,7 +74,7 @@ def test_no_telemetry_or_connection_at_the_system_call_level(tmp_path, folder, m
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
     env["HOME"] = str(home)
-    code = ("import sys, time; from gui.cli import main; "
+    code = ("import sys, time; from gui.launcher import main; "
             f"rc = main(['classify', {str(folder)!r}, '--csv', {str(tmp_path / 'o.csv')!r}, '--model', {str(model_file)!r}]); "
             "time.sleep(12); sys.exit(rc)")
     cmd = [sys.executable, "-c", code]
@@ -97,7 +97,7 @@ def test_no_telemetry_or_connection_at_the_system_call_level(tmp_path, folder, m
 def test_a_fifo_is_an_error_row_not_a_hang(tmp_path, folder, model_file):
     os.mkfifo(folder / "a.dcm")
     out = tmp_path / "o.csv"
-    code = (f"import sys; from gui.cli import main; sys.exit(main(['classify', {str(folder)!r}, '--csv', {str(out)!r}, "
+    code = (f"import sys; from gui.launcher import main; sys.exit(main(['classify', {str(folder)!r}, '--csv', {str(out)!r}, "
             f"'--model', {str(model_file)!r}]))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
@@ -115,7 +115,7 @@ def test_a_one_pixel_high_strip_is_never_padded_to_a_giant_square(tmp_path, mode
     Image.new("L", (40000, 1), 200).save(strip)
     assert strip.stat().st_size < 1000
     mb = peak_memory_mb(
-        f"from gui.engine import Classifier; from gui.model import load_model; from gui.imaging import read_image\n"
+        f"from gui.core.engine import Classifier; from gui.core.model import load_model; from gui.core.imaging import read_image\n"
         f"c = Classifier([load_model({str(model_file)!r})]); r = c.classify_image(read_image({str(strip)!r}))\n"
         "assert r.ok, r.error")
     assert mb < 1000
@@ -130,7 +130,7 @@ def test_a_gzip_bomb_nifti_is_refused_from_its_header(tmp_path):
     assert bomb.stat().st_size < 10_000_000
     t0 = time.perf_counter()
     mb = peak_memory_mb(
-        "from gui.imaging import read_image, ImageReadError\n"
+        "from gui.core.imaging import read_image, ImageReadError\n"
         f"try:\n    read_image({str(bomb)!r})\nexcept ImageReadError as e:\n    assert 'limit' in e.reason, e.reason\n"
         "else:\n    raise SystemExit('bomb accepted')")
     assert mb < 1000 and time.perf_counter() - t0 < 60
@@ -407,7 +407,7 @@ def test_stale_temporary_files_are_cleaned_and_sigterm_writes_the_rows(tmp_path,
     stale.write_text("")
     for i in range(400):
         shutil.copy(folder / "good.jpg", folder / f"copy{i:03d}.jpg")
-    code = (f"import sys; from gui.cli import main; sys.exit(main(['classify', {str(folder)!r}, '--csv', {str(out)!r}, "
+    code = (f"import sys; from gui.launcher import main; sys.exit(main(['classify', {str(folder)!r}, '--csv', {str(out)!r}, "
             f"'--model', {str(model_file)!r}, '--batch-size', '1']))")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gui.imaging import MAX_PIXELS, ImageReadError, fit_square, open_scan, read_image, window_to_uint8
+from gui.core.imaging import MAX_PIXELS, ImageReadError, fit_square, open_scan, read_image, window_to_uint8
 
 
 def save(img: Image.Image, path: Path, **kw) -> Path:

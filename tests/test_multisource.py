@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gui.imaging import Geometry, brain_crop, model_input
-from gui.overlay import heat_to_frame
+from gui.core.imaging import Geometry, brain_crop, model_input
+from gui.core.overlay import heat_to_frame
 from tests.conftest import synthetic_slice
 from training import catalogue
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gui import cli
-from gui.resources import bundled_models
+from gui.core import cli
+from gui.core.resources import bundled_models
 from tests.conftest import require_shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def test_headless_classify_on_test_part_matches_evaluation(tmp_path):
     rows = [doc["items"][i] for i in test]
     files = [ROOT / doc["datasets"][r["dataset"]] / r["path"] for r in rows]
     out = tmp_path / "test.csv"
-    assert cli.main(["classify", *map(str, files), "--csv", str(out), "--model", str(bundled_models()[0])]) == 0
+    assert cli.classify_main([*map(str, files), "--csv", str(out), "--model", str(bundled_models()[0])]) == 0
     with out.open() as fh:
         got = list(csv.DictReader(fh))
     truth = {str(f): r["label"] for f, r in zip(files, rows)}

@@ -15,9 +15,9 @@ from PIL import Image
 
 pytest.importorskip("onnx")
 
-from gui import cli, engine  # noqa: E402
-from gui.imaging import ImageReadError, read_image  # noqa: E402
-from gui.model import ModelContractError, load_model  # noqa: E402
+from gui.core import cli, engine  # noqa: E402
+from gui.core.imaging import ImageReadError, read_image  # noqa: E402
+from gui.core.model import ModelContractError, load_model  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
 
@@ -221,7 +221,7 @@ def test_headless_batch_leaves_inputs_byte_identical_and_works_offline(tmp_path,
     det = make_contract_model(tmp_path / "d.onnx")
     out = tmp_path / "out" / "r.csv"
     out.parent.mkdir()
-    code = cli.main(["classify", str(corpus), "--csv", str(out), "--model", str(det), "--heatmaps", str(tmp_path / "hm")])
+    code = cli.classify_main([str(corpus), "--csv", str(out), "--model", str(det), "--heatmaps", str(tmp_path / "hm")])
     assert code == 1
     assert digest_tree(corpus) == before
     assert sorted(p.name for p in corpus.iterdir()) == sorted([*before, "scan.png"])  # nothing written next to scans

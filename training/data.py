@@ -1,7 +1,7 @@
 """Find the images of class-folder datasets, map their folders to task labels, load them.
 
 A dataset is a folder of class folders (``br35h/yes``), optionally below split folders
-(``brain-tumor-mri/Training/glioma``). Every image is read through ``gui.imaging`` (the
+(``brain-tumor-mri/Training/glioma``). Every image is read through ``gui.core.imaging`` (the
 app's own reader) and fitted to the model input the same way the app fits it.
 """
 
@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from gui.imaging import is_image_file, model_input, read_image
+from gui.core.imaging import is_image_file, model_input, read_image
 
 IMAGE_SIZE = 224
 

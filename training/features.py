@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from gui.imaging import Geometry, model_input, read_image
+from gui.core.imaging import Geometry, model_input, read_image
 
 PREPROCESSING = "brain-crop-v1"
 SIZE = 224

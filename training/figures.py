@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gui.imaging import model_input, read_image
+from gui.core.imaging import model_input, read_image
 from training import features as feats
 
 FIRST_LAYER = "Conv1_relu"

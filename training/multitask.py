@@ -240,8 +240,8 @@ def heatmap_faithfulness(doc: dict, idx: np.ndarray, pred: dict, meta: dict) -> 
     from PIL import Image
     from scipy.ndimage import distance_transform_edt
 
-    from gui.imaging import Geometry
-    from gui.overlay import heat_to_frame, normalise_cam
+    from gui.core.imaging import Geometry
+    from gui.core.overlay import heat_to_frame, normalise_cam
 
     res: dict[str, dict[str, list]] = {}
     roots = doc["datasets"]

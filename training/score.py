@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gui import engine
-from gui.model import load_model
+from gui.core import engine
+from gui.core.model import load_model
 from training import catalogue, split as splits
 from training.metrics import classification_metrics
 

@@ -9,7 +9,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
                                QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
 
-from gui import engine
+from gui.core import engine
 from gui.app.formatting import ANSWERS, percent
 from gui.app.workers import BatchWorker, ExportWorker
 

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QLabel, 
                                QTextBrowser, QVBoxLayout)
 
 from gui.app.formatting import measured_percent
-from gui.model import Model
+from gui.core.model import Model
 
 
 def _num(v) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import onnxruntime  # noqa: F401  (import before Qt: a known DLL clash on Windows otherwise)
 
-from gui.logs import APPLICATION, LOG_NAME, ORGANISATION, attach_log_file, log, log_dir
-from gui.model import ModelContractError, load_model
-from gui.resources import assets_dir, bundled_models
+from gui.core.logs import APPLICATION, LOG_NAME, ORGANISATION, attach_log_file, log, log_dir
+from gui.core.model import ModelContractError, load_model
+from gui.core.resources import assets_dir, bundled_models
 
 
 def install_exception_hook(log_file: Path) -> None:

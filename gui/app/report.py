@@ -11,8 +11,8 @@ from PySide6.QtGui import QFont, QPageLayout, QPageSize, QPainter, QPdfWriter
 
 from gui.app.formatting import ANSWERS, percent
 from gui.app.viewer import to_qimage
-from gui.engine import Classifier, Result
-from gui.model import DISCLAIMER
+from gui.core.engine import Classifier, Result
+from gui.core.model import DISCLAIMER
 
 
 

@@ -16,10 +16,10 @@ from gui.app.dialogs import ModelCardDialog
 from gui.app.formatting import ANSWER_COLOURS, ANSWERS, percent
 from gui.app.viewer import ImageViewer, to_qimage
 from gui.app.workers import OpenWorker
-from gui.engine import TYPE_GROUP_SUFFIX, Classifier, Result
-from gui.imaging import IMAGE_SUFFIXES, Scan
-from gui.model import DISCLAIMER, Model, ModelContractError, load_model
-from gui.overlay import COLORMAPS, blend, colormap_lut, heat_to_frame
+from gui.core.engine import TYPE_GROUP_SUFFIX, Classifier, Result
+from gui.core.imaging import IMAGE_SUFFIXES, Scan
+from gui.core.model import DISCLAIMER, Model, ModelContractError, load_model
+from gui.core.overlay import COLORMAPS, blend, colormap_lut, heat_to_frame
 
 MAX_RECENT = 10
 

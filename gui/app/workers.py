@@ -1,6 +1,6 @@
 """Background work off the GUI thread: QRunnables that report through Qt signals.
 
-The compute itself is the core's (``gui.engine``); these classes only move it to a pool
+The compute itself is the core's (``gui.core.engine``); these classes only move it to a pool
 thread, forward progress, and honour Cancel between batches.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, Signal
 
-from gui import engine
-from gui.imaging import ImageReadError, Scan, open_scan, read_image
-from gui.overlay import save_overlay_png
+from gui.core import engine
+from gui.core.imaging import ImageReadError, Scan, open_scan, read_image
+from gui.core.overlay import save_overlay_png
 
 
 class OpenSignals(QObject):

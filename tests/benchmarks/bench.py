@@ -25,11 +25,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gui import engine  # noqa: E402
-from gui.imaging import read_image  # noqa: E402
-from gui.model import load_model  # noqa: E402
-from gui.overlay import blend, heat_to_frame  # noqa: E402
-from gui.resources import bundled_models  # noqa: E402
+from gui.core import engine  # noqa: E402
+from gui.core.imaging import read_image  # noqa: E402
+from gui.core.model import load_model  # noqa: E402
+from gui.core.overlay import blend, heat_to_frame  # noqa: E402
+from gui.core.resources import bundled_models  # noqa: E402
 
 
 def files_of(folder: Path, n: int) -> list[Path]:
@@ -112,7 +112,7 @@ def rss_for(n_files: int, folder_files: list[Path]) -> float:
     """Peak RSS (MB) of a headless batch over ``n_files`` files (folder files repeated), in a fresh process."""
     listing = (folder_files * (n_files // len(folder_files) + 1))[:n_files]
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report its parent's peak.
-    code = ("import sys; from gui.cli import main; "
+    code = ("import sys; from gui.launcher import main; "
             f"files = open({str(tmp_list(listing))!r}).read().split(chr(10)); "
             "main(['classify', *files, '--csv', sys.argv[1], '--force']); "
             "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
@@ -136,8 +136,8 @@ import onnxruntime
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 from gui.app.window import MainWindow
-from gui.model import load_model
-from gui.resources import bundled_models
+from gui.core.model import load_model
+from gui.core.resources import bundled_models
 app = QApplication([])
 w = MainWindow([load_model(p) for p in bundled_models()], QSettings("{tempfile.mkdtemp()}/s.ini", QSettings.Format.IniFormat))
 w.show()

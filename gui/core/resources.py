@@ -15,7 +15,7 @@ def assets_dir() -> Path:
     frozen_root = getattr(sys, "_MEIPASS", None)
     if frozen_root:
         return Path(frozen_root) / "assets"
-    return Path(__file__).resolve().parent.parent / "assets"
+    return Path(__file__).resolve().parents[2] / "assets"  # gui/core/resources.py -> the project root
 
 
 def bundled_models() -> list[Path]:

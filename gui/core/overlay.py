@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gui.imaging import Geometry
+from gui.core.imaging import Geometry
 
 #: Perceptually uniform colour maps (matplotlib's, sampled at 17 points; interpolated to 256).
 _ANCHORS = {

@@ -505,7 +505,7 @@ class Geometry:
     """The square region of the frame a model saw: ``side`` x ``side`` pixels from (``top``, ``left``).
 
     The region may reach outside the frame (padding, filled with black); a heatmap over the model
-    input maps back onto the frame through it (``gui.overlay.heat_to_frame``).
+    input maps back onto the frame through it (``gui.core.overlay.heat_to_frame``).
     """
 
     top: int

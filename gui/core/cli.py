@@ -1,4 +1,4 @@
-"""Command line: ``mri-classifier [FILE...]`` opens the window; ``mri-classifier classify`` runs headless.
+"""The headless command, ``mri-classifier classify``: classify files offline into a CSV (no Qt).
 
 Exit codes of ``classify``: 0 every file classified, 1 some files failed, 2 bad arguments
 (or no usable model), 130 interrupted (the rows finished so far are written).
@@ -14,11 +14,11 @@ import time
 import warnings
 from pathlib import Path
 
-from gui import engine
-from gui.logs import attach_log_file, log
-from gui.model import ModelContractError, load_model
-from gui.overlay import save_overlay_png
-from gui.resources import bundled_models
+from gui.core import engine
+from gui.core.logs import attach_log_file, log
+from gui.core.model import ModelContractError, load_model
+from gui.core.overlay import save_overlay_png
+from gui.core.resources import bundled_models
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,22 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", metavar="FILE", help="ONNX model to use instead of the bundled ones (repeatable)")
     p.add_argument("--force", action="store_true", help="replace an existing CSV")
     p.add_argument("--batch-size", type=int, default=16, help=argparse.SUPPRESS)
-    return p
-
-
-def app_parser() -> argparse.ArgumentParser:
-    """``mri-classifier [FILE...]``: the window. Its help names the headless command from that
-    command's own parser, so the two never drift apart."""
-    p = argparse.ArgumentParser(
-        prog="mri-classifier",
-        description="Open the window (with these files or folders), or classify headless with `classify`. "
-                    "Research use only. Not for diagnosis.",
-        epilog="headless:\n  " + build_parser().format_usage().removeprefix("usage: ")
-               + "  (`mri-classifier classify --help` lists its options)",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("files", nargs="*", help="files to open; several files or a folder go to the Batch tab")
-    p.add_argument("--exit-when-shown", action="store_true",
-                   help="quit as soon as the window is on screen, printing 'window shown' (smoke tests)")
     return p
 
 
@@ -224,21 +208,3 @@ def write_heatmap(r: engine.Result, heat_dir: Path) -> None:
 def quiet_decoder_warnings() -> None:
     """Decoder libraries warn about damaged files on stderr; the reader reports them itself."""
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(PIL|pydicom|nibabel)(\.|$)")
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    quiet_decoder_warnings()
-    if argv and argv[0] == "classify":
-        return classify_main(argv[1:])
-    try:
-        app_parser().parse_known_args(argv)  # -h/--help prints the generated usage; Qt's own options pass
-    except SystemExit as exc:
-        return 0 if exc.code == 0 else 2
-    from gui.app.main import run_app
-
-    return run_app(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -221,7 +221,7 @@ def _is_labels(v) -> bool:
 def validate_card(path: Path, card, outputs: dict) -> None:
     """Every field the app relies on, of the type it relies on: a foreign or damaged card is refused
     with a sentence here, never a traceback later."""
-    from gui.imaging import PREPROCESSING
+    from gui.core.imaging import PREPROCESSING
 
     if not isinstance(card, dict):
         raise ModelContractError(path, f"the model card must be a JSON object, not {type(card).__name__}")

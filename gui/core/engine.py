@@ -19,9 +19,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from gui.imaging import Geometry, ImageReadError, ModelInput, is_image_file, model_input, read_image
-from gui.model import Model
-from gui.overlay import normalise_cam
+from gui.core.imaging import Geometry, ImageReadError, ModelInput, is_image_file, model_input, read_image
+from gui.core.model import Model
+from gui.core.overlay import normalise_cam
 
 CSV_COLUMNS = ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
                "tumor_type_confidence", "ood_warning", "error"]
@@ -33,7 +33,7 @@ DISAGREE_MESSAGE = "the models disagree"
 NO_HEAD_MESSAGE = "no head found in the image"
 #: ``Result.probabilities`` key suffix of a model's type head (the detector's group has the model name).
 TYPE_GROUP_SUFFIX = " type"
-#: How a model wants its input: (pixel size, preprocessing name of ``gui.imaging.model_input``).
+#: How a model wants its input: (pixel size, preprocessing name of ``gui.core.imaging.model_input``).
 InputKey = tuple[int, str]
 
 
@@ -243,7 +243,7 @@ def csv_safe(text: str) -> str:
 def collect_files(paths: Iterable[str | Path], recursive: bool = False) -> Iterator[Path]:
     """Files to classify, in a stable order: named files as given, folders scanned (sorted).
 
-    A folder scan keeps the files that :func:`gui.imaging.is_image_file` accepts by their first
+    A folder scan keeps the files that :func:`gui.core.imaging.is_image_file` accepts by their first
     bytes, and yields anything it cannot look into (a sub-folder without permission, a FIFO or
     other special file) so that the reader turns it into an error row with the reason. Symbolic
     links to folders are not followed (a link loop cannot trap the scan).
