@@ -25,6 +25,8 @@ from typing import Callable, TypeVar
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from gui.core.errors import FileProblem
+
 #: Raster formats handed to Pillow; anything else Pillow could open is refused.
 RASTER_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "GIF")
 #: Largest image accepted, in pixels per frame, for every format. A 20000x20000 "decompression
@@ -47,13 +49,8 @@ warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 T = TypeVar("T")
 
 
-class ImageReadError(Exception):
+class ImageReadError(FileProblem):
     """A file could not be turned into an image; ``reason`` is written for a user."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path.name}: {reason}")
 
 
 @dataclass
@@ -139,18 +136,23 @@ def _sniff_file(path: Path) -> str:
             head = fh.read(544)
     except ImageReadError:
         raise
-    except FileNotFoundError as exc:
-        raise ImageReadError(path, "file not found") from exc
-    except PermissionError as exc:
-        raise ImageReadError(path, "permission denied (the file cannot be read)") from exc
     except OSError as exc:
-        raise ImageReadError(path, f"cannot read the file ({exc.strerror or exc})") from exc
+        raise ImageReadError(path, _os_reason(exc)) from exc
     if not head:
         raise ImageReadError(path, "the file is empty (0 bytes)")
     kind = sniff_format(head)
     if kind is None:
         raise ImageReadError(path, "not a supported image (JPEG, PNG, BMP, TIFF, GIF, DICOM or NIfTI)")
     return kind
+
+
+def _os_reason(exc: OSError) -> str:
+    """Why the operating system would not give us the file's bytes, for a user."""
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, PermissionError):
+        return "permission denied (the file cannot be read)"
+    return f"cannot read the file ({exc.strerror or exc})"
 
 
 def _file_kind(mode: int) -> str:
@@ -230,8 +232,8 @@ def _open_checked(path: Path) -> Image.Image:
         raise ImageReadError(path, f"image is above the {MAX_PIXELS:,}-pixel limit ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise ImageReadError(path, "the file is damaged or not a supported image") from exc
-    except PermissionError as exc:
-        raise ImageReadError(path, "permission denied (the file cannot be read)") from exc
+    except (FileNotFoundError, PermissionError) as exc:
+        raise ImageReadError(path, _os_reason(exc)) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageReadError(path, f"the image data is truncated or damaged ({exc})") from exc
     w, h = img.size

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gui.core.errors import FileProblem
+
 INPUT = "image"
 OUTPUTS = ("probabilities", "cam", "embedding")
 OPTIONAL_OUTPUTS = ("type_probabilities", "heatmap")
@@ -39,13 +41,8 @@ REQUIRED_CARD_FIELDS = ("name", "version", "task", "labels", "no_tumor_labels", 
 DISCLAIMER = "Research use only, not a medical device. Not for diagnosis."
 
 
-class ModelContractError(Exception):
+class ModelContractError(FileProblem):
     """A file is not a usable model of this contract; ``reason`` is written for a user."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path.name}: {reason}")
 
 
 def encode_array(a: np.ndarray) -> dict:
