@@ -23,14 +23,34 @@ EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BM
 
 
 def audit(data_dirs: Sequence[str], out_dir: str) -> dict:
+    """Inventory, formats by content, unreadable files and duplicate groups of ``data_dirs``;
+    writes ``audit.json``, ``audit.md`` and figures into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     items, roots = discover_all(data_dirs)
     kept, packed, digests, infos, failures = dedupe.hash_items(items, roots)
-    near = dedupe.near_pairs(packed)
-    groups = dedupe.group_ids(len(kept), near, digests)
+    groups = dedupe.group_ids(len(kept), dedupe.near_pairs(packed), digests)
     exact = dedupe.group_ids(len(kept), np.zeros((0, 2), np.int64), digests)
+    report = {
+        "datasets": roots,
+        "files": len(items),
+        **file_facts(items, kept, infos, roots),
+        "unreadable": failures,
+        "hash": f"difference hash {dedupe.HASH_SIZE}x{dedupe.HASH_SIZE}, near-duplicate at Hamming <= {dedupe.NEAR_THRESHOLD}",
+        "exact_duplicates": describe_groups(exact, kept),
+        "near_duplicates": describe_groups(groups, kept),
+        **leakage(kept, groups),
+    }
+    (out / "audit.json").write_text(json.dumps(report, indent=1))
+    (out / "audit.md").write_text(markdown(report))
+    figures(out, kept, roots)
+    print((out / "audit.md").read_text())
+    return report
 
+
+def file_facts(items, kept, infos, roots) -> dict:
+    """Files per dataset, split and class; formats by content (and names that say otherwise);
+    colour modes and sizes."""
     inventory: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(Counter))
     for it in items:
         inventory[it.dataset][it.official_split or "-"][it.folder_class] += 1
@@ -42,77 +62,69 @@ def audit(data_dirs: Sequence[str], out_dir: str) -> dict:
         for it, info in zip(kept, infos)
         if EXTENSION_FORMATS.get(Path(it.path).suffix.lower(), info["format"]) != info["format"]
     ]
-
-    def describe(group_of: np.ndarray) -> dict:
-        members: dict[int, list[int]] = defaultdict(list)
-        for i, g in enumerate(group_of):
-            members[int(g)].append(i)
-        multi = [m for m in members.values() if len(m) > 1]
-        within = Counter()
-        across_splits = Counter()
-        across_datasets = 0
-        conflicting = []
-        for m in multi:
-            ds = {kept[i].dataset for i in m}
-            if len(ds) > 1:
-                across_datasets += 1
-            for d in ds:
-                in_d = [i for i in m if kept[i].dataset == d]
-                if len(in_d) > 1:
-                    within[d] += 1
-                if len({kept[i].official_split for i in in_d}) > 1:
-                    across_splits[d] += 1
-            classes = {kept[i].folder_class for i in m}
-            binary = {TASK_LABELS["binary"][c] for c in classes}
-            types = classes & set(TASK_LABELS["tumor-type"])
-            if len(binary) > 1 or len(types) > 1:
-                conflicting.append({
-                    "files": [f"{kept[i].dataset}/{kept[i].path}" for i in m][:12],
-                    "classes": sorted(classes),
-                    "tumour_vs_no_tumour": len(binary) > 1,
-                })
-        return {
-            "groups_with_more_than_one_image": len(multi),
-            "images_in_such_groups": int(sum(len(m) for m in multi)),
-            "largest_group": max((len(m) for m in members.values()), default=0),
-            "groups_within_dataset": dict(within),
-            "groups_across_official_splits": dict(across_splits),
-            "groups_across_datasets": across_datasets,
-            "groups_with_conflicting_labels": len(conflicting),
-            "conflicting_examples": conflicting[:20],
-        }
-
-    testing_with_near_copy_in_training = 0
-    train_groups = {int(g) for it, g in zip(kept, groups) if it.official_split == "Training"}
-    for it, g in zip(kept, groups):
-        if it.official_split == "Testing" and int(g) in train_groups:
-            testing_with_near_copy_in_training += 1
-    other_ds = defaultdict(set)
-    for it, g in zip(kept, groups):
-        other_ds[int(g)].add(it.dataset)
-    with_copy_elsewhere = Counter(it.dataset for it, g in zip(kept, groups) if len(other_ds[int(g)]) > 1)
-
-    report = {
-        "datasets": roots,
-        "files": len(items),
+    return {
         "inventory": {d: {s: dict(c) for s, c in v.items()} for d, v in inventory.items()},
         "formats_by_content": {f"{d}:{f}": n for (d, f), n in sorted(formats.items())},
         "extension_does_not_match_content": mismatched,
         "colour_modes": {f"{d}:{m}": n for (d, m), n in sorted(modes.items())},
         "distinct_sizes": {d: len([s for (dd, s) in sizes if dd == d]) for d in roots},
         "most_common_sizes": {f"{d}:{s}": n for (d, s), n in sizes.most_common(12)},
-        "unreadable": failures,
-        "hash": f"difference hash {dedupe.HASH_SIZE}x{dedupe.HASH_SIZE}, near-duplicate at Hamming <= {dedupe.NEAR_THRESHOLD}",
-        "exact_duplicates": describe(exact),
-        "near_duplicates": describe(groups),
-        "testing_images_with_near_copy_in_training": testing_with_near_copy_in_training,
-        "images_with_near_copy_in_another_dataset": dict(with_copy_elsewhere),
     }
-    (out / "audit.json").write_text(json.dumps(report, indent=1))
-    (out / "audit.md").write_text(markdown(report))
-    figures(out, kept, roots)
-    print((out / "audit.md").read_text())
-    return report
+
+
+def describe_groups(group_of: np.ndarray, kept) -> dict:
+    """Groups of more than one image: where they sit (within a dataset, across official splits,
+    across datasets) and which carry conflicting labels."""
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, g in enumerate(group_of):
+        members[int(g)].append(i)
+    multi = [m for m in members.values() if len(m) > 1]
+    within = Counter()
+    across_splits = Counter()
+    across_datasets = 0
+    conflicting = []
+    for m in multi:
+        ds = {kept[i].dataset for i in m}
+        if len(ds) > 1:
+            across_datasets += 1
+        for d in ds:
+            in_d = [i for i in m if kept[i].dataset == d]
+            if len(in_d) > 1:
+                within[d] += 1
+            if len({kept[i].official_split for i in in_d}) > 1:
+                across_splits[d] += 1
+        classes = {kept[i].folder_class for i in m}
+        binary = {TASK_LABELS["binary"][c] for c in classes}
+        types = classes & set(TASK_LABELS["tumor-type"])
+        if len(binary) > 1 or len(types) > 1:
+            conflicting.append({
+                "files": [f"{kept[i].dataset}/{kept[i].path}" for i in m][:12],
+                "classes": sorted(classes),
+                "tumour_vs_no_tumour": len(binary) > 1,
+            })
+    return {
+        "groups_with_more_than_one_image": len(multi),
+        "images_in_such_groups": int(sum(len(m) for m in multi)),
+        "largest_group": max((len(m) for m in members.values()), default=0),
+        "groups_within_dataset": dict(within),
+        "groups_across_official_splits": dict(across_splits),
+        "groups_across_datasets": across_datasets,
+        "groups_with_conflicting_labels": len(conflicting),
+        "conflicting_examples": conflicting[:20],
+    }
+
+
+def leakage(kept, groups: np.ndarray) -> dict:
+    """What leaks across the official split and across datasets: official test images with a
+    near-copy in the official training set; images with a near-copy in another dataset."""
+    train_groups = {int(g) for it, g in zip(kept, groups) if it.official_split == "Training"}
+    testing = sum(1 for it, g in zip(kept, groups) if it.official_split == "Testing" and int(g) in train_groups)
+    other_ds = defaultdict(set)
+    for it, g in zip(kept, groups):
+        other_ds[int(g)].add(it.dataset)
+    elsewhere = Counter(it.dataset for it, g in zip(kept, groups) if len(other_ds[int(g)]) > 1)
+    return {"testing_images_with_near_copy_in_training": testing,
+            "images_with_near_copy_in_another_dataset": dict(elsewhere)}
 
 
 def markdown(r: dict) -> str:
