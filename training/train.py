@@ -17,6 +17,7 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,18 @@ def best_val_loss(log: Path) -> float | None:
     return min(losses) if losses else None
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """What to train and how: one object instead of a dozen positional arguments."""
+
+    arch: str
+    weights: str | None = None  # local ImageNet MobileNetV2 weights (mobilenetv2 only)
+    size: int = IMAGE_SIZE
+    batch: int = 32
+    seed: int = 0
+    epochs_scale: float = 1.0  # multiplies every phase's epochs (smoke runs)
+
+
 def train(arch: str, splits_path: str, out: str, weights: str | None = None, size: int = IMAGE_SIZE,
           batch: int = 32, seed: int = 0, epochs_scale: float = 1.0, cache_dir: str | None = "runs/.cache") -> dict:
     """Train ``arch`` on the split file; returns the run's config (also written to config.json)."""
@@ -140,26 +153,37 @@ def train(arch: str, splits_path: str, out: str, weights: str | None = None, siz
                       temperature=1.0, model_file="model.joblib", baseline_size=BASELINE_SIZE)
         joblib.dump(model, run / "model.joblib")
     else:
-        config.update(train_keras(arch, run, state, state_file, x_train, y_train, x_val, y_val,
-                                  len(classes), weights, size, batch, seed, epochs_scale))
+        settings = TrainSettings(arch, weights, size, batch, seed, epochs_scale)
+        config.update(train_keras(settings, run, state, (x_train, y_train, x_val, y_val), len(classes)))
     (run / "config.json").write_text(json.dumps(config, indent=1))
     print(f"[{run.name}] done in {config['train_seconds']:.0f} s", flush=True)
     return config
 
 
-def train_keras(arch, run, state, state_file, x_train, y_train, x_val, y_val, n_classes, weights, size, batch,
-                seed, epochs_scale) -> dict:
+def build(settings: TrainSettings, n_classes: int):
+    """The Keras model of ``settings.arch`` (seeded)."""
     import keras
 
-    keras.utils.set_random_seed(seed)
-    if arch == "cnn":
-        model = build_cnn(n_classes, size)
-    elif arch == "mobilenetv2":
-        if weights is None:
+    keras.utils.set_random_seed(settings.seed)
+    if settings.arch == "cnn":
+        return build_cnn(n_classes, settings.size)
+    if settings.arch == "mobilenetv2":
+        if settings.weights is None:
             raise SystemExit("mobilenetv2 needs --weights PATH (ImageNet MobileNetV2 no-top weights file)")
-        model = build_mobilenetv2(n_classes, weights, size)
-    else:
-        raise SystemExit(f"unknown arch {arch!r}")
+        return build_mobilenetv2(n_classes, settings.weights, settings.size)
+    raise SystemExit(f"unknown arch {settings.arch!r}")
+
+
+def train_keras(settings: TrainSettings, run: Path, state: dict, data: tuple, n_classes: int) -> dict:
+    """Train every phase of ``SCHEDULES[settings.arch]`` not yet done (``state``, saved in
+    ``run/state/state.json`` after each), keep the best epoch, save the model; returns what the
+    run's config records. ``data`` is ``(x_train, y_train, x_val, y_val)``."""
+    import keras
+
+    x_train, y_train, x_val, y_val = data
+    arch, seed, batch, epochs_scale = settings.arch, settings.seed, settings.batch, settings.epochs_scale
+    state_file = run / "state" / "state.json"
+    model = build(settings, n_classes)
     train_ds, val_ds = datasets(x_train, y_train, x_val, y_val, batch, seed)
     weights_by_class = class_weights(y_train)
     verbose = 1 if sys.stdout.isatty() else 2
