@@ -67,16 +67,24 @@ def evaluate(run_dir: str, part: str = "test", splits_path: str | None = None, n
 
 
 def plot(run: Path, name: str, config: dict, y: np.ndarray, probs: np.ndarray, result: dict) -> None:
-    """Confusion matrix, ROC curve, reliability diagram and training curves as PNGs."""
+    """Confusion matrix, ROC curve and reliability diagram side by side (``eval_NAME.png``), and the
+    training curves of the run (``training_curves.png``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    classes = config["classes"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-    cm = np.array(result["confusion_matrix"])
-    ax = axes[0]
+    plot_confusion(axes[0], np.array(result["confusion_matrix"]), config["classes"], name, len(y))
+    plot_roc(axes[1], y, probs, config, result)
+    plot_reliability(axes[2], y, probs, result["ece"])
+    fig.tight_layout()
+    fig.savefig(run / f"eval_{name}.png", dpi=90)
+    plt.close(fig)
+    plot_training_curves(run)
+
+
+def plot_confusion(ax, cm: np.ndarray, classes: list[str], name: str, n: int) -> None:
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=30)
     ax.set_yticks(range(len(classes)), classes)
@@ -84,9 +92,11 @@ def plot(run: Path, name: str, config: dict, y: np.ndarray, probs: np.ndarray, r
         ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"confusion matrix ({name}, n={len(y)})")
+    ax.set_title(f"confusion matrix ({name}, n={n})")
 
-    ax = axes[1]
+
+def plot_roc(ax, y: np.ndarray, probs: np.ndarray, config: dict, result: dict) -> None:
+    classes = config["classes"]
     truth = np.array([classes[k] not in config["no_tumor_labels"] for k in y]).astype(int)
     if truth.min() != truth.max():
         fpr, tpr = roc_curve(truth, tumor_scores(probs, classes, config["no_tumor_labels"]))
@@ -99,10 +109,12 @@ def plot(run: Path, name: str, config: dict, y: np.ndarray, probs: np.ndarray, r
     ax.set_ylabel("sensitivity")
     ax.set_title("ROC, tumour vs no tumour")
 
-    ax = axes[2]
+
+def plot_reliability(ax, y: np.ndarray, probs: np.ndarray, ece: float) -> None:
+    """Accuracy against confidence in the ECE's own bins."""
     conf = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y
-    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)  # the bins of the ECE in the title
+    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
     centres, accs = [], []
     for lo, hi in zip(edges[:-1], edges[1:]):
         m = (conf > lo) & (conf <= hi)
@@ -113,24 +125,27 @@ def plot(run: Path, name: str, config: dict, y: np.ndarray, probs: np.ndarray, r
     ax.plot(centres, accs, "o-")
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"reliability (ECE {result['ece']:.4f})")
-    fig.tight_layout()
-    fig.savefig(run / f"eval_{name}.png", dpi=90)
-    plt.close(fig)
+    ax.set_title(f"reliability (ECE {ece:.4f})")
+
+
+def plot_training_curves(run: Path) -> None:
+    """Loss and accuracy per epoch over all phases, training and validation."""
+    import matplotlib.pyplot as plt
 
     logs = sorted(run.glob("log_phase*.csv"))
-    if logs:
-        rows = []
-        for log in logs:
-            with log.open() as fh:
-                rows += list(csv.DictReader(fh))
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-        for ax, key in zip(axes, ["loss", "accuracy"]):
-            ax.plot([float(r[key]) for r in rows], label="train")
-            ax.plot([float(r["val_" + key]) for r in rows], label="validation")
-            ax.set_xlabel("epoch (all phases)")
-            ax.set_title(key)
-            ax.legend()
-        fig.tight_layout()
-        fig.savefig(run / "training_curves.png", dpi=90)
-        plt.close(fig)
+    if not logs:
+        return
+    rows = []
+    for log in logs:
+        with log.open() as fh:
+            rows += list(csv.DictReader(fh))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key in zip(axes, ["loss", "accuracy"]):
+        ax.plot([float(r[key]) for r in rows], label="train")
+        ax.plot([float(r["val_" + key]) for r in rows], label="validation")
+        ax.set_xlabel("epoch (all phases)")
+        ax.set_title(key)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(run / "training_curves.png", dpi=90)
+    plt.close(fig)
