@@ -61,7 +61,8 @@ def test_open_file_shows_answer_bars_and_heatmap(window, qtbot, scans):
     window.grab().save(str(ARTIFACTS / "main_window.png"))
     assert (ARTIFACTS / "main_window.png").stat().st_size > 10_000
     pdf = scans.parent / "report.pdf"
-    window.save_report(str(pdf))
+    window.save_report(str(pdf))  # written in a pool thread; the window says when it is done
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith("Report saved"), timeout=10000)
     assert pdf.read_bytes()[:4] == b"%PDF"
 
 

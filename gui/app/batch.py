@@ -159,7 +159,7 @@ class BatchPanel(QWidget):
         self.table_model.clear(classifier)
         worker = self.worker = BatchWorker(classifier, paths, self.recursive.isChecked())
 
-        def current(slot):
+        def current(slot):  # self.worker keeps the current worker (and its signals) alive
             return lambda *args: slot(*args) if worker is self.worker else None
 
         s = worker.signals

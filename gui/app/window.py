@@ -15,7 +15,7 @@ from gui.app.batch import BatchPanel
 from gui.app.dialogs import ModelCardDialog
 from gui.app.formatting import ANSWER_COLOURS, ANSWERS, percent
 from gui.app.viewer import ImageViewer, to_qimage
-from gui.app.workers import OpenWorker
+from gui.app.workers import OpenWorker, ReportWorker
 from gui.core.engine import TYPE_GROUP_SUFFIX, Classifier, Result
 from gui.core.imaging import IMAGE_SUFFIXES, Scan
 from gui.core.model import DISCLAIMER, Model, ModelContractError, load_model
@@ -140,6 +140,7 @@ class MainWindow(QMainWindow):
         self.rgb: np.ndarray | None = None
         self.result: Result | None = None
         self._open_task = 0  # number of the newest open/slice request; older answers are dropped
+        self._report_task = 0
         self._heat: np.ndarray | None = None
         self.startup_notice: QMessageBox | None = None  # set by start-up when a bundled model is refused
         self.pool = QThreadPool.globalInstance()
@@ -350,11 +351,27 @@ class MainWindow(QMainWindow):
             path, _ = QFileDialog.getSaveFileName(self, "Save report", start, "PDF (*.pdf)")
             if not path:
                 return
+        from functools import partial
+
         from gui.app.report import write_pdf_report
 
         self.settings.setValue("last_report_dir", str(Path(path).parent))
-        write_pdf_report(path, self.scan.path.name, self.rgb, self.overlay_image(), self.result, self.classifier)
-        self.statusBar().showMessage(f"Report saved to {path}")
+        self._report_task += 1  # a newer report request supersedes the message of an older one
+        worker = ReportWorker(self._report_task, path, partial(
+            write_pdf_report, path, self.scan.path.name, self.rgb, self.overlay_image(), self.result, self.classifier))
+        # Bound methods, not lambdas: a queued signal reaches a receiver that outlives the worker.
+        worker.signals.done.connect(self._on_report_done)
+        worker.signals.failed.connect(self._on_report_failed)
+        self.statusBar().showMessage(f"Writing the report to {path}…")
+        self.pool.start(worker)
+
+    def _on_report_done(self, task: int, path: str) -> None:
+        if task == self._report_task:
+            self.statusBar().showMessage(f"Report saved to {path}")
+
+    def _on_report_failed(self, task: int, message: str) -> None:
+        if task == self._report_task:
+            QMessageBox.critical(self, "Report not saved", message)
 
     # ---------------------------------------------------------------- drag and drop, closing
 

@@ -129,3 +129,25 @@ class ExportWorker(QRunnable):
             self.signals.done.emit(f"Exported {len(self.results)} rows to {self.csv_path}{extra}")
         except OSError as exc:
             self.signals.failed.emit(f"Could not write {self.csv_path}: {exc}")
+
+
+class ReportSignals(QObject):
+    done = Signal(int, str)  # task number, path
+    failed = Signal(int, str)  # task number, reason
+
+
+class ReportWorker(QRunnable):
+    """Write the PDF report off the GUI thread (QPdfWriter and QPainter paint on a file, not a
+    widget, which Qt allows in a pool thread). Carries its task number like ``OpenWorker``."""
+
+    def __init__(self, task: int, path: str, write) -> None:
+        super().__init__()
+        self.task, self.path, self.write = task, path, write
+        self.signals = ReportSignals()
+
+    def run(self) -> None:
+        try:
+            self.write()
+            self.signals.done.emit(self.task, self.path)
+        except Exception as exc:  # a report that cannot be written is a message, never a lost window
+            self.signals.failed.emit(self.task, f"Could not write {self.path}: {exc}")
