@@ -101,16 +101,21 @@ def test_drop_file_opens_it_and_folder_batches_it(window, qtbot, scans, tmp_path
     assert sorted(r["status"] for r in rows) == ["error", "ok", "ok", "ok"]
 
 
+def copies_of_one_scan(folder: Path, n: int) -> Path:
+    """A folder of ``n`` identical small scans: a batch long enough to interrupt."""
+    folder.mkdir()
+    data = brain_like(folder / "a000.png", False).read_bytes()
+    for i in range(1, n):
+        (folder / f"a{i:03d}.png").write_bytes(data)
+    return folder
+
+
 def test_cancel_a_running_batch(window, qtbot, tmp_path):
     """Deterministic: after its first batch the classifier waits until Cancel was pressed, so the
     batch cannot finish before the cancel arrives however fast the machine is."""
     import threading
 
-    many = tmp_path / "many"
-    many.mkdir()
-    src = brain_like(many / "a000.png", False)
-    for i in range(1, 400):
-        (many / f"a{i:03d}.png").write_bytes(src.read_bytes())
+    many = copies_of_one_scan(tmp_path / "many", 400)
     cancelled = threading.Event()
     real = window.classifier.classify_batch
     calls = []
@@ -195,11 +200,7 @@ def test_a_new_batch_replaces_a_running_one(window, qtbot, scans, tmp_path):
     progress or end signal reach the table."""
     import threading
 
-    many = tmp_path / "many"
-    many.mkdir()
-    src = brain_like(many / "a000.png", False)
-    for i in range(1, 200):
-        (many / f"a{i:03d}.png").write_bytes(src.read_bytes())
+    many = copies_of_one_scan(tmp_path / "many", 200)
     release = threading.Event()
     real = window.classifier.classify_batch
 
