@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +219,34 @@ def test_a_new_batch_replaces_a_running_one(window, qtbot, scans, tmp_path):
     qtbot.waitUntil(lambda: not window.batch.running, timeout=20000)
     qtbot.wait(300)  # let the first worker's last signals arrive
     assert sorted(Path(r.path).parent for r in window.batch.table_model.results) == [scans] * 3
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler's pdftotext to read the PDF's text boxes")
+def test_the_pdf_report_lays_out_text_without_overlap_and_inside_the_page(window, qtbot, scans, tmp_path):
+    """Rendered, then read back with pdftotext: every line box is on the page and no two overlap,
+    even with a long file name and every caution at once."""
+    import re
+    import subprocess
+
+    long_name = scans / ("a-very-long-scan-name-" * 6 + ".png")
+    long_name.write_bytes((scans / "tumour.png").read_bytes())
+    window.open_path(str(long_name))
+    qtbot.waitUntil(lambda: window.result is not None, timeout=10000)
+    window.result.ood_warning = "image looks unlike the brain MRI the model was trained on; the models disagree"
+    pdf = tmp_path / "report.pdf"
+    window.save_report(str(pdf))
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith("Report saved"), timeout=10000)
+    xml = subprocess.run(["pdftotext", "-bbox-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    page_w, page_h = map(float, re.search(r'<page width="([\d.]+)" height="([\d.]+)"', xml).groups())
+    boxes = [tuple(map(float, m)) for m in re.findall(
+        r'<line xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)"', xml)]
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert len(boxes) > 8 and "Research use only" in text and "test accuracy" in text
+    for x0, y0, x1, y1 in boxes:
+        assert 0 <= x0 < x1 <= page_w and 0 <= y0 < y1 <= page_h
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            overlap_x = min(a[2], b[2]) - max(a[0], b[0])
+            overlap_y = min(a[3], b[3]) - max(a[1], b[1])
+            assert overlap_x <= 0.5 or overlap_y <= 0.5, (a, b)
+    assert "Caution" in text and "Date:" in text and "synthetic-binary" in text

@@ -1,68 +1,77 @@
-"""One-page PDF report of the current result, written with Qt's own PDF writer."""
+"""The PDF report of the current result: a QTextDocument printed to Qt's PDF writer.
+
+Qt's text layout wraps every line to the page width and breaks pages itself, so no line can be
+drawn over another or run off the page, whatever the names, types and model versions say.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import html
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QMarginsF, QRectF, Qt
-from PySide6.QtGui import QFont, QPageLayout, QPageSize, QPainter, QPdfWriter
+from PySide6.QtCore import QMarginsF, QUrl
+from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
-from gui.app.formatting import ANSWERS, percent
+from gui.app.formatting import ANSWERS, measured_percent, percent
 from gui.app.viewer import to_qimage
-from gui.core.engine import Classifier, Result
+from gui.core.engine import TYPE_GROUP_SUFFIX, Classifier, Result
 from gui.core.model import DISCLAIMER
 
+#: Width of each picture on the page, in the document's units (CSS pixels; A4 text width is ~680).
+IMAGE_WIDTH = 280
+
+
+def report_html(file_label: str, facts: dict[str, str], result: Result, classifier: Classifier) -> str:
+    """The report's text (pictures referenced as ``scan`` and ``overlay``), as HTML."""
+    e = html.escape
+    lines = ["<h2>MRI Tumor Classifier — result report</h2>",
+             f"<p>File: <b>{e(file_label)}</b> · {e(' · '.join(f'{k} {v}' for k, v in facts.items()))}<br>"
+             f"Date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>",
+             f'<table cellspacing="8"><tr><td><img src="scan" width="{IMAGE_WIDTH}"></td>'
+             f'<td><img src="overlay" width="{IMAGE_WIDTH}"></td></tr></table>',
+             f"<h3>{e(ANSWERS.get(result.prediction, result.prediction))} — tumour probability "
+             f"{e(percent(result.tumor_probability))}</h3>"]
+    if result.tumor_type:
+        lines.append(f"<p>Most likely type, if tumour: <b>{e(result.tumor_type)}</b> "
+                     f"({e(percent(result.tumor_type_confidence))})</p>")
+    if result.ood_warning:
+        lines.append(f"<p><b>Caution — {e(result.ood_warning)}. Treat this answer as uncertain.</b></p>")
+    for group, probs in result.probabilities.items():
+        title = f"Type, if tumour ({group.removesuffix(TYPE_GROUP_SUFFIX)})" if group.endswith(TYPE_GROUP_SUFFIX) else group
+        lines.append(f"<p>{e(title)}: " + ", ".join(f"{e(label)} {e(percent(p))}" for label, p in probs.items()) + "</p>")
+    heat = "heatmap" in classifier.detector.extra_outputs
+    lines.append("<p><small>Heatmap (right): " + ("P(tumour) at each place, from the model's tumour-map head; "
+                 "brighter = more likely." if heat else "class activation map of the detector's answer; brighter = "
+                 "stronger evidence.") + "</small></p>")
+    lines.append("<h3>Models</h3><ul>")
+    for m in classifier.models:
+        cross = m.card.get("cross_source") or {}
+        accs = [v["accuracy"] for v in cross.values() if v.get("accuracy") is not None]
+        measured = (f"accuracy on collections it was not trained on (leave-one-source-out): "
+                    f"{measured_percent(min(accs))} to {measured_percent(max(accs))}" if accs else
+                    f"test accuracy {measured_percent((m.card.get('test_metrics') or {}).get('accuracy'))}")
+        lines.append(f"<li>{e(m.name)}: {e(measured)}</li>")
+    lines.append(f"</ul><p><b>{e(DISCLAIMER)}</b></p>")
+    return "\n".join(lines)
 
 
 def write_pdf_report(path: str | Path, file_label: str, rgb: np.ndarray, overlay: np.ndarray, result: Result,
-                 classifier: Classifier) -> None:
-    """Image, heatmap overlay, answer, probabilities, models, date and the disclaimer on A4.
+                     classifier: Classifier, facts: dict[str, str] | None = None) -> None:
+    """Image, heatmap overlay, answer, probabilities, cautions, the models with their measured
+    accuracy, the file's technical facts, the date and the disclaimer, on A4 pages.
 
-    ``file_label`` is the file's name only: no folder (which may name a patient) and no
-    DICOM patient fields ever reach the report.
+    ``file_label`` is the file's name only: no folder (which may name a patient) and no DICOM
+    patient fields ever reach the report; ``facts`` are the reader's technical facts only.
     """
     writer = QPdfWriter(str(path))
     writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
     writer.setPageMargins(QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter)
     writer.setResolution(150)
     writer.setTitle("MRI Tumor Classifier report")
-    painter = QPainter(writer)
-    try:
-        width = writer.width()
-        y = 0.0
-
-        def text(s: str, size: int = 11, bold: bool = False, height: float = 1.6) -> None:
-            nonlocal y
-            font = QFont("Helvetica", size)
-            font.setBold(bold)
-            painter.setFont(font)
-            h = size * height * writer.resolution() / 72
-            painter.drawText(QRectF(0, y, width, h), Qt.TextFlag.TextWordWrap, s)
-            y += h
-
-        text("MRI Tumor Classifier — result report", 16, True)
-        text(f"File: {file_label}    Date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}", 10)
-        y += 10
-        side = (width - 20) / 2
-        for k, img in enumerate((rgb, overlay)):
-            qimg = to_qimage(img)
-            scale = min(side / qimg.width(), side / qimg.height())
-            painter.drawImage(QRectF(k * (side + 20), y, qimg.width() * scale, qimg.height() * scale), qimg)
-        y += side + 20
-        text(f"{ANSWERS.get(result.prediction, result.prediction)} — tumour probability "
-             f"{percent(result.tumor_probability)}", 14, True)
-        if result.tumor_type:
-            text(f"Most likely type if tumour: {result.tumor_type} ({percent(result.tumor_type_confidence)})", 11)
-        if result.ood_warning:
-            text(f"Warning: {result.ood_warning}.", 11, True)
-        for model_name, probs in result.probabilities.items():
-            text(f"{model_name}: " + ", ".join(f"{label} {percent(p)}" for label, p in probs.items()), 10)
-        text("Heatmap (right): P(tumour) at each place, from the model's tumour-map head; brighter = more likely."
-             if classifier.detector.extra_outputs and "heatmap" in classifier.detector.extra_outputs else
-             "Heatmap (right): class activation map of the detector's answer; brighter = stronger evidence.", 9)
-        y += 10
-        text(DISCLAIMER + " Models: " + "; ".join(m.name for m in classifier.models), 11, True)
-    finally:
-        painter.end()
+    doc = QTextDocument()
+    doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl("scan"), to_qimage(rgb))
+    doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl("overlay"), to_qimage(overlay))
+    doc.setHtml(report_html(file_label, facts or {}, result, classifier))
+    doc.print_(writer)

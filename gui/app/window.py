@@ -358,7 +358,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("last_report_dir", str(Path(path).parent))
         self._report_task += 1  # a newer report request supersedes the message of an older one
         worker = ReportWorker(self._report_task, path, partial(
-            write_pdf_report, path, self.scan.path.name, self.rgb, self.overlay_image(), self.result, self.classifier))
+            write_pdf_report, path, self.scan.path.name, self.rgb, self.overlay_image(), self.result, self.classifier,
+            dict(self.scan.info)))
         # Bound methods, not lambdas: a queued signal reaches a receiver that outlives the worker.
         worker.signals.done.connect(self._on_report_done)
         worker.signals.failed.connect(self._on_report_failed)
