@@ -19,8 +19,8 @@ from gui.app.viewer import to_qimage
 from gui.core.engine import TYPE_GROUP_SUFFIX, Classifier, Result
 from gui.core.model import DISCLAIMER
 
-#: Width of each picture on the page, in the document's units (CSS pixels; A4 text width is ~680).
-IMAGE_WIDTH = 280
+#: Width of each picture, in the document's units (CSS pixels): two side by side fit the A4 text column.
+IMAGE_WIDTH = 240
 
 
 def report_html(file_label: str, facts: dict[str, str], result: Result, classifier: Classifier) -> str:
