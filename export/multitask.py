@@ -28,7 +28,6 @@ from scipy.special import softmax
 from export import card as cards, convert
 from export.pipeline import OOD_TRAIN_IMAGES
 from export.verify import VerificationError
-from gui.core.imaging import model_input, read_image
 from gui.core.model import session_options
 from training import calibrate, catalogue, features as feats, multitask as mt, split as splits
 
@@ -44,7 +43,7 @@ def build_keras(head, weights: str, temperature: float):
     backbone = feats.backbone(weights)
     fmap = backbone.output
     out = head(fmap, training=False)
-    adapter = keras.Model(head.inputs, head.get_layer("features").output)(fmap)
+    adapter = out["features"]  # the head's own adapter output: computed once in the graph
     kernel, _bias = head.get_layer("logits").get_weights()
     cam_layer = keras.layers.Dense(kernel.shape[1], use_bias=False, name="cam")
     cam = cam_layer(adapter)
@@ -104,9 +103,7 @@ def verify(session, model, head, doc: dict, test_idx: np.ndarray, f0: np.ndarray
     """The checks in the module docstring, on up to ``VERIFY_IMAGES`` test images of every source."""
     idx = np.sort(np.concatenate([rng.permutation(test_idx[np.array([doc["items"][i]["source"] == s for i in test_idx])])
                                   [: VERIFY_IMAGES // len(doc["sources"])] for s in doc["sources"]]))
-    roots = doc["datasets"]
-    x = np.stack([model_input(read_image(Path(roots[doc["items"][i]["dataset"]]) / doc["items"][i]["path"]),
-                              feats.SIZE, feats.PREPROCESSING).pixels for i in idx]).astype(np.float32)
+    x = np.stack([feats.item_input(doc, doc["items"][i])[1].pixels for i in idx]).astype(np.float32)
     names = [o.name for o in session.get_outputs()]
     onnx_out = dict(zip(names, session.run(names, {"image": x})))
     keras_out = {k: np.asarray(v) for k, v in model(x, training=False).items()}

@@ -54,8 +54,8 @@ def build_head(adapter: int = ADAPTER, seed: int = 0):
     logits = keras.layers.Dense(2, name="logits")(dropped)
     type_logits = keras.layers.Dense(len(TYPE_LABELS), name="type_logits")(dropped)
     heat_logits = keras.layers.Conv2D(1, 1, name="heat_logits")(keras.layers.Dropout(0.2, name="heat_dropout")(a))
-    return keras.Model(inputs, {"logits": logits, "type_logits": type_logits, "heat_logits": heat_logits},
-                       name="multitask_head")
+    return keras.Model(inputs, {"logits": logits, "type_logits": type_logits, "heat_logits": heat_logits,
+                                "features": a}, name="multitask_head")
 
 
 def targets(doc: dict) -> dict[str, np.ndarray]:
@@ -170,11 +170,9 @@ def predict(head, x: np.ndarray, temperature: float = 1.0, batch: int = 256) -> 
     outs: dict[str, list] = {k: [] for k in ("logits", "probabilities", "type_probabilities", "heatmap", "cam",
                                              "embedding")}
     kernel = head.get_layer("logits").get_weights()[0]
-    adapter = _adapter_model(head)
     for s in range(0, len(x), batch):
-        xb = np.asarray(x[s:s + batch], np.float32)
-        o = head(xb, training=False)
-        a = np.asarray(adapter(xb, training=False))
+        o = head(np.asarray(x[s:s + batch], np.float32), training=False)
+        a = np.asarray(o["features"])
         logits = np.asarray(o["logits"])
         outs["logits"].append(logits)
         outs["probabilities"].append(softmax(logits / temperature, axis=1))
@@ -183,12 +181,6 @@ def predict(head, x: np.ndarray, temperature: float = 1.0, batch: int = 256) -> 
         outs["cam"].append(a @ kernel)
         outs["embedding"].append(a.mean(axis=(1, 2)))
     return {k: np.concatenate(v) for k, v in outs.items()}
-
-
-def _adapter_model(head):
-    import keras
-
-    return keras.Model(head.inputs, head.get_layer("features").output)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -327,6 +319,7 @@ def run(catalogue_path: str, features_dir: str, out: str, folds: list[str] | Non
                          log=folder / "log.json", balance_power=balance_power)
         val_pred = predict(head, views[0][parts["val"]])
         temperature = fit_temperature(val_pred["logits"], tg["y"][parts["val"]])
+        val_pred["probabilities"] = softmax(val_pred["logits"] / temperature, axis=1)
         pred = predict(head, views[0][parts["test"]], temperature)
         metrics = fold_metrics(doc, tg, parts["test"], pred, meta0)
         metrics.update(fold=name, train_seconds=round(time.time() - t0, 1), temperature=temperature,
@@ -334,10 +327,8 @@ def run(catalogue_path: str, features_dir: str, out: str, folds: list[str] | Non
         head.save_weights(folder / "head.weights.h5")
         np.savez_compressed(folder / "predictions.npz", index=parts["test"],
                             **{k: v for k, v in pred.items() if k != "cam"},
-                            val_index=parts["val"], **{f"val_{k}": v for k, v in
-                                                       predict(head, views[0][parts["val"]], temperature).items()
-                                                       if k in ("probabilities", "type_probabilities", "heatmap",
-                                                                "embedding")})
+                            val_index=parts["val"], **{f"val_{k}": val_pred[k] for k in
+                                                       ("probabilities", "type_probabilities", "heatmap", "embedding")})
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=1))
         d = metrics["tumor_detection"]
         print(f"[{name}] n={metrics['n']} acc={d['accuracy']:.4f} sens={d['sensitivity']} spec={d['specificity']} "
