@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from gui.core.imaging import Geometry, model_input, read_image
+from gui.core.imaging import Geometry, ModelInput, model_input, read_image
 
 PREPROCESSING = "brain-crop-v1"
 SIZE = 224
@@ -40,6 +40,13 @@ def backbone(weights: str | Path):
     base = keras.applications.MobileNetV2(input_tensor=x, include_top=False, weights=None, alpha=1.0)
     base.load_weights(str(weights))
     return keras.Model(inputs, base.output, name="backbone")
+
+
+def item_input(doc: dict, rec: dict) -> tuple[np.ndarray, ModelInput]:
+    """A catalogue item's displayed frame and its model input, exactly as the app makes them: the
+    one path used by feature extraction, export verification and the figures."""
+    frame = read_image(Path(doc["datasets"][rec["dataset"]]) / rec["path"])
+    return frame, model_input(frame, SIZE, PREPROCESSING)
 
 
 def augment(pixels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
@@ -113,8 +120,7 @@ def extract(doc: dict, weights: str, out_dir: str | Path, view: int = 0, seed: i
         batch = np.empty((stop - start, SIZE, SIZE, 3), np.uint8)
         for k, i in enumerate(range(start, stop)):
             rec = items[i]
-            frame = read_image(Path(roots[rec["dataset"]]) / rec["path"])
-            fitted = model_input(frame, SIZE, PREPROCESSING)
+            frame, fitted = item_input(doc, rec)
             pixels, flip = fitted.pixels, False
             if view > 0:
                 pixels, flip = augment(pixels, np.random.default_rng([seed, view, i]))

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from gui.core.imaging import model_input, read_image
 from training import features as feats
 
 FIRST_LAYER = "Conv1_relu"
@@ -32,8 +31,7 @@ def activation_figure(weights: str, doc: dict, out: Path, n_images: int = 3, see
     pool = [r for r in doc["items"] if r["dataset"] == "brain-tumor-mri" and r["part"] == "test"]
     rng = np.random.default_rng(seed)
     picked = [pool[i] for i in rng.permutation(len(pool))[:n_images]]
-    x = np.stack([model_input(read_image(Path(doc["datasets"][r["dataset"]]) / r["path"]), feats.SIZE,
-                              feats.PREPROCESSING).pixels for r in picked])
+    x = np.stack([feats.item_input(doc, r)[1].pixels for r in picked])
     first, last = (np.asarray(a) for a in probe.predict_on_batch(x.astype(np.float32)))
     cols = 1 + 2 * SHOWN_CHANNELS
     fig, axes = plt.subplots(n_images, cols, figsize=(cols * 1.3, n_images * 1.45))
