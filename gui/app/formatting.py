@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gui.core.engine import TYPE_GROUP_SUFFIX
+
 ANSWERS = {"tumor": "Tumour likely", "no_tumor": "No tumour found", "": ""}
 ANSWER_COLOURS = {"tumor": "#b00020", "no_tumor": "#1b5e20"}
 
@@ -20,3 +22,10 @@ def percent(p: float | None) -> str:
 def measured_percent(v: float | None) -> str:
     """A measured rate (accuracy, sensitivity...) for the model card: two decimals, "n/a" when absent."""
     return "n/a" if v is None else f"{100 * v:.2f} %"
+
+
+def group_title(group: str) -> str:
+    """How a ``Result.probabilities`` group is titled: a type head says what it is."""
+    if group.endswith(TYPE_GROUP_SUFFIX):
+        return f"Tumour type, if tumour ({group.removesuffix(TYPE_GROUP_SUFFIX)})"
+    return group

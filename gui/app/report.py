@@ -14,9 +14,9 @@ import numpy as np
 from PySide6.QtCore import QMarginsF, QUrl
 from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
-from gui.app.formatting import ANSWERS, measured_percent, percent
+from gui.app.formatting import ANSWERS, group_title, measured_percent, percent
 from gui.app.viewer import to_qimage
-from gui.core.engine import TYPE_GROUP_SUFFIX, Classifier, Result
+from gui.core.engine import Classifier, Result
 from gui.core.model import DISCLAIMER
 
 #: Width of each picture, in the document's units (CSS pixels): two side by side fit the A4 text column.
@@ -39,8 +39,7 @@ def report_html(file_label: str, facts: dict[str, str], result: Result, classifi
     if result.ood_warning:
         lines.append(f"<p><b>Caution — {e(result.ood_warning)}. Treat this answer as uncertain.</b></p>")
     for group, probs in result.probabilities.items():
-        title = f"Type, if tumour ({group.removesuffix(TYPE_GROUP_SUFFIX)})" if group.endswith(TYPE_GROUP_SUFFIX) else group
-        lines.append(f"<p>{e(title)}: " + ", ".join(f"{e(label)} {e(percent(p))}" for label, p in probs.items()) + "</p>")
+        lines.append(f"<p>{e(group_title(group))}: " + ", ".join(f"{e(label)} {e(percent(p))}" for label, p in probs.items()) + "</p>")
     heat = "heatmap" in classifier.detector.extra_outputs
     lines.append("<p><small>Heatmap (right): " + ("P(tumour) at each place, from the model's tumour-map head; "
                  "brighter = more likely." if heat else "class activation map of the detector's answer; brighter = "

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 
 from gui.app.batch import BatchPanel
 from gui.app.dialogs import ModelCardDialog
-from gui.app.formatting import ANSWER_COLOURS, ANSWERS, percent
+from gui.app.formatting import ANSWER_COLOURS, ANSWERS, group_title, percent
 from gui.app.viewer import ImageViewer, to_qimage
 from gui.app.workers import OpenWorker, ReportWorker
 from gui.core.engine import TYPE_GROUP_SUFFIX, Classifier, Result
@@ -99,9 +99,7 @@ class ResultPanel(QWidget):
         while self.bars.rowCount():
             self.bars.removeRow(0)
         for group, probs in r.probabilities.items():
-            is_type = group.endswith(TYPE_GROUP_SUFFIX)
-            title = f"Tumour type, if tumour ({group.removesuffix(TYPE_GROUP_SUFFIX)})" if is_type else group
-            header = QLabel(f"<b>{title}</b>")
+            header = QLabel(f"<b>{group_title(group)}</b>")
             header.setWordWrap(True)
             self.bars.addRow(header)
             for label, p in probs.items():
