@@ -76,7 +76,7 @@ def test_csv_columns_and_atomic_refusal(models, folder, tmp_path):
     clf = engine.Classifier(models)
     assert clf.columns()[:9] == ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
                                  "tumor_type_confidence", "ood_warning", "error"]
-    assert clf.columns()[9:] == ["models_disagree", "p_no_tumor", "p_tumor", "p_glioma", "p_meningioma", "p_tumor-type_no_tumor",
+    assert clf.columns()[9:] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "p_no_tumor", "p_tumor", "p_glioma", "p_meningioma", "p_tumor-type_no_tumor",
                                  "p_pituitary"]
     out = tmp_path / "r.csv"
     rows = [clf.row(r) for r in engine.classify_files(engine.collect_files([folder]), clf)]
@@ -182,7 +182,7 @@ def test_heads_that_disagree_are_said_in_the_row_and_the_caution(tmp_path):
     ~0.19) while its map stays below 0.5 everywhere (sigmoid(8 * 0.22 - 2) < 0.5)."""
     clf = engine.Classifier([load_model(make_contract_model(tmp_path / "mt.onnx", multitask=True))])
     cols = clf.columns()
-    assert cols[len(engine.CSV_COLUMNS)] == engine.DISAGREE_COLUMN and cols[len(engine.CSV_COLUMNS) + 1].startswith("p_")
+    assert cols[len(engine.CSV_COLUMNS)] == engine.DISAGREE_COLUMN and cols[len(engine.CSV_COLUMNS) + 4].startswith("p_")
     torn = clf.classify_image(np.full((64, 64, 3), 56, np.uint8))
     clear = clf.classify_image(np.full((64, 64, 3), 250, np.uint8))
     assert torn.prediction == "tumor" and torn.models_disagree and engine.DISAGREE_MESSAGE in torn.ood_warning

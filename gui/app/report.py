@@ -16,7 +16,8 @@ from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
 from gui.app.formatting import ANSWERS, group_title, measured_percent, percent
 from gui.app.viewer import to_qimage
-from gui.core.engine import Classifier, Result
+from gui.core.engine import Classifier
+from gui.core.result import Result
 from gui.core.model import DISCLAIMER
 
 #: Width of each picture, in the document's units (CSS pixels): two side by side fit the A4 text column.

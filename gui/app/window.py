@@ -16,7 +16,8 @@ from gui.app.dialogs import ModelCardDialog
 from gui.app.formatting import ANSWER_COLOURS, ANSWERS, group_title, percent
 from gui.app.viewer import ImageViewer, to_qimage
 from gui.app.workers import OpenWorker, ReportWorker
-from gui.core.engine import TYPE_GROUP_SUFFIX, Classifier, Result
+from gui.core.engine import TYPE_GROUP_SUFFIX, Classifier
+from gui.core.result import Result
 from gui.core.imaging import IMAGE_SUFFIXES, Scan
 from gui.core.model import DISCLAIMER, Model, ModelContractError, load_model
 from gui.core.overlay import COLORMAPS, blend, colormap_lut, heat_to_frame

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from gui.core import engine
+from gui.core.imaging import DicomSeries
 from gui.core.logs import attach_log_file, log
 from gui.core.model import ModelContractError, load_model
 from gui.core.overlay import save_overlay_png
@@ -24,12 +25,16 @@ from gui.core.resources import bundled_models
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mri-classifier classify",
-        description="Classify brain MRI files offline; one CSV row per file. Research use only. Not for diagnosis.",
+        description="Classify brain MRI files offline; one CSV row per file, or per study: a NIfTI volume, a "
+                    "multi-frame DICOM or a DICOM series in a folder, every slice scored. Research use only. "
+                    "Not for diagnosis.",
     )
     p.add_argument("paths", nargs="+", help="image files and/or folders")
     p.add_argument("--csv", required=True, help="CSV file to write (refuses to replace one without --force)")
     p.add_argument("--recursive", "-r", action="store_true", help="also scan sub-folders")
-    p.add_argument("--heatmaps", metavar="DIR", help="also write a heatmap overlay PNG per classified file into DIR")
+    p.add_argument("--heatmaps", metavar="DIR", help="also write a heatmap overlay PNG per classified file into DIR "
+                                                     "(for a study: of its most suspicious slice)")
+    p.add_argument("--per-slice", metavar="FILE", help="also write one row per slice of every study into this CSV")
     p.add_argument("--model", action="append", metavar="FILE", help="ONNX model to use instead of the bundled ones (repeatable)")
     p.add_argument("--force", action="store_true", help="replace an existing CSV")
     p.add_argument("--batch-size", type=int, default=16, help=argparse.SUPPRESS)
@@ -54,10 +59,10 @@ class UsageError(Exception):
     """Bad arguments or an unusable target: exit 2 with this sentence, before any file is read."""
 
 
-def check_targets(out: Path, heat_dir: Path | None, force: bool) -> None:
+def check_targets(out: Path, heat_dir: Path | None, force: bool, option: str = "--csv") -> None:
     """Refuse a CSV or heatmap target that cannot work, before any work is done."""
     if out.is_dir():
-        raise UsageError(f"--csv {out} is a folder; give a file name such as {out / 'results.csv'}")
+        raise UsageError(f"{option} {out} is a folder; give a file name such as {out / 'results.csv'}")
     if out.exists() and not force:
         raise UsageError(f"{out} exists; use --force to replace it")
     if not out.parent.is_dir():
@@ -66,8 +71,9 @@ def check_targets(out: Path, heat_dir: Path | None, force: bool) -> None:
         raise UsageError(f"--heatmaps {heat_dir} is a file, not a folder")
 
 
-def check_not_an_input(out: Path, paths: list[str], files: list[Path]) -> None:
+def check_not_an_input(out: Path, paths: list[str], items: list) -> None:
     """The CSV must never overwrite (or be) one of the scans being classified."""
+    files = [f for item in items for f in (item.files if isinstance(item, DicomSeries) else (item,))]
     try:
         target = out.resolve()
         inputs = {Path(p).resolve() for p in paths} | {f.resolve() for f in files}
@@ -104,7 +110,12 @@ def classify_main(argv: list[str]) -> int:
 def _classify(args) -> int:
     out = Path(args.csv)
     heat_dir = Path(args.heatmaps) if args.heatmaps else None
+    per_slice = Path(args.per_slice) if args.per_slice else None
     check_targets(out, heat_dir, args.force)
+    if per_slice is not None:
+        check_targets(per_slice, None, args.force, "--per-slice")
+        if per_slice.resolve() == out.resolve():
+            raise UsageError("--per-slice must name another file than --csv")
     missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
     if missing and len(missing) == len(args.paths):
         raise UsageError(f"nothing to classify: {', '.join(map(engine.display_path, missing))} not found")
@@ -118,6 +129,8 @@ def _classify(args) -> int:
             engine.has_subfolders(args.paths) else ""
         raise UsageError(f"no image files found in {', '.join(args.paths)}{hint}")
     check_not_an_input(out, args.paths, files)
+    if per_slice is not None:
+        check_not_an_input(per_slice, args.paths, files)
     if heat_dir is not None:
         try:
             heat_dir.mkdir(parents=True, exist_ok=True)
@@ -130,30 +143,41 @@ def _classify(args) -> int:
     attach_log_file()
     log.info("classify %d file(s) from %s with %s into %s", len(files), ", ".join(map(engine.display_path, args.paths)),
              "; ".join(m.name for m in classifier.models), engine.display_path(str(out)))
+    csv_out = _open_csv(out, classifier.columns(), args.force)
     try:
-        csv_out = engine.AtomicCsv(out, classifier.columns(), force=args.force)
-    except engine.CsvExistsError as exc:
-        raise UsageError(str(exc)) from exc
-    except OSError as exc:
-        raise UsageError(f"cannot write {out} ({exc.strerror or exc})") from exc
+        slices_out = _open_csv(per_slice, classifier.slice_columns(), args.force) if per_slice is not None else None
+    except BaseException:
+        csv_out.discard()
+        raise
     try:
-        return _stream(args, classifier, files, csv_out, progress, heat_dir)
+        return _stream(args, classifier, files, csv_out, slices_out, progress, heat_dir)
     except BaseException:  # interrupted before the stream began, or worse: leave no temporary file
         csv_out.discard()
+        if slices_out is not None:
+            slices_out.discard()
         raise
 
 
-def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: engine.AtomicCsv, progress,
-            heat_dir: Path | None) -> int:
+def _open_csv(path: Path, columns: list[str], force: bool) -> engine.AtomicCsv:
+    try:
+        return engine.AtomicCsv(path, columns, force=force)
+    except engine.CsvExistsError as exc:
+        raise UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise UsageError(f"cannot write {path} ({exc.strerror or exc})") from exc
+
+
+def _stream(args, classifier: engine.Classifier, files: list, csv_out: engine.AtomicCsv,
+            slices_out: engine.AtomicCsv | None, progress, heat_dir: Path | None) -> int:
     """Rows stream straight into the temporary CSV (memory stays flat however many files); Ctrl-C
     or SIGTERM ends the stream and the rows finished so far are still published."""
-    counts = {"rows": 0, "failed": 0, "tumours": 0, "cautioned": 0, "disagree": 0}
+    counts = {"rows": 0, "failed": 0, "tumours": 0, "cautioned": 0, "disagree": 0, "studies": 0}
     interrupted = False
     t0 = time.perf_counter()
     try:
         for r in engine.classify_files(files, classifier, batch_size=args.batch_size,
                                        with_heat=heat_dir is not None, keep_frames=heat_dir is not None):
-            if heat_dir is not None and r.ok:
+            if heat_dir is not None and r.ok and r.frame is not None:
                 write_heatmap(r, heat_dir)
             counts["rows"] += 1
             counts["failed"] += not r.ok
@@ -162,21 +186,31 @@ def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: eng
             counts["tumours"] += r.ok and r.prediction == "tumor"
             counts["cautioned"] += r.ok and bool(r.ood_warning)
             counts["disagree"] += r.ok and bool(r.models_disagree)
+            counts["studies"] += r.is_study
             progress.update(1)
             progress.set_postfix(failed=counts["failed"], refresh=False)
             csv_out.write(classifier.row(r))
+            if slices_out is not None and r.slices:
+                for s in r.slices:
+                    slices_out.write(classifier.slice_row(r.path, s))
     except KeyboardInterrupt:
         interrupted = True
     except OSError as exc:  # the CSV itself cannot be written (disk full): nothing sensible is left to do
         csv_out.discard()
+        if slices_out is not None:
+            slices_out.discard()
         log.error("cannot write %s: %s", engine.display_path(str(csv_out.path)), exc)
         print(f"error: cannot write {csv_out.path} ({exc.strerror or exc}); no CSV written", file=sys.stderr)
         return 2
     progress.close()
     target = csv_out.publish(partial=interrupted)
+    if slices_out is not None:
+        slices_target = slices_out.publish(partial=interrupted)
+        print(f"per-slice rows: {slices_target}", file=sys.stderr)
     seconds = time.perf_counter() - t0
     n, failed, tumours = counts["rows"], counts["failed"], counts["tumours"]
-    print(f"{n} of {len(files)} files in {seconds:.1f} s ({n / max(seconds, 1e-9):.1f} files/s): "
+    studies = f" ({counts['studies']} of them studies, every slice scored)" if counts["studies"] else ""
+    print(f"{n} of {len(files)} files{studies} in {seconds:.1f} s ({n / max(seconds, 1e-9):.1f} files/s): "
           f"{tumours} tumour likely, {n - tumours - failed} no tumour found ({counts['cautioned']} of these answers "
           f"with a caution, {counts['disagree']} where the models disagree), {failed} could not be read. "
           f"CSV: {target}", file=sys.stderr)
@@ -195,8 +229,9 @@ def _stream(args, classifier: engine.Classifier, files: list[Path], csv_out: eng
 def write_heatmap(r: engine.Result, heat_dir: Path) -> None:
     """Write a result's heatmap PNG from its already decoded frame; a failure turns the result into
     an error row with the reason (the classification stays in the row), and the run goes on."""
+    name = Path(r.path).name if r.max_slice is None else f"{Path(r.path).name}_slice{r.max_slice}"
     try:
-        save_overlay_png(Path(r.path).name, r.frame, r.heat, r.geometry, heat_dir)
+        save_overlay_png(name, r.frame, r.heat, r.geometry, heat_dir)
     except MemoryError:
         r.status, r.error = "error", "heatmap not written: out of memory"
     except OSError as exc:

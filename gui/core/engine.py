@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,14 +20,22 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from gui.core.imaging import Geometry, ImageReadError, ModelInput, is_image_file, model_input, read_image
+from gui.core import study
+from gui.core.imaging import (DicomSeries, ImageReadError, ModelInput, Scan, group_dicom_series, is_image_file,
+                              model_input, open_item, read_image, sniff_format)
 from gui.core.model import Model
 from gui.core.overlay import normalise_cam
+from gui.core.result import Result
 
 CSV_COLUMNS = ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
                "tumor_type_confidence", "ood_warning", "error"]
 #: After the fixed nine, before the ``p_`` columns: "yes" when the answers behind the row disagree.
 DISAGREE_COLUMN = "models_disagree"
+#: After ``models_disagree``: filled for a study (volume, multi-frame DICOM, DICOM series), empty otherwise.
+STUDY_COLUMNS = ["n_slices", "max_slice", "tumor_slices"]
+#: ``--per-slice``: one row per slice of every study (then the ``p_`` columns).
+SLICE_COLUMNS = ["path", "slice", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
+                 "tumor_type_confidence", "ood_warning", "error", DISAGREE_COLUMN]
 OOD_MESSAGE = "image looks unlike the brain MRI the model was trained on"
 LOW_CONFIDENCE_MESSAGE = "low confidence: the answer is close to the decision threshold"
 DISAGREE_MESSAGE = "the models disagree"
@@ -35,31 +44,6 @@ NO_HEAD_MESSAGE = "no head found in the image"
 TYPE_GROUP_SUFFIX = " type"
 #: How a model wants its input: (pixel size, preprocessing name of ``gui.core.imaging.model_input``).
 InputKey = tuple[int, str]
-
-
-@dataclass
-class Result:
-    """The answer for one file (or an error row with the reason)."""
-
-    path: str
-    status: str = "ok"
-    prediction: str = ""  # "tumor" | "no_tumor"
-    tumor_probability: float | None = None
-    confidence: float | None = None  # probability of the stated prediction
-    tumor_type: str = ""  # only when the answer is "tumor"
-    tumor_type_confidence: float | None = None  # P(type | tumour)
-    ood_warning: str = ""
-    error: str = ""
-    models_disagree: bool | None = None  # detector vs type model, or detector head vs tumour-map head
-    probabilities: dict[str, dict[str, float]] = field(default_factory=dict)  # column group -> label -> p
-    heat: np.ndarray | None = None  # [h, w] in 0..1 over the detector's input: where the tumour evidence is
-    geometry: Geometry | None = None  # the frame region the detector saw (maps ``heat`` onto the frame)
-    frame: np.ndarray | None = field(default=None, repr=False)  # the decoded frame, kept only for heatmap export
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
 
 
 class Classifier:
@@ -79,6 +63,7 @@ class Classifier:
         self.detector = binary[0] if binary else typed[0]
         self.typer = None if self.detector.has_type_head else (typed[0] if typed else None)
         self.input_keys: list[InputKey] = sorted({(m.input_size, m.preprocessing) for m in self.models})
+        self.study_rule: study.StudyRule = self.detector.study_rule
         self._prob_columns = self._probability_columns()  # fixed for the models: not per row
 
     @property
@@ -88,7 +73,14 @@ class Classifier:
     def columns(self) -> list[str]:
         """CSV columns: the fixed ones, then ``p_<label>`` per label of each model and of a type head
         (``p_<task>_<label>`` where a label name is already taken by an earlier model)."""
-        return list(CSV_COLUMNS) + [DISAGREE_COLUMN] + [col for _group, _label, col in self._prob_columns]
+        return list(CSV_COLUMNS) + [DISAGREE_COLUMN] + STUDY_COLUMNS + self.probability_columns()
+
+    def slice_columns(self) -> list[str]:
+        """``--per-slice`` CSV columns: path and slice number, the answer columns, the ``p_`` columns."""
+        return SLICE_COLUMNS + self.probability_columns()
+
+    def probability_columns(self) -> list[str]:
+        return [col for _group, _label, col in self._prob_columns]
 
     def _probability_columns(self) -> list[tuple[str, str, str]]:
         out, taken = [], set()
@@ -211,10 +203,20 @@ class Classifier:
                "tumor_probability": num(r.tumor_probability), "confidence": num(r.confidence),
                "tumor_type": r.tumor_type, "tumor_type_confidence": num(r.tumor_type_confidence),
                "ood_warning": r.ood_warning, "error": csv_safe(display_path(r.error)),
-               DISAGREE_COLUMN: "" if r.models_disagree is None else ("yes" if r.models_disagree else "no")}
+               DISAGREE_COLUMN: "" if r.models_disagree is None else ("yes" if r.models_disagree else "no"),
+               "n_slices": "" if r.n_slices is None else str(r.n_slices),
+               "max_slice": "" if r.max_slice is None else str(r.max_slice), "tumor_slices": r.tumor_slices}
         for group, label, col in self._prob_columns:
             row[col] = num(r.probabilities.get(group, {}).get(label))
         return row
+
+
+    def slice_row(self, study_path: str, r: Result) -> dict[str, str]:
+        """One ``--per-slice`` row: a slice's own answer under its study's path."""
+        row = self.row(r)
+        row["path"] = csv_safe(display_path(study_path))
+        row["slice"] = "" if r.slice is None else str(r.slice)
+        return {k: row[k] for k in self.slice_columns()}
 
 
 def _finite_row(pred, i: int) -> bool:
@@ -240,8 +242,10 @@ def csv_safe(text: str) -> str:
 # ---------------------------------------------------------------- files
 
 
-def collect_files(paths: Iterable[str | Path], recursive: bool = False) -> Iterator[Path]:
-    """Files to classify, in a stable order: named files as given, folders scanned (sorted).
+def collect_files(paths: Iterable[str | Path], recursive: bool = False) -> Iterator[Path | DicomSeries]:
+    """Files to classify, in a stable order: named files as given, folders scanned (sorted), the
+    single-frame DICOM files of one series in a scanned folder gathered into one
+    :class:`~gui.core.imaging.DicomSeries` (one study, one row).
 
     A folder scan keeps the files that :func:`gui.core.imaging.is_image_file` accepts by their first
     bytes, and yields anything it cannot look into (a sub-folder without permission, a FIFO or
@@ -258,8 +262,7 @@ def collect_files(paths: Iterable[str | Path], recursive: bool = False) -> Itera
             for root, dirs, files in os.walk(p, followlinks=False, onerror=lambda e: unreadable.append(Path(e.filename))):
                 yield from _sorted_drain(unreadable)
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    yield from _scan_entry(Path(root) / name)
+                yield from _folder_items([f for name in sorted(files) for f in _scan_entry(Path(root) / name)])
             yield from _sorted_drain(unreadable)
         else:
             try:
@@ -267,9 +270,12 @@ def collect_files(paths: Iterable[str | Path], recursive: bool = False) -> Itera
             except OSError:
                 yield p  # reported as an error row by the reader ("a folder that cannot be read")
                 continue
-            for f in entries:
-                if not f.is_dir():
-                    yield from _scan_entry(f)
+            yield from _folder_items([f for f in entries if not f.is_dir() for f in _scan_entry(f)])
+
+
+def _folder_items(files: list[Path]) -> list[Path | DicomSeries]:
+    """One folder's files, with the slices of each DICOM series gathered into one study."""
+    return group_dicom_series(files) if len(files) > 1 else files
 
 
 def _sorted_drain(found: list[Path]) -> Iterator[Path]:
@@ -310,78 +316,179 @@ def decode_for_model(path: Path, classifier: Classifier, keep_frame: bool = Fals
     return (rgb if keep_frame else None), classifier.fit(rgb)
 
 
+def decode_slice(scan: Scan, k: int, classifier: Classifier, keep_frame: bool = False) -> tuple[np.ndarray | None, dict]:
+    """One slice of an open study fitted to every model's input (the same path as a single image)."""
+    rgb = scan.frame(k)
+    return (rgb if keep_frame else None), classifier.fit(rgb)
+
+
+Item = Path | DicomSeries | Scan
+
+
+@dataclass
+class _Study:
+    """A study being scored: its slices' answers arrive batch by batch, in slice order."""
+
+    path: str
+    scan: Scan
+    slices: list[Result] = field(default_factory=list)
+
+
+@dataclass
+class _Unit:
+    """One image to decode and classify: a whole file (``study`` None) or slice ``k`` of a study."""
+
+    path: str
+    future: Future
+    study: _Study | None = None
+    k: int = 0
+
+
+def is_study_file(path: Path) -> bool:
+    """Whether a file is judged as a study, from its first bytes (and a DICOM's header): a NIfTI
+    volume (any, even of one slice) or a multi-frame DICOM. Unreadable files are not: the reader
+    reports them as single files."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):  # never open a FIFO or device here: it could block
+            return False
+        with path.open("rb") as fh:
+            kind = sniff_format(fh.read(544))
+        if kind in ("NIfTI", "GZIP"):
+            return True
+        if kind == "DICOM":
+            import pydicom
+
+            header = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["NumberOfFrames"])
+            return int(header.get("NumberOfFrames", 1) or 1) > 1
+    except Exception:  # any read or header failure: the file goes the single-image way and is reported there
+        return False
+    return False
+
+
+def _failed(exc: BaseException) -> Future:
+    fut: Future = Future()
+    fut.set_exception(exc)
+    return fut
+
+
+def _units(items: Iterable[Item], classifier: Classifier, pool: ThreadPoolExecutor, keep_frames: bool) -> Iterator[_Unit]:
+    """Every image to classify, in order: single files decode in the pool; a study is opened here
+    (its header and, for a .nii.gz, its first volume) and its slices decode in the pool one by one."""
+    for item in items:
+        path = item.path if isinstance(item, (DicomSeries, Scan)) else item
+        if isinstance(item, Path) and not is_study_file(item):
+            yield _Unit(str(path), pool.submit(decode_for_model, item, classifier, keep_frames))
+            continue
+        try:
+            scan = item if isinstance(item, Scan) else open_item(item)
+        except Exception as exc:  # reported as this item's error row
+            yield _Unit(str(path), _failed(exc))
+            continue
+        st = _Study(str(path), scan)
+        for k in range(scan.n_frames):
+            yield _Unit(str(path), pool.submit(decode_slice, scan, k, classifier, False), st, k)
+
+
 def classify_files(
-    files: Iterable[Path],
+    files: Iterable[Item],
     classifier: Classifier,
     batch_size: int = 16,
     decode_threads: int = 1,
     with_heat: bool = False,
     keep_frames: bool = False,
     should_cancel: Callable[[], bool] | None = None,
+    on_slices: Callable[[str, list[Result]], None] | None = None,
 ) -> Iterator[Result]:
-    """Stream a result per file, in input order.
+    """Stream a result per file or study, in input order.
 
     Decoding runs in a thread pool one batch ahead of inference (Pillow and ONNX Runtime
     release the GIL) and images go to the models in batches. Measured on 2 cores with the
     bundled pair on 224x224 JPEGs: batches of 16 are fastest (140 images/s; 8: 129, 32: 131)
     and keep the peak memory at ~510 MB (32: 930 MB, ONNX Runtime's arena grows with the
     batch); one decode thread beats decoding inline by ~4%, more only compete with inference.
-    Stops early, between batches, when ``should_cancel()`` turns true. ``keep_frames`` attaches
-    each decoded frame to its result (for heatmap export without decoding the file again).
-    """
-    pending: deque[list[tuple[Path, Future]]] = deque()
-    files_iter = iter(files)
 
-    def submit(pool: ThreadPoolExecutor) -> bool:
-        chunk = []
-        for path in files_iter:
-            chunk.append((path, pool.submit(decode_for_model, path, classifier, keep_frames)))
-            if len(chunk) == batch_size:
-                break
+    A study's slices go through the same batches as single images (a batch may hold slices of
+    two studies and single files), so a slice costs what the same image would cost as its own
+    file; the study's row comes after its last slice (:func:`gui.core.study.summarise`), and
+    ``on_slices(path, results)`` sees each batch's slice answers as they come (the window's strip).
+    Slices keep no frames, so a 1,000-slice study takes the memory of its answers only.
+    Stops early, between batches, when ``should_cancel()`` turns true (a study cut short gives
+    no row). ``keep_frames`` attaches each decoded frame to its result (a study: its key slice's)
+    for heatmap export without decoding the file again.
+    """
+    pending: deque[list[_Unit]] = deque()
+    pool = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
+    units = _units(files, classifier, pool, keep_frames)
+
+    def submit() -> None:
+        chunk = [u for _i, u in zip(range(batch_size), units)]
         if chunk:
             pending.append(chunk)
-        return bool(chunk)
 
-    pool = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
     try:
-        submit(pool)
-        submit(pool)  # keep one batch decoding ahead
+        submit()
+        submit()  # keep one batch decoding ahead
         while pending:
             if should_cancel is not None and should_cancel():
                 return
             chunk = pending.popleft()
-            submit(pool)
-            yield from _run_chunk(chunk, classifier, with_heat)
+            submit()
+            answers = _run_chunk(chunk, classifier, with_heat)
+            fresh: dict[int, tuple[_Study, list[Result]]] = {}
+            for unit, r in zip(chunk, answers):
+                if unit.study is not None:
+                    r.slice, r.frame = unit.k, None
+                    unit.study.slices.append(r)
+                    fresh.setdefault(id(unit.study), (unit.study, []))[1].append(r)
+            if on_slices is not None:
+                for st, scored in fresh.values():
+                    on_slices(st.path, scored)
+            for unit, r in zip(chunk, answers):
+                if unit.study is None:
+                    yield r
+                elif unit.k == unit.study.scan.n_frames - 1:
+                    yield _finish_study(unit.study, classifier, keep_frames)
     finally:
         # Cancel and do not wait: an interrupted run must not sit behind a decode in flight.
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _run_chunk(chunk, classifier: Classifier, with_heat: bool) -> Iterator[Result]:
-    ok, out = [], {}
-    for i, (path, fut) in enumerate(chunk):
+def _finish_study(st: _Study, classifier: Classifier, keep_frame: bool) -> Result:
+    r = study.summarise(st.path, st.slices, classifier.study_rule, st.scan.notes)
+    if keep_frame and r.ok and r.max_slice is not None:
         try:
-            frame, fitted = fut.result()
+            r.frame = st.scan.frame(r.max_slice)
+        except ImageReadError:
+            r.frame = None
+    return r
+
+
+def _run_chunk(chunk: list[_Unit], classifier: Classifier, with_heat: bool) -> list[Result]:
+    """The chunk's answers, in order: error rows for what could not be read, the rest in one batch."""
+    ok, out = [], {}
+    for i, unit in enumerate(chunk):
+        try:
+            frame, fitted = unit.future.result()
         except ImageReadError as exc:
-            out[i] = Result(path=str(path), status="error", error=exc.reason)
+            out[i] = Result(path=unit.path, status="error", error=exc.reason)
             continue
         except MemoryError:
-            out[i] = Result(path=str(path), status="error", error="the image is too large to fit in memory")
+            out[i] = Result(path=unit.path, status="error", error="the image is too large to fit in memory")
             continue
         except Exception as exc:  # the reader's contract says this cannot happen; never lose the batch
-            out[i] = Result(path=str(path), status="error", error=f"unexpected error: {type(exc).__name__}: {exc}")
+            out[i] = Result(path=unit.path, status="error", error=f"unexpected error: {type(exc).__name__}: {exc}")
             continue
-        ok.append((i, str(path), frame, fitted))
+        ok.append((i, unit.path, frame, fitted))
     if ok:
         try:
-            results = classifier.classify_batch([f for *_x, f in ok], [p for _i, p, *_y in ok], with_heat=with_heat)
+            results = classifier.classify_batch([f for *_x, f in ok], [p for _i, p, *_y in ok],
+                                                with_heat=with_heat or any(chunk[i].study is not None for i, *_z in ok))
         except Exception as exc:  # an inference failure marks the batch's files, the stream goes on
             results = [Result(path=p, status="error", error=f"inference failed: {exc}") for _i, p, *_y in ok]
         for (i, _p, frame, _f), r in zip(ok, results):
             r.frame = frame
             out[i] = r
-    for i in range(len(chunk)):
-        yield out[i]
+    return [out[i] for i in range(len(chunk))]
 
 
 # ---------------------------------------------------------------- CSV

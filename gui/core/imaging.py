@@ -55,7 +55,7 @@ class ImageReadError(FileProblem):
 
 @dataclass
 class Scan:
-    """An opened file: one or more 2-D frames (DICOM frames, NIfTI axial slices).
+    """An opened file or DICOM series: one or more 2-D frames (DICOM frames or files, NIfTI slices).
 
     ``frame(i)`` returns the displayed image of frame ``i`` as ``uint8 [H, W, 3]``.
     ``info`` holds technical facts only (format, size, modality); it never holds
@@ -68,6 +68,10 @@ class Scan:
     default_frame: int
     _render: Callable[[int], np.ndarray] = field(repr=False)
     info: dict[str, str] = field(default_factory=dict)
+    #: What a result must say about the file (a 4-D file scored on its first volume, missing slices).
+    notes: list[str] = field(default_factory=list)
+    #: A volume, multi-frame DICOM or DICOM series: every slice is scored and judged as one study.
+    is_study: bool = False
 
     def frame(self, index: int | None = None) -> np.ndarray:
         """The 8-bit RGB image of one frame (the default frame when ``index`` is None)."""
@@ -349,7 +353,7 @@ def _open_dicom(path: Path) -> Scan:
             return window_to_uint8(frame) if frame.dtype != np.uint8 else np.ascontiguousarray(frame)
         return grey_to_rgb(dicom_frame_to_uint8(ds, frame))
 
-    return Scan(path, "DICOM", n_frames, n_frames // 2, render, info)
+    return Scan(path, "DICOM", n_frames, n_frames // 2, render, info, is_study=n_frames > 1)
 
 
 def _dicom_decode_failure(tsyntax, exc: Exception) -> str:
@@ -426,19 +430,231 @@ def dicom_frame_to_uint8(ds, frame: np.ndarray) -> np.ndarray:
     return grey
 
 
+# ---------------------------------------------------------------- DICOM series (pydicom + nibabel)
+
+
+@dataclass(frozen=True)
+class DicomSeries:
+    """Single-frame DICOM files of one series (one SeriesInstanceUID) found in one folder, in slice
+    order: by position along the slice normal (nibabel's ``slice_indicator``, from
+    ImagePositionPatient and ImageOrientationPatient), else by InstanceNumber, else by file name.
+    Only technical header fields are kept; patient fields are never read into it."""
+
+    files: tuple[Path, ...]
+    sizes: tuple[tuple[int, int], ...]
+    positions: tuple[float, ...] | None  # mm along the DICOM slice normal (row x column), when every file has one
+    instance_numbers: tuple[int, ...] | None
+    plan: DisplayPlan | None
+    modality: str = ""
+    series_number: str = ""
+
+    @property
+    def path(self) -> Path:
+        """The file of slice 0: the name a result row and the window carry for the series."""
+        return self.files[0]
+
+    @property
+    def order(self) -> str:
+        if self.positions is not None:
+            return "position along the slice normal"
+        return "instance number" if self.instance_numbers is not None else "file name (no position or number)"
+
+
+@dataclass(frozen=True)
+class _SliceHeader:
+    path: Path
+    series_uid: str
+    size: tuple[int, int]
+    position: float | None
+    orientation: tuple[float, ...] | None
+    instance: int | None
+    rotation: np.ndarray | None
+    modality: str
+    series_number: str
+
+
+def _nibabel_dicom_wrapper(ds):
+    """nibabel's DICOM wrapper (slice normal, position along it, rotation), without its import warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        from nibabel.nicom.dicomwrappers import wrapper_from_data
+    return wrapper_from_data(ds)
+
+
+def _slice_header(path: Path) -> _SliceHeader | None:
+    """The series facts of a single-frame DICOM image, or None (not DICOM, multi-frame, no series
+    UID, unreadable: such a file is classified on its own and the reader reports any problem)."""
+    import pydicom
+
+    try:
+        if _sniff_file(path) != "DICOM":
+            return None
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        uid = str(ds.get("SeriesInstanceUID", "") or "")
+        if not uid or int(ds.get("NumberOfFrames", 1) or 1) != 1 or not ds.get("Rows"):
+            return None
+        wrapper = _nibabel_dicom_wrapper(ds)
+        try:
+            # nibabel's normal is column x row direction, the reverse of DICOM's row x column: negated,
+            # axial slices run from the feet up, as in a NIfTI volume.
+            position = None if wrapper.slice_indicator is None else -wrapper.slice_indicator
+            rotation = wrapper.rotation_matrix
+        except Exception:  # an orientation nibabel cannot use: ordered by instance number instead
+            position, rotation = None, None
+        iop = ds.get("ImageOrientationPatient")
+        instance = ds.get("InstanceNumber")
+        return _SliceHeader(path, uid, (int(ds.Rows), int(ds.Columns)),
+                            None if position is None else float(position),
+                            None if iop is None else tuple(round(float(v), 3) for v in iop),
+                            None if instance in (None, "") else int(instance), rotation,
+                            str(ds.get("Modality", "")), str(ds.get("SeriesNumber", "") or ""))
+    except (ImageReadError, OSError, ValueError, TypeError, AttributeError, KeyError, IndexError):
+        return None
+    except Exception:  # pydicom raises many kinds on damaged headers; the full read reports them
+        return None
+
+
+def group_dicom_series(files: list[Path]) -> list[Path | DicomSeries]:
+    """A folder's files with the single-frame DICOM files of each series (two or more files with one
+    SeriesInstanceUID) gathered into one :class:`DicomSeries`, placed where its first file was;
+    every other file stays as it is."""
+    headers = {f: _slice_header(f) for f in files}
+    members: dict[str, list[_SliceHeader]] = {}
+    for h in headers.values():
+        if h is not None:
+            members.setdefault(h.series_uid, []).append(h)
+    out: list[Path | DicomSeries] = []
+    placed: set[str] = set()
+    for f in files:
+        h = headers[f]
+        if h is None or len(members[h.series_uid]) < 2:
+            out.append(f)
+        elif h.series_uid not in placed:
+            placed.add(h.series_uid)
+            out.append(_ordered_series(members[h.series_uid]))
+    return out
+
+
+def _ordered_series(headers: list[_SliceHeader]) -> DicomSeries:
+    same_plane = len({h.orientation for h in headers}) == 1
+    by_position = same_plane and all(h.position is not None for h in headers)
+    by_instance = all(h.instance is not None for h in headers)
+    if by_position:
+        headers = sorted(headers, key=lambda h: (h.position, h.instance or 0, h.path.name))
+    elif by_instance:
+        headers = sorted(headers, key=lambda h: (h.instance, h.path.name))
+    else:
+        headers = sorted(headers, key=lambda h: h.path.name)
+    plan = None
+    rotation = headers[0].rotation
+    if by_position and rotation is not None:  # nibabel's rotation is in DICOM's LPS+: flip to RAS+
+        affine = np.eye(4)
+        affine[:3, :3] = np.diag([-1.0, -1.0, 1.0]) @ rotation
+        plan = display_plan(affine)
+    return DicomSeries(tuple(h.path for h in headers), tuple(h.size for h in headers),
+                       tuple(h.position for h in headers) if by_position else None,
+                       tuple(h.instance for h in headers) if by_instance else None,
+                       plan, headers[0].modality, headers[0].series_number)
+
+
+def series_of(path: str | Path) -> DicomSeries | None:
+    """The series a single DICOM file belongs to among the files of its folder (None when alone)."""
+    path = Path(path)
+    try:
+        siblings = sorted(f for f in path.parent.iterdir() if f.is_file() and is_image_file(f))
+    except OSError:
+        return None
+    mine = _slice_header(path)
+    if mine is None:
+        return None
+    for item in group_dicom_series(siblings):
+        if isinstance(item, DicomSeries) and path.resolve() in {f.resolve() for f in item.files}:
+            return item
+    return None
+
+
+def missing_slices(series: DicomSeries) -> list[str]:
+    """Gaps in a series, in words: spacing along the normal above 1.5 times the usual one, or
+    missing instance numbers when there are no positions."""
+    notes = []
+    if series.positions is not None and len(series.positions) > 2:
+        steps = np.diff(series.positions)
+        usual = float(np.median(steps))
+        if usual > 0:
+            for k in np.flatnonzero(steps > 1.5 * usual):
+                lost = int(round(steps[k] / usual)) - 1
+                notes.append(f"{lost} slice(s) missing between slices {k} and {k + 1} "
+                             f"({steps[k]:.1f} mm apart where {usual:.1f} mm is usual)")
+    elif series.positions is None and series.instance_numbers is not None:
+        numbers = np.array(series.instance_numbers)
+        for k in np.flatnonzero(np.diff(numbers) > 1):
+            notes.append(f"{int(numbers[k + 1] - numbers[k] - 1)} slice(s) missing between slices {k} and {k + 1} "
+                         f"(instance numbers {numbers[k]} and {numbers[k + 1]})")
+    if series.positions is None:
+        notes.append(f"slice order from the {series.order}")
+    return notes
+
+
+def open_series(series: DicomSeries) -> Scan:
+    """A DICOM series as one scan: slice ``k`` is file ``k`` in slice order, decoded when shown.
+
+    Slices of different sizes cannot form a volume: that is an error naming two of the files."""
+    sizes = sorted(set(series.sizes))
+    if len(sizes) > 1:
+        first = series.files[series.sizes.index(sizes[0])]
+        other = series.files[series.sizes.index(sizes[1])]
+        raise ImageReadError(series.path, "the series' slices have different sizes: "
+                                          f"{sizes[0][1]}x{sizes[0][0]} ({first.name}) and "
+                                          f"{sizes[1][1]}x{sizes[1][0]} ({other.name}); each file is read on its own "
+                                          "when opened by itself")
+    rows, cols = sizes[0]
+    n = len(series.files)
+    info = {"format": "DICOM series", "size": f"{cols}x{rows} pixels x {n} slices", "slices": str(n),
+            "modality": series.modality, "series number": series.series_number, "slice order": series.order,
+            "orientation": series.plan.describe() if series.plan is not None else "as stored"}
+
+    def render(k: int) -> np.ndarray:
+        frame = open_scan(series.files[k]).frame(0)
+        return series.plan.apply(frame) if series.plan is not None else frame
+
+    return Scan(series.path, "DICOM series", n, n // 2, render, info, notes=missing_slices(series), is_study=True)
+
+
+def open_item(item: Path | DicomSeries) -> Scan:
+    """Open a file or a DICOM series."""
+    return open_series(item) if isinstance(item, DicomSeries) else open_scan(item)
+
+
+def open_study(path: str | Path) -> Scan:
+    """What the window opens for a file: the whole series when the file is one slice of a DICOM
+    series in its folder, else the file itself."""
+    path = Path(path)
+    scan = open_scan(path)
+    if scan.format == "DICOM" and scan.n_frames == 1:
+        series = series_of(path)
+        if series is not None:
+            return open_series(series)
+    return scan
+
+
 # ---------------------------------------------------------------- NIfTI (nibabel)
 
 
 def _open_nifti(path: Path) -> Scan:
-    """A NIfTI-1/2 file (plain or gzipped): the first volume, in RAS orientation, sliced axially.
+    """A NIfTI-1/2 file (plain or gzipped): the first volume, sliced along its third array axis.
 
-    Only the header and the first volume's bytes are read (and, for .nii.gz, inflated): a 4-D
-    series or a gzip bomb costs no more than the volume that is shown.
+    Slice ``k`` is the array's ``[:, :, k]`` (the number the window and the CSV show), displayed in
+    the radiological convention worked out from the affine (:func:`display_plan`). Only the header
+    and the first volume are read: a plain ``.nii`` streams slice by slice from disk (a 1,000-slice
+    volume never sits in memory whole); a ``.nii.gz`` inflates its first volume once, bounded by
+    ``MAX_INFLATED_BYTES``, so a 4-D series or a gzip bomb costs no more than the volume scored.
     """
     import nibabel as nib
+    from nibabel.fileholders import FileHolder
 
     with _nifti_stream(path) as fh:
         head = fh.read(544)
+        compressed = isinstance(fh, gzip.GzipFile)
         if len(head) < 348 or not _is_nifti_header(head):
             raise ImageReadError(path, "gzip file does not contain a NIfTI image")
         if head[344:348] == b"ni1\x00" or head[4:8] == b"ni2\x00":
@@ -455,36 +671,115 @@ def _open_nifti(path: Path) -> Scan:
         if needed > MAX_INFLATED_BYTES:
             raise ImageReadError(path, f"the first volume takes {needed / 1e6:.0f} MB, above the "
                                        f"{MAX_INFLATED_BYTES / 1e6:.0f} MB limit")
-        raw = head + fh.read(max(needed - len(head), 0))
-    if len(raw) < needed:
-        raise ImageReadError(path, f"the NIfTI data is truncated ({len(raw):,} of {needed:,} bytes)")
-    img = cls.from_stream(io.BytesIO(raw))
-    index = (slice(None),) * min(len(shape), 3) + (0,) * max(len(shape) - 3, 0)
-    data = np.asarray(img.dataobj[index])  # only the first volume's bytes are touched
-    del raw
-    if data.ndim == 2:
-        data = data[:, :, None]
-    extra = f"; volume 1 of {shape[3]} shown" if len(shape) >= 4 and shape[3] > 1 else ""
-    orientation = "RAS"
-    try:  # nibabel's orientation maths (as_closest_canonical, on the first volume only)
-        ornt = nib.orientations.io_orientation(img.affine)
-        data = nib.orientations.apply_orientation(data, ornt)
-    except (nib.orientations.OrientationError, ValueError):
-        orientation = "unknown (shown as stored)"
-    sample = data.ravel()[:: max(1, data.size // 2_000_000)]
-    finite = sample[np.isfinite(sample)] if np.issubdtype(sample.dtype, np.floating) else sample
-    if finite.size == 0:
-        raise ImageReadError(path, "NIfTI image holds no finite values")
-    low, high = np.percentile(finite.astype(np.float32), [0.5, 99.5])
-    n = data.shape[2]
-    info = {"format": "NIfTI", "size": described + extra, "slices": str(n), "orientation": orientation}
+        # nibabel picks a decompressor by file name: a plain file named .gz is read from memory instead.
+        streamed = not compressed and not path.name.lower().endswith((".gz", ".bz2", ".zst"))
+        raw = b"" if streamed else head + fh.read(max(needed - len(head), 0))
+    size = path.stat().st_size if streamed else len(raw)
+    if size < needed:
+        raise ImageReadError(path, f"the NIfTI data is truncated ({size:,} of {needed:,} bytes)")
+    if streamed:  # slices are read from the file when asked for (nibabel's lazy array proxy)
+        holder = {"header": FileHolder(filename=str(path)), "image": FileHolder(filename=str(path))}
+        img = cls.from_file_map(holder, mmap=False)
+        volume = img.dataobj
+    else:
+        img = cls.from_stream(io.BytesIO(raw))
+        volume = np.asarray(img.dataobj[(slice(None),) * min(len(shape), 3) + (0,) * max(len(shape) - 3, 0)])
+        del raw
+    extra = (0,) * max(len(shape) - 3, 0)  # first volume of a 4-D (or longer) file
+
+    def plane(k: int) -> np.ndarray:
+        if len(shape) == 2 or not streamed:
+            data = volume if len(shape) == 2 else volume[:, :, k]
+        else:
+            data = volume[(slice(None), slice(None), k) + extra]
+        return np.asarray(data)
+
+    n = first[2]
+    plan = display_plan(img.affine)
+    low, high = _window_from_slices(path, plane, n)
+    info = {"format": "NIfTI", "size": described, "slices": str(n),
+            "orientation": plan.describe() if plan is not None else "unknown (shown as stored)"}
+    notes = []
+    if len(shape) >= 4 and shape[3] > 1:
+        info["size"] += f"; volume 1 of {shape[3]} shown"
+        notes.append(f"4-D file: only volume 1 of {shape[3]} is shown and scored")
 
     def render(k: int) -> np.ndarray:
-        # RAS voxel order: rotate so anterior is up and the patient's right on the left.
-        axial = np.rot90(data[:, :, k].astype(np.float32))
-        return grey_to_rgb(window_to_uint8(axial, float(low), float(high)))
+        shown = (plan or RAS_PLAN).apply(plane(k).astype(np.float32))
+        return grey_to_rgb(window_to_uint8(shown, low, high))
 
-    return Scan(path, "NIfTI", n, n // 2, render, info)
+    return Scan(path, "NIfTI", n, n // 2, render, info, notes=notes, is_study=True)
+
+
+def _window_from_slices(path: Path, plane: Callable[[int], np.ndarray], n: int) -> tuple[float, float]:
+    """One grey window for the whole volume (0.5th-99.5th percentile), from up to 32 evenly spaced
+    slices, so every slice is shown alike and a streamed volume is not read whole to find it."""
+    samples = []
+    for k in np.unique(np.linspace(0, n - 1, min(n, 32)).astype(int)):
+        values = plane(int(k)).ravel()
+        values = values[:: max(1, values.size // 65_536)].astype(np.float32)
+        samples.append(values[np.isfinite(values)])
+    finite = np.concatenate(samples)
+    if finite.size == 0:
+        raise ImageReadError(path, "NIfTI image holds no finite values")
+    low, high = np.percentile(finite, [0.5, 99.5])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class DisplayPlan:
+    """How a stored plane ``[i, j]`` becomes the displayed image: transpose, then flips.
+
+    Radiological convention, the one DICOM viewers use: axial and coronal slices show the patient's
+    right on the screen's left; axial slices have anterior up, coronal and sagittal superior up, and
+    sagittal slices anterior on the left. A DICOM series stored the usual way is shown as stored.
+    """
+
+    transpose: bool
+    flip_rows: bool
+    flip_cols: bool
+    plane: str
+
+    def apply(self, data: np.ndarray) -> np.ndarray:
+        """The displayed plane of ``data`` (``[i, j]`` or ``[i, j, channel]``)."""
+        if self.transpose:
+            data = np.swapaxes(data, 0, 1)
+        if self.flip_rows:
+            data = data[::-1]
+        if self.flip_cols:
+            data = data[:, ::-1]
+        return data
+
+    def describe(self) -> str:
+        return f"{self.plane} slices, radiological convention"
+
+
+#: Screen-right and screen-down world axes (RAS: 0 x, 1 y, 2 z) for the world axis a slice is normal to.
+_SCREEN_AXES = {2: (0, 1, "axial"), 1: (0, 2, "coronal"), 0: (1, 2, "sagittal")}
+
+
+def display_plan(affine: np.ndarray) -> DisplayPlan | None:
+    """The display of plane ``[:, :, k]`` of an array whose voxel-to-RAS+ mapping is ``affine``:
+    nibabel's ``io_orientation`` names each array axis's nearest world axis and direction, and
+    the screen's right and down point to the patient's left/posterior/inferior (see DisplayPlan).
+    None when the affine gives no orientation (degenerate)."""
+    import nibabel as nib
+
+    try:
+        ornt = nib.orientations.io_orientation(np.asarray(affine, dtype=np.float64))
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    if ornt.shape[0] < 3 or np.isnan(ornt[:3]).any():
+        return None
+    world, sign = ornt[:3, 0].astype(int), ornt[:3, 1]
+    col_world, _row_world, plane = _SCREEN_AXES[int(world[2])]
+    col_axis = 0 if world[0] == col_world else 1
+    return DisplayPlan(transpose=col_axis == 0, flip_rows=bool(sign[1 - col_axis] > 0),
+                       flip_cols=bool(sign[col_axis] > 0), plane=plane)
+
+
+#: The display of an array stored in RAS+ order (an identity affine).
+RAS_PLAN = DisplayPlan(transpose=True, flip_rows=True, flip_cols=True, plane="axial")
 
 
 def _nifti_stream(path: Path):

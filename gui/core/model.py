@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from gui.core.errors import FileProblem
+from gui.core.study import StudyRule
 
 INPUT = "image"
 OUTPUTS = ("probabilities", "cam", "embedding")
@@ -118,6 +119,8 @@ class Model:
         #: Half-width of the band of P(tumour) around the threshold flagged "low confidence" (0: none).
         self.caution_band = float((card.get("caution") or {}).get("band_half_width", 0.0))
         self.ood = OodScorer.from_card(card["ood"])
+        #: How a study's slices make its verdict (``gui.core.study``).
+        self.study_rule = StudyRule.from_card(card.get("series_rule"), self.threshold)
         outputs = {o.name for o in session.get_outputs()}
         self.extra_outputs = [o for o in OPTIONAL_OUTPUTS if o in outputs]
         self.type_labels: list[str] = list(card.get("type_labels", [])) if "type_probabilities" in outputs else []
@@ -257,6 +260,14 @@ def validate_card(path: Path, card, outputs: dict) -> None:
         band = caution.get("band_half_width") if isinstance(caution, dict) else None
         if isinstance(band, bool) or not isinstance(band, (int, float)) or not 0 <= band < 0.5:
             raise ModelContractError(path, "the card's caution band must be a number from 0 to 0.5")
+    rule = card.get("series_rule")
+    if rule is not None:
+        run = rule.get("run") if isinstance(rule, dict) else None
+        threshold = rule.get("threshold") if isinstance(rule, dict) else None
+        if (isinstance(run, bool) or not isinstance(run, int) or run < 1 or isinstance(threshold, bool)
+                or not isinstance(threshold, (int, float)) or not 0 < threshold < 1):
+            raise ModelContractError(path, "the card's series rule needs a whole number of slices 'run' >= 1 "
+                                           "and a 'threshold' between 0 and 1")
     if not isinstance(card["ood"], dict):
         raise ModelContractError(path, "the card's out-of-distribution statistics must be a JSON object")
     try:

@@ -1,0 +1,137 @@
+"""A study verdict from slice probabilities: the rule chosen and measured on the lgg volumes.
+
+The lgg manifest lists every slice of 95 patients' FLAIR volumes (3 hospitals) in order, so each
+patient is a real test of series mode. Slice probabilities come from the leave-one-source-out
+folds of ``python -m training multitask`` (``runs/multitask/lgg-*/predictions.npz``): each hospital
+scored by a model that never saw it, through the app's own reader and preprocessing.
+
+Volumes built:
+
+* **tumour volume**: a patient's whole stack (every patient has a tumour; the expert masks mark
+  its slices, always one contiguous run here).
+* **tumour-free volume**: the longest run of a patient's tumour-free slices that stays
+  ``FREE_MARGIN`` slices away from any tumour slice, kept when it has at least ``MIN_FREE_SLICES``
+  slices. These are the top or bottom of a head (no patient here has a tumour-free brain), so
+  specificity on them is a proxy, said wherever it is reported.
+
+Rule family (what :mod:`gui.core.study` applies): the study says "tumour" when ``k`` consecutive
+slices have P(tumour) >= ``t``; the study probability is the best such run's lowest slice
+probability (``k = 1``: the maximum), so the verdict and its probability never contradict. The key
+slice is the slice of highest probability. ``(k, t)`` is chosen sensitivity first (see :func:`choose`),
+nested: each hospital's figures come from the rule chosen on the other two.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from gui.core.study import StudyRule, key_slice, study_score, tumour_ranges
+from training import split as splits
+from training.metrics import roc_auc
+
+HOSPITALS = ("lgg-CS", "lgg-DU", "lgg-HT")
+FREE_MARGIN = 2
+MIN_FREE_SLICES = 8
+MIN_SENSITIVITY = 0.95
+RUN_LENGTHS = (1, 2, 3, 4, 5)
+THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.30, 0.96, 0.05))
+
+
+def volumes(run: Path, catalogue_path: str) -> dict[str, list[dict]]:
+    """Per hospital, one record per patient: slice probabilities in slice order and tumour flags."""
+    items = splits.load(catalogue_path)["items"]
+    out: dict[str, list[dict]] = {}
+    for hospital in HOSPITALS:
+        z = np.load(run / hospital / "predictions.npz")
+        per_patient: dict[str, list[tuple[int, float, bool]]] = defaultdict(list)
+        for i, p in zip(z["index"], z["probabilities"][:, 1]):
+            r = items[int(i)]
+            per_patient[r["patient"]].append((int(r["slice"]), float(p), r["label"] == "tumor"))
+        out[hospital] = []
+        for patient, rows in sorted(per_patient.items()):
+            rows.sort()
+            out[hospital].append({"patient": patient, "p": np.array([p for _s, p, _t in rows]),
+                                  "tumour": np.array([t for _s, _p, t in rows])})
+    return out
+
+
+def free_run(tumour: np.ndarray) -> slice | None:
+    """The longest run of slices at least FREE_MARGIN away from every tumour slice (None if too short)."""
+    near = np.convolve(tumour.astype(int), np.ones(2 * FREE_MARGIN + 1, int), mode="same") > 0
+    best, start = (0, 0), None
+    for k, bad in enumerate(np.append(near, True)):
+        if not bad and start is None:
+            start = k
+        elif bad and start is not None:
+            best = max(best, (k - start, start))
+            start = None
+    length, first = best
+    return slice(first, first + length) if length >= MIN_FREE_SLICES else None
+
+
+def evaluate(records: list[dict], rule: StudyRule) -> dict:
+    """Volume sensitivity/specificity, key-slice hits and range overlap for one rule."""
+    found, hits, free_ok, n_free, overlaps = [], [], [], 0, []
+    for r in records:
+        p, tumour = r["p"], r["tumour"]
+        is_tumour = study_score(p, rule) >= rule.threshold
+        found.append(is_tumour)
+        k = key_slice(p)
+        marked = np.flatnonzero(tumour)
+        hits.append(bool(marked.min() - 1 <= k <= marked.max() + 1))
+        said = np.zeros(len(p), bool)
+        for a, b in tumour_ranges(p, rule):
+            said[a:b + 1] = True
+        overlaps.append(float((said & tumour).sum() / max((said | tumour).sum(), 1)))
+        free = free_run(tumour)
+        if free is not None:
+            n_free += 1
+            free_ok.append(study_score(p[free], rule) < rule.threshold)
+    sens, spec = float(np.mean(found)), (float(np.mean(free_ok)) if free_ok else float("nan"))
+    return {"tumour_volumes": len(records), "tumour_free_volumes": n_free, "sensitivity": sens,
+            "specificity": spec, "balanced_accuracy": (sens + spec) / 2,
+            "key_slice_in_marked_range_pm1": float(np.mean(hits)), "range_jaccard": float(np.mean(overlaps))}
+
+
+def choose(records: list[dict]) -> StudyRule:
+    """Sensitivity first (a missed tumour volume costs more than a second look): among the rules that
+    find at least MIN_SENSITIVITY of the tumour volumes, the most specific (ties: better balanced
+    accuracy, fewer slices, lower threshold); with none, the best balanced accuracy."""
+    scored = []
+    for k in RUN_LENGTHS:
+        for t in THRESHOLDS:
+            e = evaluate(records, StudyRule(k, t))
+            scored.append((e["sensitivity"] >= MIN_SENSITIVITY, e["specificity"] if e["sensitivity"] >= MIN_SENSITIVITY
+                           else e["balanced_accuracy"], e["balanced_accuracy"], -k, -t))
+    *_best, k, t = max(scored)
+    return StudyRule(-k, float(-t))
+
+
+def analyse(run_dir: str, catalogue_path: str) -> dict:
+    run = Path(run_dir)
+    vols = volumes(run, catalogue_path)
+    out: dict = {"free_margin": FREE_MARGIN, "min_free_slices": MIN_FREE_SLICES, "hospitals": {}}
+    for h in HOSPITALS:
+        others = [r for g in HOSPITALS if g != h for r in vols[g]]
+        rule = choose(others)
+        p = np.concatenate([r["p"] for r in vols[h]])
+        y = np.concatenate([r["tumour"] for r in vols[h]])
+        out["hospitals"][h] = {"rule_chosen_on_others": rule.as_dict(), **evaluate(vols[h], rule),
+                               "slice_auc": roc_auc(y.astype(int), p),
+                               "per_rule": {f"k={k}": evaluate(vols[h], StudyRule(k, rule.threshold))["balanced_accuracy"]
+                                            for k in RUN_LENGTHS}}
+    every = [r for h in HOSPITALS for r in vols[h]]
+    final = choose(every)
+    out["rule"] = final.as_dict()
+    out["pooled_with_final_rule"] = evaluate(every, final)
+    return out
+
+
+def write(run_dir: str, catalogue_path: str) -> dict:
+    result = analyse(run_dir, catalogue_path)
+    (Path(run_dir) / "series.json").write_text(json.dumps(result, indent=1))
+    return result
