@@ -130,8 +130,22 @@ def _caution_entry(caution: dict) -> dict:
     }
 
 
+def _series_entry(series: dict) -> dict:
+    return {
+        **series["rule"],
+        "rule": f"a study is a tumour when {series['rule']['run']} consecutive slice(s) reach P(tumour) >= "
+                f"{series['rule']['threshold']:.2f}; its probability is the best such run's lowest slice probability",
+        "chosen_on": "the lgg volumes of three hospitals, each scored by the fold that never saw it; sensitivity "
+                     "first (training/series.py); tumour-free volumes are runs of tumour-free slices at the top or "
+                     "bottom of a head",
+        "measured_nested": {h: {k: v[k] for k in ("sensitivity", "specificity", "key_slice_in_marked_range_pm1",
+                                                  "slice_auc", "tumour_volumes", "tumour_free_volumes")}
+                            for h, v in series["hospitals"].items()},
+    }
+
+
 def build_multitask_card(name: str, version: str, config: dict, folds: dict[str, dict], verification: dict,
-                         ood: dict, source_run: str, caution: dict | None = None) -> dict:
+                         ood: dict, source_run: str, caution: dict | None = None, series: dict | None = None) -> dict:
     """The card of the multi-task model: in-distribution test figures and, as the headline, every
     leave-one-source-out fold."""
     shipped = folds["in-distribution"]
@@ -168,6 +182,7 @@ def build_multitask_card(name: str, version: str, config: dict, folds: dict[str,
         "heatmap_faithfulness": shipped.get("heatmap"),
         "type_metrics": shipped.get("type"),
         **({"caution": _caution_entry(caution)} if caution else {}),
+        **({"series_rule": _series_entry(series)} if series else {}),
         **_decision_and_provenance("tumour if P(tumour) >= decision_threshold", shipped["temperature"], ood,
                                    verification, MULTITASK_INTENDED_USE, MULTITASK_LIMITATIONS),
     }

@@ -91,7 +91,9 @@ def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour m
         report["opset"] = convert.OPSET
         caution_file = run / "caution.json"
         caution = json.loads(caution_file.read_text()) if caution_file.exists() else None
-        card = cards.build_multitask_card(name, version, config, folds, report, ood, str(run), caution)
+        series_file = run / "series.json"
+        series = json.loads(series_file.read_text()) if series_file.exists() else None
+        card = cards.build_multitask_card(name, version, config, folds, report, ood, str(run), caution, series)
         convert.publish(draft, card, out_path)
     print(f"{out_path}: {out_path.stat().st_size / 1e6:.1f} MB in {time.time() - t0:.0f} s; verification "
           f"{json.dumps(report)}; OOD threshold {ood['threshold']:.2f}")

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("pytestqt")
 pytest.importorskip("onnx")
 
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
@@ -159,8 +159,42 @@ def test_volume_gets_a_slice_slider_starting_in_the_middle(window, qtbot):
     assert window.panel.frame.maximum() == 24 and window.panel.frame.value() == 12
     first = window.rgb.copy()
     window.panel.frame.setValue(3)
-    qtbot.waitUntil(lambda: window.panel.frame_label.text() == "4 / 25", timeout=10000)
+    qtbot.waitUntil(lambda: window.panel.frame_label.text() == "3 of 0–24", timeout=10000)
     assert not np.array_equal(window.rgb, first)
+    qtbot.waitUntil(lambda: window.study_result is not None, timeout=20000)
+    qtbot.wait(200)
+    assert window.panel.frame.value() == 3  # the user's slice is kept: no jump once they chose one
+
+
+def test_a_volume_is_scored_slice_by_slice_and_the_window_jumps_to_the_key_slice(window, qtbot, tmp_path):
+    """The synthetic models call bright images tumours: the one bright slice is the study's key slice;
+    the strip holds every slice's probability, a click on it shows that slice, and the PDF report
+    of the study carries its verdict, slice range and strip."""
+    import subprocess
+
+    from tests.series_factory import stack, write_nifti
+
+    images, _ = stack(15, size=64)
+    images = (images // 4).astype(np.uint8)
+    images[11] = np.maximum(images[11], 200)
+    path = write_nifti(tmp_path / "vol.nii", images)
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: window.study_result is not None, timeout=20000)
+    r = window.study_result
+    assert (r.n_slices, r.max_slice, r.prediction) == (15, 11, "tumor") and r.tumor_slices == "11"
+    qtbot.waitUntil(lambda: window.panel.frame.value() == 11 and window.result.tumor_probability > 0.5, timeout=10000)
+    assert np.isfinite(window.strip.p).all() and int(np.argmax(window.strip.p)) == 11
+    assert "slices <b>11</b>" in window.panel.study.text() and window.panel.answer.text().startswith("This slice")
+    qtbot.mouseClick(window.strip, Qt.MouseButton.LeftButton, pos=QPoint(int(window.strip.width() * 2.5 / 15), 10))
+    qtbot.waitUntil(lambda: window.panel.frame.value() == 2 and window.strip.current == 2, timeout=10000)
+    pdf = tmp_path / "study.pdf"
+    window.save_report(str(pdf))
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith("Report saved"), timeout=10000)
+    try:
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    except FileNotFoundError:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    assert "Study of 15 slices" in text and "Most suspicious slice: 11" in text
 
 
 def test_an_older_answer_arriving_late_is_dropped(window, qtbot, scans):

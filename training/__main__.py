@@ -1,8 +1,9 @@
-"""``python -m training audit|split|catalogue|features|multitask|score|caution|train|evaluate|report``: thin command-line entry point."""
+"""``python -m training audit|split|catalogue|features|multitask|score|caution|series|train|evaluate|report``: thin command-line entry point."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     ca = sub.add_parser("caution", help="caution scores and a band rule measured on a multi-task run's folds")
     ca.add_argument("run", nargs="?", default="runs/multitask")
     ca.add_argument("--catalogue", default="runs/splits/multisource.json")
+
+    se = sub.add_parser("series", help="study verdict rule chosen and measured on the lgg volumes (held-out hospitals)")
+    se.add_argument("run", nargs="?", default="runs/multitask")
+    se.add_argument("--catalogue", default="runs/splits/multisource.json")
 
     t = sub.add_parser("train", help="train one model")
     t.add_argument("--arch", choices=["baseline", "cnn", "mobilenetv2"], required=True)
@@ -103,7 +108,6 @@ def main(argv: list[str] | None = None) -> int:
         multitask.run(args.catalogue, args.features, args.out, folds=args.folds, epochs=args.epochs,
                       balance_power=args.balance_power)
     elif args.command == "score":
-        import json
         from pathlib import Path
 
         from training.score import score_models
@@ -121,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         result = caution.write(args.run, args.catalogue)
         print(f"{result['rule']}; per fold: " + "; ".join(
             f"{k} flagged {v['flagged_share']:.1%}, unflagged accuracy {v['accuracy_unflagged']}" for k, v in result["folds"].items()))
+    elif args.command == "series":
+        from training import series
+
+        result = series.write(args.run, args.catalogue)
+        print(f"rule {result['rule']}; pooled {json.dumps(result['pooled_with_final_rule'])}; nested per hospital: "
+              + "; ".join(f"{h} sens {v['sensitivity']:.1%} spec {v['specificity']:.1%} key slice {v['key_slice_in_marked_range_pm1']:.1%} "
+                          f"slice AUC {v['slice_auc']:.3f}" for h, v in result["hospitals"].items()))
     elif args.command == "train":
         from training.train import train
 
@@ -135,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
 
         write_report(args.runs, args.out)
         if args.weights:
-            import json
             from pathlib import Path
 
             from training import figures, split

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,25 +16,51 @@ from PySide6.QtCore import QMarginsF, QUrl
 from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
 from gui.app.formatting import ANSWERS, group_title, measured_percent, percent
+from gui.app.strip import strip_image
 from gui.app.viewer import to_qimage
 from gui.core.engine import Classifier
-from gui.core.result import Result
+from gui.core.imaging import Scan
 from gui.core.model import DISCLAIMER
+from gui.core.overlay import blend, heat_to_frame
+from gui.core.result import Result
 
 #: Width of each picture, in the document's units (CSS pixels): two side by side fit the A4 text column.
 IMAGE_WIDTH = 240
 
 
+@dataclass
+class StudyReport:
+    """What a study's report adds: the study's result, its scan (to draw the key slice), the strip's
+    slice probabilities and the overlay settings shown in the window."""
+
+    result: Result
+    scan: Scan
+    probabilities: np.ndarray
+    threshold: float
+    opacity: float
+    colormap: str
+
+
 def report_html(file_label: str, facts: dict[str, str], result: Result, classifier: Classifier) -> str:
-    """The report's text (pictures referenced as ``scan`` and ``overlay``), as HTML."""
+    """The report's text (pictures referenced as ``scan``, ``overlay`` and, for a study, ``strip``), as HTML."""
     e = html.escape
     lines = ["<h2>MRI Tumor Classifier — result report</h2>",
              f"<p>File: <b>{e(file_label)}</b> · {e(' · '.join(f'{k} {v}' for k, v in facts.items()))}<br>"
-             f"Date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>",
-             f'<table cellspacing="8"><tr><td><img src="scan" width="{IMAGE_WIDTH}"></td>'
-             f'<td><img src="overlay" width="{IMAGE_WIDTH}"></td></tr></table>',
-             f"<h3>{e(ANSWERS.get(result.prediction, result.prediction))} — tumour probability "
-             f"{e(percent(result.tumor_probability))}</h3>"]
+             f"Date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>"]
+    if result.is_study:
+        where = f"slices {result.tumor_slices.replace(';', ', ')}" if result.tumor_slices else "no slice"
+        lines += [f"<h3>Study of {result.n_slices} slices: {e(ANSWERS.get(result.prediction, result.prediction))} — "
+                  f"study probability {e(percent(result.tumor_probability))}</h3>",
+                  f"<p>Tumour evidence in {e(where)}. Most suspicious slice: <b>{result.max_slice}</b> "
+                  f"(numbered from 0), shown below with its heatmap.</p>",
+                  '<p><img src="strip" width="500"><br><small>P(tumour) of every slice, left to right from slice 0; '
+                  "the dashed line is the study threshold, hatched bars are above it, the framed bar is the "
+                  "slice shown.</small></p>"]
+    lines += [f'<table cellspacing="8"><tr><td><img src="scan" width="{IMAGE_WIDTH}"></td>'
+              f'<td><img src="overlay" width="{IMAGE_WIDTH}"></td></tr></table>']
+    if not result.is_study:
+        lines.append(f"<h3>{e(ANSWERS.get(result.prediction, result.prediction))} — tumour probability "
+                     f"{e(percent(result.tumor_probability))}</h3>")
     if result.tumor_type:
         lines.append(f"<p>Most likely type, if tumour: <b>{e(result.tumor_type)}</b> "
                      f"({e(percent(result.tumor_type_confidence))})</p>")
@@ -58,9 +85,11 @@ def report_html(file_label: str, facts: dict[str, str], result: Result, classifi
 
 
 def write_pdf_report(path: str | Path, file_label: str, rgb: np.ndarray, overlay: np.ndarray, result: Result,
-                     classifier: Classifier, facts: dict[str, str] | None = None) -> None:
+                     classifier: Classifier, facts: dict[str, str] | None = None,
+                     study: StudyReport | None = None) -> None:
     """Image, heatmap overlay, answer, probabilities, cautions, the models with their measured
-    accuracy, the file's technical facts, the date and the disclaimer, on A4 pages.
+    accuracy, the file's technical facts, the date and the disclaimer, on A4 pages. A study's
+    report shows its verdict, the slice strip and its key slice with that slice's heatmap.
 
     ``file_label`` is the file's name only: no folder (which may name a patient) and no DICOM
     patient fields ever reach the report; ``facts`` are the reader's technical facts only.
@@ -71,6 +100,13 @@ def write_pdf_report(path: str | Path, file_label: str, rgb: np.ndarray, overlay
     writer.setResolution(150)
     writer.setTitle("MRI Tumor Classifier report")
     doc = QTextDocument()
+    if study is not None:
+        result = study.result
+        rgb = study.scan.frame(result.max_slice)
+        heat = heat_to_frame(result.heat, result.geometry, rgb.shape[0], rgb.shape[1])
+        overlay = blend(rgb, heat, study.opacity, study.colormap)
+        doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl("strip"),
+                        strip_image(study.probabilities, study.threshold, result.max_slice))
     doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl("scan"), to_qimage(rgb))
     doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl("overlay"), to_qimage(overlay))
     doc.setHtml(report_html(file_label, facts or {}, result, classifier))

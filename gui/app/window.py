@@ -14,8 +14,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 from gui.app.batch import BatchPanel
 from gui.app.dialogs import ModelCardDialog
 from gui.app.formatting import ANSWER_COLOURS, ANSWERS, group_title, percent
+from gui.app.strip import SliceStrip
 from gui.app.viewer import ImageViewer, to_qimage
-from gui.app.workers import OpenWorker, ReportWorker
+from gui.app.workers import OpenWorker, ReportWorker, StudyWorker
 from gui.core.engine import TYPE_GROUP_SUFFIX, Classifier
 from gui.core.result import Result
 from gui.core.imaging import IMAGE_SUFFIXES, Scan
@@ -31,6 +32,9 @@ class ResultPanel(QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
+        self.study = QLabel("")
+        self.study.setWordWrap(True)
+        self.study.hide()
         self.answer = QLabel("Open or drop a brain MRI image")
         self.answer.setWordWrap(True)
         self.answer.setStyleSheet("font-size: 20px; font-weight: bold;")
@@ -66,7 +70,7 @@ class ResultPanel(QWidget):
         legend_row.addWidget(self.legend, 1)
         legend_row.addWidget(QLabel("high"))
         hl.addRow(legend_row)
-        self.frame_box = QGroupBox("Frame / slice")
+        self.frame_box = QGroupBox("Slice (numbered from 0, as in the CSV)")
         fl = QHBoxLayout(self.frame_box)
         fl.addWidget(self.frame, 1)
         fl.addWidget(self.frame_label)
@@ -76,7 +80,7 @@ class ResultPanel(QWidget):
         disclaimer.setStyleSheet("color: #b00020; font-weight: bold;")
 
         layout = QVBoxLayout(self)
-        for w in (self.answer, self.detail, self.warning, self.bars_box, self.timing, heat_box, self.frame_box):
+        for w in (self.study, self.answer, self.detail, self.warning, self.bars_box, self.timing, heat_box, self.frame_box):
             layout.addWidget(w)
         layout.addStretch(1)
         layout.addWidget(disclaimer)
@@ -86,8 +90,32 @@ class ResultPanel(QWidget):
         lut = np.ascontiguousarray(np.repeat(colormap_lut(name)[None], 8, axis=0))
         self.legend.setPixmap(QPixmap.fromImage(to_qimage(lut)))
 
+    def show_study(self, scan: Scan, study: Result | None, scored: int = 0) -> None:
+        """The study's verdict above the current slice's own answer (or the scoring progress)."""
+        self.study.setVisible(scan.is_study)
+        if not scan.is_study:
+            return
+        n = scan.n_frames
+        if study is None:
+            self.study.setText(f"<b>Study of {n} slices:</b> scoring every slice… {scored} of {n} done. "
+                               "The answer below is the shown slice's.")
+            return
+        if not study.ok:
+            self.study.setText(f"<b>Study of {n} slices:</b> could not be scored: {study.error}")
+            return
+        colour = ANSWER_COLOURS.get(study.prediction, "black")
+        where = (f"in slices <b>{study.tumor_slices.replace(';', ', ')}</b>" if study.tumor_slices else
+                 f"in none of the {n} slices")
+        caution = f"<br>⚠ {study.ood_warning}" if study.ood_warning else ""
+        self.study.setText(
+            f"<span style='font-size: 17px; font-weight: bold; color: {colour};'>Study: "
+            f"{ANSWERS.get(study.prediction, '')}</span> ({percent(study.tumor_probability)})<br>"
+            f"Tumour evidence {where}; most suspicious: slice <b>{study.max_slice}</b> of 0–{n - 1}.{caution}")
+
     def show_result(self, r: Result, scan: Scan | None) -> None:
         text, colour = ANSWERS.get(r.prediction, ""), ANSWER_COLOURS.get(r.prediction, "black")
+        if scan is not None and scan.is_study:
+            text = f"This slice: {text}"
         self.answer.setText(text)
         self.answer.setStyleSheet(f"font-size: 22px; font-weight: bold; color: {colour};")
         lines = [f"Tumour probability: <b>{percent(r.tumor_probability)}</b>"]
@@ -139,17 +167,29 @@ class MainWindow(QMainWindow):
         self.rgb: np.ndarray | None = None
         self.result: Result | None = None
         self._open_task = 0  # number of the newest open/slice request; older answers are dropped
+        self._study_task = 0  # number of the newest study scoring; older ones are cancelled and dropped
+        self._study_worker: StudyWorker | None = None
+        self.study_result: Result | None = None
+        self._slice_moved = False  # the user chose a slice while the study was scored: do not jump
+        self._jump_target: int | None = None  # the slice the window itself moved to
         self._report_task = 0
         self._heat: np.ndarray | None = None
         self.startup_notice: QMessageBox | None = None  # set by start-up when a bundled model is refused
         self.pool = QThreadPool.globalInstance()
 
         self.viewer = ImageViewer()
+        self.strip = SliceStrip()
+        self.strip.hide()
+        image_area = QWidget()
+        image_layout = QVBoxLayout(image_area)
+        image_layout.setContentsMargins(0, 0, 0, 0)
+        image_layout.addWidget(self.viewer, 1)
+        image_layout.addWidget(self.strip)
         self.panel = ResultPanel()
         self.panel.setMinimumWidth(320)
         self.panel.setMaximumWidth(440)
         splitter = QSplitter()
-        splitter.addWidget(self.viewer)
+        splitter.addWidget(image_area)
         splitter.addWidget(self.panel)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 0)
@@ -169,6 +209,7 @@ class MainWindow(QMainWindow):
         self.panel.opacity.valueChanged.connect(self._on_opacity)
         self.panel.colormap.currentTextChanged.connect(self._on_colormap)
         self.panel.frame.valueChanged.connect(self._on_frame)
+        self.strip.slice_chosen.connect(self.panel.frame.setValue)
         self.batch.open_requested.connect(self.open_path)
         self._build_menus()
         geometry = self.settings.value("geometry")
@@ -264,7 +305,10 @@ class MainWindow(QMainWindow):
             self.panel.frame.setValue(scan.default_frame)
             self.panel.frame.blockSignals(False)
             self.panel.frame_box.setVisible(scan.n_frames > 1)
-        self.panel.frame_label.setText(f"{self.panel.frame.value() + 1} / {scan.n_frames}")
+            self._start_study(scan)
+        self.panel.show_study(scan, self.study_result, int(np.isfinite(self.strip.p).sum()) if scan.is_study else 0)
+        self.panel.frame_label.setText(f"{self.panel.frame.value()} of 0–{scan.n_frames - 1}")
+        self.strip.set_current(self.panel.frame.value())
         self.render_image(keep_view=not new_file)
         self.statusBar().showMessage(self._models_text())
 
@@ -273,12 +317,62 @@ class MainWindow(QMainWindow):
             return
         self.panel.show_error(path, reason)
         self.viewer.clear()
+        self.panel.study.hide()
+        self.strip.hide()
+        if self._study_worker is not None:
+            self._study_worker.cancel()
+            self._study_worker = None
         self.scan = self.rgb = self.result = None
         self.statusBar().showMessage(f"Could not read {Path(path).name}: {reason.splitlines()[0]}")
 
     def _on_frame(self, index: int) -> None:
+        if index != self._jump_target:
+            self._slice_moved = True  # slider, keys or strip: the user's choice wins over the jump
         if self.scan is not None:
             self.open_path(str(self.scan.path), frame=index)
+
+    # ---------------------------------------------------------------- studies
+
+    def _start_study(self, scan: Scan) -> None:
+        """A new file: cancel the scoring of the previous study; score every slice of this one."""
+        if self._study_worker is not None:
+            self._study_worker.cancel()
+            self._study_worker = None
+        self._study_task += 1
+        self.study_result = None
+        self._slice_moved = False
+        self._jump_target = None
+        self.strip.setVisible(scan.is_study)
+        if not scan.is_study or self.classifier is None:
+            return
+        self.strip.start(scan.n_frames, self.classifier.study_rule.threshold, scan.default_frame)
+        worker = StudyWorker(self.classifier, scan, self._study_task)
+        worker.signals.slices.connect(self._on_study_slices)
+        worker.signals.done.connect(self._on_study_done)
+        worker.signals.failed.connect(self._on_study_failed)
+        self._study_worker = worker
+        self.pool.start(worker)
+
+    def _on_study_slices(self, task: int, slices: list, probabilities: list) -> None:
+        if task != self._study_task or self.scan is None:
+            return
+        self.strip.set_scores(slices, probabilities)
+        self.panel.show_study(self.scan, None, int(np.isfinite(self.strip.p).sum()))
+
+    def _on_study_done(self, task: int, result: Result) -> None:
+        if task != self._study_task or self.scan is None:
+            return
+        self.study_result = result
+        self._study_worker = None
+        self.panel.show_study(self.scan, result)
+        if result.ok and result.max_slice is not None and not self._slice_moved:
+            self._jump_target = result.max_slice  # jump to the most suspicious slice
+            self.panel.frame.setValue(result.max_slice)
+
+    def _on_study_failed(self, task: int, reason: str) -> None:
+        if task == self._study_task and self.scan is not None:
+            self._study_worker = None
+            self.panel.study.setText(f"Study could not be scored: {reason}")
 
     # ---------------------------------------------------------------- rendering
 
@@ -352,13 +446,17 @@ class MainWindow(QMainWindow):
                 return
         from functools import partial
 
-        from gui.app.report import write_pdf_report
+        from gui.app.report import StudyReport, write_pdf_report
 
         self.settings.setValue("last_report_dir", str(Path(path).parent))
         self._report_task += 1  # a newer report request supersedes the message of an older one
+        study = None
+        if self.scan.is_study and self.study_result is not None and self.study_result.ok:
+            study = StudyReport(self.study_result, self.scan, self.strip.p.copy(), self.classifier.study_rule.threshold,
+                                self.panel.opacity.value() / 100, self.panel.colormap.currentText())
         worker = ReportWorker(self._report_task, path, partial(
             write_pdf_report, path, self.scan.path.name, self.rgb, self.overlay_image(), self.result, self.classifier,
-            dict(self.scan.info)))
+            dict(self.scan.info), study))
         # Bound methods, not lambdas: a queued signal reaches a receiver that outlives the worker.
         worker.signals.done.connect(self._on_report_done)
         worker.signals.failed.connect(self._on_report_failed)
@@ -388,6 +486,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         if self.batch.running:
             self.batch.cancel()
+        if self._study_worker is not None:
+            self._study_worker.cancel()
         self.pool.waitForDone(5000)  # the batch stops between two batches of images
         self.settings.setValue("geometry", self.saveGeometry())
         super().closeEvent(event)

@@ -14,8 +14,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, Signal
 
 from gui.core import engine
-from gui.core.imaging import ImageReadError, Scan, open_scan, read_image
-from gui.core.overlay import save_overlay_png
+from gui.core.imaging import ImageReadError, Scan, open_study, read_image
+from gui.core.overlay import overlay_label, save_overlay_png
 
 
 class OpenSignals(QObject):
@@ -38,7 +38,7 @@ class OpenWorker(QRunnable):
 
     def run(self) -> None:
         try:
-            scan = self.scan or open_scan(self.path)
+            scan = self.scan or open_study(self.path)
             rgb = scan.frame(self.frame)
             result = self.classifier.classify_image(rgb, str(self.path))
             self.signals.opened.emit(self.task, scan, rgb, result)
@@ -120,7 +120,8 @@ class ExportWorker(QRunnable):
                 for r in self.results:
                     if r.ok and r.heat is not None:
                         try:  # the batch keeps heat maps, not frames (memory): decode the scan again
-                            save_overlay_png(Path(r.path).name, read_image(r.path), r.heat, r.geometry,
+                            frame = open_study(r.path).frame(r.max_slice) if r.is_study else read_image(r.path)
+                            save_overlay_png(overlay_label(r.path, r.max_slice), frame, r.heat, r.geometry,
                                              self.heatmap_dir)
                             written += 1
                         except ImageReadError:
@@ -151,3 +152,35 @@ class ReportWorker(QRunnable):
             self.signals.done.emit(self.task, self.path)
         except Exception as exc:  # a report that cannot be written is a message, never a lost window
             self.signals.failed.emit(self.task, f"Could not write {self.path}: {exc}")
+
+
+class StudySignals(QObject):
+    slices = Signal(int, list, list)  # task number, slice indices, their P(tumour) (NaN: unreadable)
+    done = Signal(int, object)  # task number, the study's Result
+    failed = Signal(int, str)  # task number, reason
+
+
+class StudyWorker(QRunnable):
+    """Score every slice of an open study with the engine's batches; the strip fills batch by batch.
+    Cancelled (between batches) when the window opens another file."""
+
+    def __init__(self, classifier: engine.Classifier, scan: Scan, task: int) -> None:
+        super().__init__()
+        self.classifier, self.scan, self.task = classifier, scan, task
+        self.signals = StudySignals()
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _on_slices(self, _path: str, results: list) -> None:
+        self.signals.slices.emit(self.task, [r.slice for r in results],
+                                 [r.tumor_probability if r.ok else float("nan") for r in results])
+
+    def run(self) -> None:
+        try:
+            for r in engine.classify_files([self.scan], self.classifier, should_cancel=self._cancel.is_set,
+                                           on_slices=self._on_slices):
+                self.signals.done.emit(self.task, r)
+        except Exception as exc:  # a study that cannot be scored is a message, never a lost window
+            self.signals.failed.emit(self.task, f"{exc}")

@@ -18,7 +18,7 @@ from gui.core import engine
 from gui.core.imaging import DicomSeries
 from gui.core.logs import attach_log_file, log
 from gui.core.model import ModelContractError, load_model
-from gui.core.overlay import save_overlay_png
+from gui.core.overlay import overlay_label, save_overlay_png
 from gui.core.resources import bundled_models
 
 
@@ -229,9 +229,8 @@ def _stream(args, classifier: engine.Classifier, files: list, csv_out: engine.At
 def write_heatmap(r: engine.Result, heat_dir: Path) -> None:
     """Write a result's heatmap PNG from its already decoded frame; a failure turns the result into
     an error row with the reason (the classification stays in the row), and the run goes on."""
-    name = Path(r.path).name if r.max_slice is None else f"{Path(r.path).name}_slice{r.max_slice}"
     try:
-        save_overlay_png(name, r.frame, r.heat, r.geometry, heat_dir)
+        save_overlay_png(overlay_label(r.path, r.max_slice), r.frame, r.heat, r.geometry, heat_dir)
     except MemoryError:
         r.status, r.error = "error", "heatmap not written: out of memory"
     except OSError as exc:

@@ -89,6 +89,12 @@ def overlay_name(scan_name: str, k: int = 0) -> str:
     return raw.decode("utf-8", "surrogateescape") + suffix
 
 
+def overlay_label(path: str, key_slice: int | None = None) -> str:
+    """The name a heatmap file is made from: the scan's file name, and for a study its key slice."""
+    name = Path(path).name
+    return name if key_slice is None else f"{name}_slice{key_slice}"
+
+
 def save_overlay_png(scan_name: str, rgb: np.ndarray, heat: np.ndarray, geometry: Geometry, out_dir: Path) -> Path:
     """Write ``<scan name>.heatmap.png`` (the heatmap over the displayed frame) into ``out_dir``.
 
