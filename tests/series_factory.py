@@ -75,14 +75,7 @@ def write_dicom_series(folder: Path, images: np.ndarray, uid: str | None = None,
 
 
 def write_nifti(path: Path, images: np.ndarray, affine: np.ndarray | None = None, volumes: int = 1) -> Path:
-    """Slices ``[n, H, W]`` (as displayed: row 0 anterior, column 0 the patient's right) saved as a
-    RAS+ NIfTI whose third array axis is the slice axis; ``volumes`` > 1 makes a 4-D file whose
-    later volumes are blank."""
-    import nibabel as nib
+    """Slices ``[n, H, W]`` as displayed, saved as a RAS+ NIfTI volume (training's own writer)."""
+    from training.series import write_volume
 
-    # displayed [row, col] = data[n_x - 1 - col, n_y - 1 - row] for RAS+ (radiological display)
-    data = np.transpose(images[:, ::-1, ::-1], (2, 1, 0)).astype(np.int16)
-    if volumes > 1:
-        data = np.concatenate([data[..., None], np.zeros(data.shape + (volumes - 1,), np.int16)], axis=3)
-    nib.save(nib.Nifti1Image(data, np.eye(4) if affine is None else affine), path)
-    return path
+    return write_volume(path, images, affine, volumes)

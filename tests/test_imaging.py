@@ -147,7 +147,7 @@ def test_real_nifti_from_nibabel_middle_axial_slice():
     path = Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii"
     scan = open_scan(path)
     assert scan.format == "NIfTI" and scan.n_frames == 25 and scan.default_frame == 12
-    assert scan.frame().shape == (41, 33, 3) and scan.frame().max() == 255
+    assert scan.frame().shape == (41, 33, 3) and scan.frame().max() > 200  # windowed to the volume, not dim
     assert not np.array_equal(scan.frame(0), scan.frame(12))
 
 

@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     se = sub.add_parser("series", help="study verdict rule chosen and measured on the lgg volumes (held-out hospitals)")
     se.add_argument("run", nargs="?", default="runs/multitask")
     se.add_argument("--catalogue", default="runs/splits/multisource.json")
+    se.add_argument("--check-model", nargs="*", metavar="ONNX",
+                    help="also score the in-distribution test patients' volumes with these models through the app's engine")
+    se.add_argument("--lgg", default="../shared/data/lgg", help="the lgg data folder (for --check-model)")
 
     t = sub.add_parser("train", help="train one model")
     t.add_argument("--arch", choices=["baseline", "cnn", "mobilenetv2"], required=True)
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "series":
         from training import series
 
-        result = series.write(args.run, args.catalogue)
+        result = series.write(args.run, args.catalogue, args.check_model, args.lgg)
         print(f"rule {result['rule']}; pooled {json.dumps(result['pooled_with_final_rule'])}; nested per hospital: "
               + "; ".join(f"{h} sens {v['sensitivity']:.1%} spec {v['specificity']:.1%} key slice {v['key_slice_in_marked_range_pm1']:.1%} "
                           f"slice AUC {v['slice_auc']:.3f}" for h, v in result["hospitals"].items()))

@@ -131,7 +131,61 @@ def analyse(run_dir: str, catalogue_path: str) -> dict:
     return out
 
 
-def write(run_dir: str, catalogue_path: str) -> dict:
+def write(run_dir: str, catalogue_path: str, check_models: list[str] | None = None, lgg: str = "") -> dict:
     result = analyse(run_dir, catalogue_path)
+    if check_models:
+        result["app_pipeline_in_distribution_test_patients"] = app_pipeline_check(check_models, run_dir, catalogue_path, lgg)
     (Path(run_dir) / "series.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def write_volume(path: Path, images: np.ndarray, affine: np.ndarray | None = None, volumes: int = 1) -> Path:
+    """Displayed slices ``[n, H, W]`` (row 0 anterior, column 0 the patient's right) saved as a RAS+
+    NIfTI whose third array axis is the slice axis, so the app shows slice ``k`` as ``images[k]``;
+    ``volumes`` > 1 makes a 4-D file whose later volumes are blank."""
+    import nibabel as nib
+
+    data = np.transpose(images[:, ::-1, ::-1], (2, 1, 0)).astype(np.int16)
+    if volumes > 1:
+        data = np.concatenate([data[..., None], np.zeros(data.shape + (volumes - 1,), np.int16)], axis=3)
+    nib.save(nib.Nifti1Image(data, np.eye(4) if affine is None else affine), path)
+    return path
+
+
+def app_pipeline_check(model_paths: list[str], run_dir: str, catalogue_path: str, data_root: str) -> dict:
+    """The shipped path end to end on real volumes: every lgg patient whose slices are all in the
+    in-distribution test part becomes a NIfTI volume, scored by the app's engine with ``model_paths``;
+    each slice's probability is compared with the same slice scored as its own file (the run's
+    ``in-distribution/predictions.npz``), and the study's verdict and key slice with the masks."""
+    import tempfile
+
+    from PIL import Image
+
+    from gui.core import engine
+    from gui.core.model import load_model
+
+    items = splits.load(catalogue_path)["items"]
+    z = np.load(Path(run_dir) / "in-distribution" / "predictions.npz")
+    alone = {int(i): float(p) for i, p in zip(z["index"], z["probabilities"][:, 1])}
+    per_patient: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(items):
+        if r["dataset"] == "lgg":
+            per_patient[r["patient"]].append(i)
+    classifier = engine.Classifier([load_model(p) for p in model_paths])
+    diffs, found, hits, n = [], 0, 0, 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for patient, idx in sorted(per_patient.items()):
+            if not all(i in alone for i in idx):
+                continue  # a patient of the training part (or split across parts)
+            idx.sort(key=lambda i: items[i]["slice"])
+            images = np.stack([np.asarray(Image.open(Path(data_root) / items[i]["path"]).convert("L")) for i in idx])
+            [study] = list(engine.classify_files([write_volume(Path(tmp) / f"{patient}.nii", images)], classifier))
+            diffs.append(np.abs([s.tumor_probability - alone[i] for s, i in zip(study.slices, idx)]))
+            marked = [k for k, i in enumerate(idx) if items[i]["label"] == "tumor"]
+            n += 1
+            found += study.prediction == "tumor"
+            hits += min(marked) - 1 <= study.max_slice <= max(marked) + 1
+    d = np.concatenate(diffs)
+    return {"patients": n, "tumour_volumes_found": found, "key_slice_in_marked_range_pm1": hits,
+            "slice_probability_vs_own_file": {"mean_abs": float(d.mean()), "p95_abs": float(np.percentile(d, 95)),
+                                              "max_abs": float(d.max())}}

@@ -712,8 +712,13 @@ def _open_nifti(path: Path) -> Scan:
 
 
 def _window_from_slices(path: Path, plane: Callable[[int], np.ndarray], n: int) -> tuple[float, float]:
-    """One grey window for the whole volume (0.5th-99.5th percentile), from up to 32 evenly spaced
-    slices, so every slice is shown alike and a streamed volume is not read whole to find it."""
+    """One grey window for the whole volume (0.5th-99.9th percentile), from up to 32 evenly spaced
+    slices, so every slice is shown alike and a streamed volume is not read whole to find it.
+
+    The top is the 99.9th percentile, not the 99.5th: a FLAIR tumour is among the brightest voxels
+    of a volume, and clipping it changes what the model sees. Measured on 18 lgg patients' slices
+    scored as a volume and as their own files: |dP(tumour)| 95th percentile 0.042 (0.057 with
+    99.5), largest 0.16 (0.26)."""
     samples = []
     for k in np.unique(np.linspace(0, n - 1, min(n, 32)).astype(int)):
         values = plane(int(k)).ravel()
@@ -722,7 +727,7 @@ def _window_from_slices(path: Path, plane: Callable[[int], np.ndarray], n: int) 
     finite = np.concatenate(samples)
     if finite.size == 0:
         raise ImageReadError(path, "NIfTI image holds no finite values")
-    low, high = np.percentile(finite, [0.5, 99.5])
+    low, high = np.percentile(finite, [0.5, 99.9])
     return float(low), float(high)
 
 
