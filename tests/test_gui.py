@@ -284,3 +284,60 @@ def test_the_pdf_report_lays_out_text_without_overlap_and_inside_the_page(window
             overlap_y = min(a[3], b[3]) - max(a[1], b[1])
             assert overlap_x <= 0.5 or overlap_y <= 0.5, (a, b)
     assert "Caution" in text and "Date:" in text and "synthetic-binary" in text
+
+
+# ---------------------------------------------------------------- a batch you can scan by eye
+
+
+def test_batch_thumbnails_keyboard_preview_summary_and_uncertain_filter(window, qtbot, scans):
+    """Thumbnails arrive lazily from a pool thread; Down moves the selection and the preview follows;
+    the summary counts answers and histograms probabilities; one click keeps only uncertain rows."""
+    window.batch.start([scans])
+    qtbot.waitUntil(lambda: not window.batch.running, timeout=20000)
+    model, table = window.batch.table_model, window.batch.table
+    ok_rows = [k for k, r in enumerate(model.results) if r.ok]
+    assert len(ok_rows) == 2
+    qtbot.waitUntil(lambda: all(model.data(model.index(k, 0), Qt.ItemDataRole.DecorationRole) is not None
+                                for k in ok_rows), timeout=10000)
+    assert model.data(model.index(ok_rows[0], 0), Qt.ItemDataRole.DecorationRole).width() <= 64
+    table.setFocus()
+    table.selectRow(0)
+    first = window.batch.preview_caption.text()
+    qtbot.keyClick(table, Qt.Key.Key_Down)
+    assert table.currentIndex().row() == 1
+    second = model.results[window.batch.proxy.mapToSource(table.currentIndex()).row()]
+    assert Path(second.path).name in window.batch.preview_caption.text() and window.batch.preview_caption.text() != first
+    if second.ok:
+        qtbot.waitUntil(lambda: not window.batch.preview._item.pixmap().isNull(), timeout=10000)
+    assert "could not be read" in window.batch.counts.text()
+    assert int(window.batch.histogram.counts.sum()) == 2
+    # uncertain: make one row uncertain by its probability, then filter with the button
+    model.results[ok_rows[0]].tumor_probability = 0.5
+    model.results[ok_rows[0]].ood_warning = ""
+    model.results[ok_rows[0]].models_disagree = False
+    model.results[ok_rows[1]].tumor_probability = 0.99
+    model.results[ok_rows[1]].ood_warning = ""
+    model.results[ok_rows[1]].models_disagree = False
+    qtbot.mouseClick(window.batch.uncertain, Qt.MouseButton.LeftButton)
+    assert window.batch.proxy.rowCount() == 1
+    assert window.batch.proxy.mapToSource(window.batch.proxy.index(0, 0)).row() == ok_rows[0]
+    qtbot.mouseClick(window.batch.uncertain, Qt.MouseButton.LeftButton)
+    assert window.batch.proxy.rowCount() == 3
+
+
+def test_theme_switch_is_saved_and_follows_the_menu(window, qtbot, tmp_path):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from gui.app import theme
+
+    window.theme_actions["dark"].trigger()
+    pal = QApplication.instance().palette()
+    assert pal.color(QPalette.ColorRole.Window).name() == theme.DARK["window"]
+    assert window.settings.value("theme") == "dark" and theme.colour("tumor") == theme.DARK["tumor"]
+    again = MainWindow(window.models, window.settings)
+    qtbot.addWidget(again)
+    assert again.theme_name == "dark" and again.theme_actions["dark"].isChecked()
+    window.theme_actions["light"].trigger()
+    assert QApplication.instance().palette().color(QPalette.ColorRole.Window).name() == theme.LIGHT["window"]
+    assert window.viewer.backgroundBrush().color().name() == "#000000"  # the image area stays black

@@ -243,3 +243,20 @@ def test_unreadable_series_file_is_a_slice_error_not_a_lost_study(tmp_path, clas
     assert r.slices[3].status == "error"
     with pytest.raises(ImageReadError):
         open_scan(paths[3]).frame(0)
+
+
+def test_a_multi_frame_dicom_is_one_study(tmp_path, classifier):
+    import pydicom
+
+    images, _ = stack(7, size=48)
+    [one] = write_dicom_series(tmp_path / "mf", images[:1])
+    ds = pydicom.dcmread(one)
+    ds.NumberOfFrames = 7
+    ds.PixelData = (images.astype(np.uint16) * 16).tobytes()
+    ds.save_as(tmp_path / "multi.dcm")
+    scan = open_scan(tmp_path / "multi.dcm")
+    assert scan.is_study and scan.n_frames == 7
+    [r] = list(engine.classify_files([tmp_path / "multi.dcm"], classifier))
+    assert r.ok and r.n_slices == 7 and len(r.slices) == 7 and 0 <= r.max_slice < 7
+    [s] = list(engine.classify_files([one], classifier))  # a lone single-frame DICOM stays a single image
+    assert s.ok and s.n_slices is None and classifier.row(s)["n_slices"] == ""

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
-from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, QThreadPool, Signal)
+from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt, QThreadPool, Signal)
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
-                               QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from gui.core import engine
+from gui.app import theme
 from gui.app.formatting import ANSWERS, percent
+from gui.app.histogram import ProbabilityHistogram
+from gui.app.thumbnails import PictureCache
+from gui.app.viewer import ImageViewer
 from gui.app.workers import BatchWorker, ExportWorker
 
-COLUMNS = [("File", "path"), ("Answer", "prediction"), ("Tumour probability", "tumor_probability"),
-           ("Type", "tumor_type"), ("Confidence", "confidence"), ("Warnings", "ood_warning"), ("Status", "status")]
+THUMBNAIL = 64
+
+COLUMNS = [("Scan", "thumbnail"), ("File", "path"), ("Answer", "prediction"), ("Tumour probability", "tumor_probability"),
+           ("Type", "tumor_type"), ("Confidence", "confidence"), ("Slices", "n_slices"), ("Warnings", "ood_warning"),
+           ("Status", "status")]
 
 
 class ResultsModel(QAbstractTableModel):
@@ -27,6 +35,16 @@ class ResultsModel(QAbstractTableModel):
         self.results: list[engine.Result] = []
         self.classifier: engine.Classifier | None = None
         self.failed = 0
+        self.tally: Counter[str] = Counter()  # running counts for the summary: no rescans per update
+        self.probabilities: list[float] = []
+        self.thumbnails = PictureCache(THUMBNAIL, capacity=2000, parent=self)
+        self.thumbnails.ready.connect(self._thumbnail_ready)
+        self._rows_of: dict[str, list[int]] = {}
+
+    def _thumbnail_ready(self, path: str) -> None:
+        for row in self._rows_of.get(path, []):
+            index = self.index(row, 0)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self.results)
@@ -42,6 +60,14 @@ class ResultsModel(QAbstractTableModel):
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         r = self.results[index.row()]
         key = COLUMNS[index.column()][1]
+        if key == "thumbnail":  # rendered when first painted, off the GUI thread
+            if role == Qt.ItemDataRole.DecorationRole:
+                return self.thumbnails.get(r)
+            if role == Qt.ItemDataRole.SizeHintRole:
+                return QSize(THUMBNAIL + 6, THUMBNAIL + 4)
+            if role == Qt.ItemDataRole.UserRole:
+                return index.row()  # sorting by this column restores the input order
+            return None
         value = getattr(r, key)
         if role == Qt.ItemDataRole.DisplayRole:
             if key == "path":
@@ -52,19 +78,30 @@ class ResultsModel(QAbstractTableModel):
                 return percent(value)
             if key == "status":
                 return "ok" if r.ok else f"error: {r.error}"
+            if key == "n_slices":
+                return "" if value is None or not r.ok else (
+                    f"{value}: key slice {r.max_slice}" + (f", tumour in {r.tumor_slices}" if r.tumor_slices else ""))
             return value
         if role == Qt.ItemDataRole.UserRole:  # sort key
             return -1.0 if value is None else value
         if role == Qt.ItemDataRole.ToolTipRole:
             return r.path if key == "path" else (r.error or None)
         if role == Qt.ItemDataRole.ForegroundRole and not r.ok:
-            return QColor("#b00020")
+            return QColor(theme.colour("error"))
         return None
 
     def extend(self, results: list[engine.Result]) -> None:
         self.beginInsertRows(QModelIndex(), len(self.results), len(self.results) + len(results) - 1)
+        for k, r in enumerate(results, start=len(self.results)):
+            self._rows_of.setdefault(r.path, []).append(k)
+            self.tally["tumor" if r.ok and r.prediction == "tumor" else "no_tumor" if r.ok else "failed"] += 1
+            self.tally["cautioned"] += r.ok and bool(r.ood_warning)
+            self.tally["disagree"] += r.ok and bool(r.models_disagree)
+            self.tally["uncertain"] += r.uncertain
+            if r.ok and r.tumor_probability is not None:
+                self.probabilities.append(r.tumor_probability)
         self.results.extend(results)
-        self.failed += sum(1 for r in results if not r.ok)
+        self.failed = self.tally["failed"]
         self.endInsertRows()
 
     def clear(self, classifier: engine.Classifier | None = None) -> None:
@@ -72,7 +109,34 @@ class ResultsModel(QAbstractTableModel):
         self.results = []
         self.classifier = classifier
         self.failed = 0
+        self.tally = Counter()
+        self.probabilities = []
+        self._rows_of = {}
+        self.thumbnails.clear()
         self.endResetModel()
+
+
+class ResultsFilter(QSortFilterProxyModel):
+    """The table's filter: the text box (any column) and, with ``uncertain_only``, only the rows to
+    look at twice (``Result.uncertain``: a caution, disagreeing answers, P(tumour) 0.35-0.65)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.uncertain_only = False
+
+    def set_uncertain_only(self, on: bool) -> None:
+        if not hasattr(self, "beginFilterChange"):  # Qt < 6.10
+            self.uncertain_only = on
+            self.invalidateFilter()
+            return
+        self.beginFilterChange()  # Qt 6.10+: invalidateFilter() is deprecated
+        self.uncertain_only = on
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802 (Qt naming)
+        if self.uncertain_only and not self.sourceModel().results[row].uncertain:
+            return False
+        return super().filterAcceptsRow(row, parent)
 
 
 class BatchPanel(QWidget):
@@ -88,7 +152,7 @@ class BatchPanel(QWidget):
         self._settings = settings
         self.worker: BatchWorker | None = None
         self.table_model = ResultsModel()
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.table_model)
         self.proxy.setSortRole(Qt.ItemDataRole.UserRole)
         self.proxy.setFilterKeyColumn(-1)
@@ -107,6 +171,20 @@ class BatchPanel(QWidget):
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter rows (file name, answer, type, error)…")
         self.filter.setAcceptDrops(False)  # a dropped file goes to the window (classify it), not into the text
+        self.uncertain = QPushButton("Only uncertain rows")
+        self.uncertain.setCheckable(True)
+        self.uncertain.setToolTip("Show only answers with a caution, answers where the models disagree, "
+                                  "and tumour probabilities between 35 % and 65 %")
+        self.counts = QLabel("")
+        self.counts.setWordWrap(True)
+        self.histogram = ProbabilityHistogram()
+        self.preview = ImageViewer()
+        self.preview.setMinimumWidth(260)
+        self.preview_pictures = PictureCache(512, capacity=32, parent=self)
+        self.preview_pictures.ready.connect(self._preview_ready)
+        self.preview_caption = QLabel("Select a row (arrow keys move through them) to see the scan here.")
+        self.preview_caption.setWordWrap(True)
+        self._preview_path: str | None = None
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
@@ -118,6 +196,8 @@ class BatchPanel(QWidget):
         # Fit columns to the first rows only: measuring thousands of rows froze the window ~100-170 ms.
         self.table.horizontalHeader().setResizeContentsPrecision(64)
         self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(THUMBNAIL + 4)
+        self.table.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
 
         top = QHBoxLayout()
         for w in (self.choose, self.recursive, self.cancel_button):
@@ -125,18 +205,37 @@ class BatchPanel(QWidget):
         top.addStretch(1)
         top.addWidget(self.heatmaps)
         top.addWidget(self.export_button)
+        summary = QHBoxLayout()
+        summary.addWidget(self.counts, 1)
+        summary.addWidget(self.histogram)
+        filters = QHBoxLayout()
+        filters.addWidget(self.filter, 1)
+        filters.addWidget(self.uncertain)
+        preview = QWidget()
+        preview_layout = QVBoxLayout(preview)
+        preview_layout.setContentsMargins(0, 0, 0, 0)
+        preview_layout.addWidget(self.preview, 1)
+        preview_layout.addWidget(self.preview_caption)
+        split = QSplitter()
+        split.addWidget(self.table)
+        split.addWidget(preview)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        layout.addWidget(self.filter)
-        layout.addWidget(self.table, 1)
+        layout.addLayout(summary)
+        layout.addLayout(filters)
+        layout.addWidget(split, 1)
 
         self.choose.clicked.connect(self.choose_folder)
         self.cancel_button.clicked.connect(self.cancel)
         self.export_button.clicked.connect(lambda: self.export_csv())
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.uncertain.toggled.connect(self.proxy.set_uncertain_only)
         self.table.doubleClicked.connect(self._open_row)
+        self.table.selectionModel().currentRowChanged.connect(self._show_row)
 
     # ---------------------------------------------------------------- running
 
@@ -188,12 +287,46 @@ class BatchPanel(QWidget):
         self.progress.setValue(0)
         self.status.setText(f"0 of {total} files")
 
+    def update_summary(self) -> None:
+        """Counts by answer in words and the histogram of tumour probabilities, from running tallies."""
+        t = self.table_model.tally
+        self.counts.setText(f"<b>{t['tumor']}</b> tumour likely · <b>{t['no_tumor']}</b> no tumour found · "
+                            f"<b>{t['failed']}</b> could not be read<br>{t['cautioned']} with a caution, "
+                            f"{t['disagree']} where the models disagree; {t['uncertain']} uncertain in all")
+        self.uncertain.setText(f"Only uncertain rows ({t['uncertain']})")
+        classifier = self.table_model.classifier
+        self.histogram.set_probabilities(self.table_model.probabilities,
+                                         classifier.detector.threshold if classifier is not None else 0.5)
+
+    def _show_row(self, current, _previous=None) -> None:
+        """The selected row's scan with its heatmap in the preview (arrow keys move the selection)."""
+        if not current.isValid():
+            return
+        r = self.table_model.results[self.proxy.mapToSource(current).row()]
+        self._preview_path = r.path
+        where = f" · key slice {r.max_slice} of {r.n_slices}" if r.is_study else ""
+        self.preview_caption.setText(
+            f"<b>{Path(r.path).name}</b>{where}<br>" + (f"{ANSWERS[r.prediction]} · {percent(r.tumor_probability)}"
+                                                       if r.ok else f"could not be read: {r.error}"))
+        picture = self.preview_pictures.get(r)
+        if picture is not None:
+            self.preview.show_pixmap(picture)
+        else:
+            self.preview.clear()
+
+    def _preview_ready(self, path: str) -> None:
+        if path == self._preview_path:
+            current = self.table.currentIndex()
+            if current.isValid():
+                self._show_row(current)
+
     def _on_progress(self, done: int, total: int, elapsed: float) -> None:
         self.progress.setValue(done)
         rate = done / elapsed if elapsed > 0 else 0.0
         left = (total - done) / rate if rate > 0 else 0.0
         self.status.setText(f"{done} of {total} files · {rate:.1f} files/s · {left:.0f} s left · "
                             f"{self.table_model.failed} could not be read")
+        self.update_summary()
 
     def _on_finished(self, cancelled: bool) -> None:
         self.cancel_button.setEnabled(False)
@@ -209,6 +342,7 @@ class BatchPanel(QWidget):
                             f"{len(results) - tumours - failed} no tumour found · {cautioned} with a caution "
                             f"({disagree} where the models disagree) · "
                             f"{failed} could not be read")
+        self.update_summary()
         self.table.resizeColumnsToContents()
 
     def _open_row(self, index) -> None:

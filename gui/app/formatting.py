@@ -5,7 +5,6 @@ from __future__ import annotations
 from gui.core.engine import TYPE_GROUP_SUFFIX
 
 ANSWERS = {"tumor": "Tumour likely", "no_tumor": "No tumour found", "": ""}
-ANSWER_COLOURS = {"tumor": "#b00020", "no_tumor": "#1b5e20"}
 
 
 def percent(p: float | None) -> str:

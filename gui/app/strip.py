@@ -13,14 +13,16 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from gui.app.formatting import ANSWER_COLOURS, percent
+from gui.app import theme
+from gui.app.formatting import percent
 
 UNSCORED = QColor("#9e9e9e")
 
 
 def paint_strip(painter: QPainter, rect: QRectF, p: np.ndarray, threshold: float, current: int | None,
-                background: QColor, foreground: QColor) -> None:
-    """Bars of ``p`` (NaN: not scored yet) in ``rect``; ``current`` outlined; the threshold dashed."""
+                background: QColor, foreground: QColor, palette: dict[str, str] | None = None) -> None:
+    """Bars of ``p`` (NaN: not scored yet) in ``rect``; ``current`` outlined; the threshold dashed.
+    Answer colours from ``palette`` (default: the theme in use)."""
     painter.fillRect(rect, background)
     n = len(p)
     if n == 0:
@@ -32,7 +34,7 @@ def paint_strip(painter: QPainter, rect: QRectF, p: np.ndarray, threshold: float
             painter.fillRect(QRectF(x, rect.bottom() - 3, max(width - 1, 1), 3), UNSCORED)
             continue
         tumour = value >= threshold
-        colour = QColor(ANSWER_COLOURS["tumor" if tumour else "no_tumor"])
+        colour = QColor(theme.answer_colour("tumor" if tumour else "no_tumor", palette))
         h = max(2.0, float(value) * rect.height())
         bar = QRectF(x, rect.bottom() - h, max(width - (1 if width > 3 else 0), 1), h)
         painter.fillRect(bar, colour)
@@ -48,10 +50,12 @@ def paint_strip(painter: QPainter, rect: QRectF, p: np.ndarray, threshold: float
 
 
 def strip_image(p: np.ndarray, threshold: float, current: int | None, width: int = 900, height: int = 90) -> QImage:
-    """The strip as a picture (white background), for the PDF report; safe outside the GUI thread."""
+    """The strip as a picture on white in the light theme's colours, for the PDF report; safe outside
+    the GUI thread."""
     image = QImage(width, height, QImage.Format.Format_RGB32)
     painter = QPainter(image)
-    paint_strip(painter, QRectF(0, 0, width, height), p, threshold, current, QColor("white"), QColor("black"))
+    paint_strip(painter, QRectF(0, 0, width, height), p, threshold, current, QColor("white"), QColor("black"),
+                theme.LIGHT)
     painter.end()
     return image
 

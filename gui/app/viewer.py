@@ -30,7 +30,10 @@ class ImageViewer(QGraphicsView):
         self._fit = True
 
     def show_rgb(self, rgb: np.ndarray, keep_view: bool = False) -> None:
-        self._item.setPixmap(QPixmap.fromImage(to_qimage(rgb)))
+        self.show_pixmap(QPixmap.fromImage(to_qimage(rgb)), keep_view)
+
+    def show_pixmap(self, pixmap: QPixmap, keep_view: bool = False) -> None:
+        self._item.setPixmap(pixmap)
         self.scene().setSceneRect(self._item.boundingRect())
         if not keep_view:
             self.fit()

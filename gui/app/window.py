@@ -6,14 +6,15 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QThreadPool
-from PySide6.QtGui import QAction, QKeySequence, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QMainWindow, QMessageBox, QProgressBar, QSlider, QSplitter, QTabWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QPixmap
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QMainWindow, QMessageBox, QProgressBar, QSlider, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from gui.app.batch import BatchPanel
 from gui.app.dialogs import ModelCardDialog
-from gui.app.formatting import ANSWER_COLOURS, ANSWERS, group_title, percent
+from gui.app import theme
+from gui.app.formatting import ANSWERS, group_title, percent
 from gui.app.strip import SliceStrip
 from gui.app.viewer import ImageViewer, to_qimage
 from gui.app.workers import OpenWorker, ReportWorker, StudyWorker
@@ -42,11 +43,9 @@ class ResultPanel(QWidget):
         self.detail.setWordWrap(True)
         self.warning = QLabel("")
         self.warning.setWordWrap(True)
-        self.warning.setStyleSheet("color: #8a4b00; font-weight: bold;")
         self.bars_box = QGroupBox("Class probabilities")
         self.bars = QFormLayout(self.bars_box)
         self.timing = QLabel("")
-        self.timing.setStyleSheet("color: grey;")
 
         self.heat_toggle = QCheckBox("Show heatmap (H)")
         self.heat_toggle.setChecked(True)
@@ -75,9 +74,9 @@ class ResultPanel(QWidget):
         fl.addWidget(self.frame, 1)
         fl.addWidget(self.frame_label)
         self.frame_box.hide()
-        disclaimer = QLabel(DISCLAIMER)
+        self.disclaimer = disclaimer = QLabel(DISCLAIMER)
         disclaimer.setWordWrap(True)
-        disclaimer.setStyleSheet("color: #b00020; font-weight: bold;")
+        self.apply_theme()
 
         layout = QVBoxLayout(self)
         for w in (self.study, self.answer, self.detail, self.warning, self.bars_box, self.timing, heat_box, self.frame_box):
@@ -85,6 +84,12 @@ class ResultPanel(QWidget):
         layout.addStretch(1)
         layout.addWidget(disclaimer)
         self.colormap.currentTextChanged.connect(self._update_legend)
+
+    def apply_theme(self) -> None:
+        """Colours of the theme in use (set again when the user switches theme)."""
+        self.warning.setStyleSheet(f"color: {theme.colour('warning')}; font-weight: bold;")
+        self.timing.setStyleSheet(f"color: {theme.colour('muted')};")
+        self.disclaimer.setStyleSheet(f"color: {theme.colour('error')}; font-weight: bold;")
 
     def _update_legend(self, name: str) -> None:
         lut = np.ascontiguousarray(np.repeat(colormap_lut(name)[None], 8, axis=0))
@@ -103,7 +108,7 @@ class ResultPanel(QWidget):
         if not study.ok:
             self.study.setText(f"<b>Study of {n} slices:</b> could not be scored: {study.error}")
             return
-        colour = ANSWER_COLOURS.get(study.prediction, "black")
+        colour = theme.answer_colour(study.prediction)
         where = (f"in slices <b>{study.tumor_slices.replace(';', ', ')}</b>" if study.tumor_slices else
                  f"in none of the {n} slices")
         caution = f"<br>⚠ {study.ood_warning}" if study.ood_warning else ""
@@ -113,7 +118,7 @@ class ResultPanel(QWidget):
             f"Tumour evidence {where}; most suspicious: slice <b>{study.max_slice}</b> of 0–{n - 1}.{caution}")
 
     def show_result(self, r: Result, scan: Scan | None) -> None:
-        text, colour = ANSWERS.get(r.prediction, ""), ANSWER_COLOURS.get(r.prediction, "black")
+        text, colour = ANSWERS.get(r.prediction, ""), theme.answer_colour(r.prediction)
         if scan is not None and scan.is_study:
             text = f"This slice: {text}"
         self.answer.setText(text)
@@ -142,7 +147,7 @@ class ResultPanel(QWidget):
 
     def show_error(self, path: str, reason: str) -> None:
         self.answer.setText("Could not read this file")
-        self.answer.setStyleSheet("font-size: 18px; font-weight: bold; color: #b00020;")
+        self.answer.setStyleSheet(f"font-size: 18px; font-weight: bold; color: {theme.colour('error')};")
         self.detail.setText(f"{Path(path).name}: {reason}")
         self.warning.setText("")
         self.timing.setText("")
@@ -161,6 +166,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("MRI Tumor Classifier — research use only, not for diagnosis")
         self.setAcceptDrops(True)
         self.settings = settings or QSettings()
+        # The theme first: widgets built below take their colours from it.
+        self.theme_choice = str(self.settings.value("theme", "system"))
+        if self.theme_choice not in theme.CHOICES:
+            self.theme_choice = "system"
+        self.theme_name = theme.apply(QApplication.instance(), self.theme_choice)
         self.models = models
         self.classifier: Classifier | None = Classifier(models) if models else None
         self.scan: Scan | None = None
@@ -211,6 +221,7 @@ class MainWindow(QMainWindow):
         self.panel.frame.valueChanged.connect(self._on_frame)
         self.strip.slice_chosen.connect(self.panel.frame.setValue)
         self.batch.open_requested.connect(self.open_path)
+        QApplication.instance().styleHints().colorSchemeChanged.connect(self._on_system_scheme)
         self._build_menus()
         geometry = self.settings.value("geometry")
         if geometry is not None:
@@ -236,9 +247,38 @@ class MainWindow(QMainWindow):
         self._action(view, "Zoom &in", lambda: self.viewer.zoom(1.25), QKeySequence.StandardKey.ZoomIn)
         self._action(view, "Zoom &out", lambda: self.viewer.zoom(0.8), QKeySequence.StandardKey.ZoomOut)
         self._action(view, "&Fit to window", self.viewer.fit, "Ctrl+0")
+        view.addSeparator()
+        themes = view.addMenu("&Theme")
+        group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        for choice, label in (("system", "Follow the &system"), ("light", "&Light"), ("dark", "&Dark (reading room)")):
+            action = QAction(label, self, checkable=True)
+            action.triggered.connect(lambda *_, c=choice: self.set_theme(c))
+            group.addAction(action)
+            themes.addAction(action)
+            self.theme_actions[choice] = action
+        self.theme_actions[self.theme_choice].setChecked(True)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Model card…", lambda: ModelCardDialog(self.models, self).exec())
         self._action(help_menu, "&About", self.about)
+
+    def set_theme(self, choice: str) -> None:
+        """Switch theme ("system", "light", "dark"), save the choice, and repaint what carries colours."""
+        self.theme_choice = choice
+        self.settings.setValue("theme", choice)
+        self.theme_name = theme.apply(QApplication.instance(), choice)
+        self.theme_actions[choice].setChecked(True)
+        self.panel.apply_theme()
+        if self.result is not None and self.scan is not None:
+            self.panel.show_result(self.result, self.scan)
+            self.panel.show_study(self.scan, self.study_result, int(np.isfinite(self.strip.p).sum()))
+        self.strip.update()
+        self.batch.update_summary()
+        self.batch.table.viewport().update()
+
+    def _on_system_scheme(self, *_args) -> None:
+        if self.theme_choice == "system":
+            self.set_theme("system")
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
         action = QAction(text, self)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gui.core.imaging import Geometry
+from gui.core.imaging import Geometry, open_study, read_image
+from gui.core.result import Result
 
 #: Perceptually uniform colour maps (matplotlib's, sampled at 17 points; interpolated to 256).
 _ANCHORS = {
@@ -87,6 +88,18 @@ def overlay_name(scan_name: str, k: int = 0) -> str:
     if len(raw) > room:
         raw = raw[: room - 1 - 16] + b"~" + raw[-16:]
     return raw.decode("utf-8", "surrogateescape") + suffix
+
+
+def result_picture(r: Result, size: int, opacity: float = 0.45, colormap: str = "inferno") -> np.ndarray:
+    """A batch row's scan with its heatmap, fitted inside ``size`` x ``size`` (thumbnails, the batch
+    preview). The file is read again (the batch keeps heatmaps, not frames); a study shows its key
+    slice. Raises ImageReadError when the file can no longer be read."""
+    frame = open_study(r.path).frame(r.max_slice) if r.is_study else read_image(r.path)
+    if r.heat is not None and r.geometry is not None:
+        frame = blend(frame, heat_to_frame(r.heat, r.geometry, frame.shape[0], frame.shape[1]), opacity, colormap)
+    picture = Image.fromarray(frame)
+    picture.thumbnail((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(picture)
 
 
 def overlay_label(path: str, key_slice: int | None = None) -> str:

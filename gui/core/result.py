@@ -9,6 +9,10 @@ import numpy as np
 from gui.core.imaging import Geometry
 
 
+#: P(tumour) a batch filter calls uncertain whatever the caution says.
+UNCERTAIN_BAND = (0.35, 0.65)
+
+
 @dataclass
 class Result:
     """The answer for one file, slice or study (or an error row with the reason).
@@ -46,3 +50,11 @@ class Result:
     @property
     def is_study(self) -> bool:
         return self.n_slices is not None
+
+    @property
+    def uncertain(self) -> bool:
+        """An answer to look at twice: any caution (unlike the training images, low confidence, no head,
+        missing slices...), answers that disagree, or P(tumour) within UNCERTAIN_BAND."""
+        p = self.tumor_probability
+        return self.ok and (bool(self.ood_warning) or bool(self.models_disagree)
+                            or (p is not None and UNCERTAIN_BAND[0] <= p <= UNCERTAIN_BAND[1]))
