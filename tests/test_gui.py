@@ -92,7 +92,7 @@ def test_drop_file_opens_it_and_folder_batches_it(window, qtbot, scans, tmp_path
     assert len(results) == 4  # 3 in the folder + the file again
     errors = [r for r in results if not r.ok]
     assert len(errors) == 1 and "corrupt.jpg" in errors[0].path and errors[0].error
-    assert "could not be read" in window.batch.status.text()
+    assert "<b>1</b> could not be read" in window.batch.counts.text()
     window.batch.filter.setText("corrupt")
     assert window.batch.proxy.rowCount() == 1
     out = tmp_path / "batch.csv"

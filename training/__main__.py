@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--weights", required=True, help="local ImageNet MobileNetV2 no-top weights (.h5)")
     f.add_argument("--out", default="runs/.cache/features")
     f.add_argument("--views", type=int, default=2, help="view 0 as read, views 1.. appearance-augmented")
+    f.add_argument("--mirror", action="store_true", help="also the mirrored view (test-time augmentation, for the caution study)")
 
     m = sub.add_parser("multitask", help="train the multi-task head in-distribution and leave-one-source-out")
     m.add_argument("--catalogue", default="runs/splits/multisource.json")
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--out", default="runs/multitask")
     m.add_argument("--folds", nargs="*", help="fold names (default: in-distribution and every source)")
     m.add_argument("--epochs", type=int, default=20)
+    m.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (a seed ensemble: one run per seed)")
     m.add_argument("--balance-power", type=float, default=0.5,
                    help="weight of a (source, label) cell's images: 1/count**POWER (0 none, 1 every cell alike)")
 
@@ -103,13 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         from training import features, split
 
         doc = split.load(args.catalogue)
-        for view in range(args.views):
+        for view in [*range(args.views), *([features.MIRROR_VIEW] if args.mirror else [])]:
             features.extract(doc, args.weights, args.out, view=view)
     elif args.command == "multitask":
         from training import multitask
 
         multitask.run(args.catalogue, args.features, args.out, folds=args.folds, epochs=args.epochs,
-                      balance_power=args.balance_power)
+                      seed=args.seed, balance_power=args.balance_power)
     elif args.command == "score":
         from pathlib import Path
 

@@ -91,3 +91,86 @@ def write(run_dir: str, catalogue_path: str) -> dict:
     result = analyse(run_dir, catalogue_path)
     (Path(run_dir) / "caution.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+# ---------------------------------------------------------------- test-time augmentation and seed ensembles
+
+
+def mirrored_probability(run: Path, fold: str, features_dir: str, index: np.ndarray) -> np.ndarray:
+    """P(tumour) of the fold's head on the mirrored images (the cached ``mirror`` view)."""
+    from training import features as feats
+
+    head = mt.build_head()
+    head.load_weights(run / fold / "head.weights.h5")
+    temperature = json.loads((run / fold / "metrics.json").read_text())["temperature"]
+    mirror, _meta = feats.load(features_dir, feats.MIRROR_VIEW)
+    return mt.predict(head, np.asarray(mirror[index]), temperature)["probabilities"][:, 1]
+
+
+def schemes(run: Path, seeds: list[Path], fold: str, features_dir: str) -> dict[str, dict[str, np.ndarray]]:
+    """For one fold: each way of answering (its P(tumour)) and the disagreement flag that goes with it.
+
+    ``single``: the shipped model; ``mirror TTA``: mean of the image and its mirror image;
+    ``seed ensemble``: mean of the heads of every seed run; ``ensemble + TTA``: both. Disagreement:
+    the shipped model's heads disagree, or any member's answer differs from another's."""
+    z = np.load(run / fold / "predictions.npz")
+    idx = z["index"]
+    p0 = z["probabilities"][:, 1]
+    heads = (p0 >= 0.5) != (z["heatmap"].reshape(len(idx), -1).max(axis=1) >= 0.5)
+    members = [p0]
+    for s in seeds:
+        zs = np.load(s / fold / "predictions.npz")
+        assert np.array_equal(zs["index"], idx), f"{s} {fold}: another test part"
+        members.append(zs["probabilities"][:, 1])
+    pm = mirrored_probability(run, fold, features_dir, idx)
+
+    def scheme(ps: list[np.ndarray]) -> dict[str, np.ndarray]:
+        votes = np.stack([p >= 0.5 for p in ps])
+        return {"p": np.mean(ps, axis=0), "disagree": heads | (votes.any(axis=0) != votes.all(axis=0)),
+                "spread": np.stack(ps).std(axis=0)}
+
+    out = {"single": scheme([p0]), "mirror TTA": scheme([p0, pm])}
+    if seeds:
+        out["seed ensemble"] = scheme(members)
+        out["ensemble + TTA"] = scheme(members + [pm])
+    return out
+
+
+def _band(folds: list[dict], target: float) -> float:
+    for h in np.arange(0.0, 0.5, 0.01):
+        accs = [1 - f["error"][~(f["disagree"] | (np.abs(f["p"] - 0.5) < h))].mean() for f in folds
+                if (~(f["disagree"] | (np.abs(f["p"] - 0.5) < h))).any()]
+        if accs and np.mean(accs) >= target:
+            return float(round(h, 2))
+    return 0.5
+
+
+def compare(run_dir: str, seed_dirs: list[str], features_dir: str, catalogue_path: str,
+            target: float = TARGET_ACCURACY) -> dict:
+    """Every scheme on every fold: accuracy, error AUROC of its margin, and the band rule chosen on
+    the *other* held-out folds (nested, so each fold's coverage is what a new collection would get)."""
+    run, seeds = Path(run_dir), [Path(s) for s in seed_dirs]
+    tg = mt.targets(splits.load(catalogue_path))
+    names = sorted(p.parent.name for p in run.glob("*/predictions.npz"))
+    data: dict[str, dict[str, dict]] = {}
+    for fold in names:
+        y = tg["y"][np.load(run / fold / "predictions.npz")["index"]] == 1
+        for name, s in schemes(run, seeds, fold, features_dir).items():
+            s["error"] = ((s["p"] >= 0.5) != y).astype(np.int64)
+            data.setdefault(name, {})[fold] = s
+    out: dict = {"target_unflagged_accuracy": target, "schemes": {}}
+    for name, folds in data.items():
+        held = {f: s for f, s in folds.items() if f != "in-distribution"}
+        rows = {}
+        for fold, s in folds.items():
+            others = [v for f, v in held.items() if f != fold]
+            h = _band(others, target)
+            flags = s["disagree"] | (np.abs(s["p"] - 0.5) < h)
+            err = s["error"]
+            score = 1 - np.abs(2 * s["p"] - 1) + s["disagree"]
+            rows[fold] = {"n": int(len(err)), "accuracy": float(1 - err.mean()),
+                          "error_auroc": roc_auc(err, score) if 0 < err.sum() < len(err) else None,
+                          "band_from_other_folds": h, "answered": float(1 - flags.mean()),
+                          "accuracy_unflagged": float(1 - err[~flags].mean()) if (~flags).any() else None}
+        out["schemes"][name] = {"band_all_held_out": _band(list(held.values()), target), "folds": rows}
+    return out

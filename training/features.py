@@ -8,7 +8,8 @@ features are exactly what the exported model computes in the app.
 
 View 0 is the image as read; view 1 is an appearance-augmented, randomly mirrored copy
 (bias field, gamma, noise, blur or lower resolution, JPEG re-encoding): scanner differences the
-model must not key on. Expert masks are mapped through the same crop to the 7x7 feature grid
+model must not key on. The ``mirror`` view is every image mirrored left-right, nothing else: the
+test-time augmentation the app could run, measured as a caution score (training/caution.py). Expert masks are mapped through the same crop to the 7x7 feature grid
 (share of each cell inside the mask).
 """
 
@@ -91,12 +92,15 @@ def mask_grid(mask_file: Path, geometry: Geometry, grid: int = GRID) -> np.ndarr
     return np.asarray(Image.fromarray(square).resize((grid, grid), Image.BOX), np.float32)
 
 
-def cache_paths(out_dir: Path, view: int) -> dict[str, Path]:
+MIRROR_VIEW = "mirror"
+
+
+def cache_paths(out_dir: Path, view: int | str) -> dict[str, Path]:
     return {"features": out_dir / f"features-v{view}.f16", "meta": out_dir / f"meta-v{view}.npz",
             "progress": out_dir / f"progress-v{view}.json"}
 
 
-def extract(doc: dict, weights: str, out_dir: str | Path, view: int = 0, seed: int = 0) -> None:
+def extract(doc: dict, weights: str, out_dir: str | Path, view: int | str = 0, seed: int = 0) -> None:
     """Write view ``view``'s feature maps of every catalogue item to ``out_dir`` (resumable by batch).
 
     Alongside: per item the crop geometry, the frame size, whether it was mirrored and the mask
@@ -122,7 +126,9 @@ def extract(doc: dict, weights: str, out_dir: str | Path, view: int = 0, seed: i
             rec = items[i]
             frame, fitted = item_input(doc, rec)
             pixels, flip = fitted.pixels, False
-            if view > 0:
+            if view == MIRROR_VIEW:
+                pixels, flip = np.ascontiguousarray(pixels[:, ::-1]), True
+            elif view > 0:
                 pixels, flip = augment(pixels, np.random.default_rng([seed, view, i]))
             batch[k] = pixels
             g = fitted.geometry
@@ -142,7 +148,7 @@ def extract(doc: dict, weights: str, out_dir: str | Path, view: int = 0, seed: i
                   flush=True)
 
 
-def load(out_dir: str | Path, view: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def load(out_dir: str | Path, view: int | str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The cached feature maps (read-only memory map) and per-item metadata of one view."""
     paths = cache_paths(Path(out_dir), view)
     progress = json.loads(paths["progress"].read_text())

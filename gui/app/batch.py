@@ -332,17 +332,9 @@ class BatchPanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.choose.setEnabled(True)
         self.export_button.setEnabled(bool(self.table_model.results))
-        results = self.table_model.results
-        tumours = sum(1 for r in results if r.ok and r.prediction == "tumor")
-        failed = sum(1 for r in results if not r.ok)
-        cautioned = sum(1 for r in results if r.ok and r.ood_warning)
-        disagree = sum(1 for r in results if r.ok and r.models_disagree)
-        prefix = "Cancelled" if cancelled else "Done"
-        self.status.setText(f"{prefix}: {len(results)} files · {tumours} tumour likely · "
-                            f"{len(results) - tumours - failed} no tumour found · {cautioned} with a caution "
-                            f"({disagree} where the models disagree) · "
-                            f"{failed} could not be read")
-        self.update_summary()
+        n = len(self.table_model.results)
+        self.status.setText(f"Cancelled after {n} files." if cancelled else f"Done: {n} files.")
+        self.update_summary()  # the counts by answer, cautions and disagreements
         self.table.resizeColumnsToContents()
 
     def _open_row(self, index) -> None:
