@@ -55,6 +55,13 @@ def card_html(model: Model) -> str:
         f"<tr><td>{html.escape(name)}</td><td>{m['n']}</td><td>{measured_percent(m['accuracy'])}</td><td>{measured_percent(m['sensitivity'])}</td>"
         f"<td>{measured_percent(m['specificity'])}</td><td>{_num(m.get('roc_auc'))}</td><td>{measured_percent(m.get('pointing_game'))}</td></tr>"
         for name, m in (c.get("cross_source") or {}).items())
+    series = c.get("series_rule") or {}
+    studies = "".join(
+        f"<li>{html.escape(h)} held out: {m['tumour_volumes']} tumour volumes, sensitivity "
+        f"{measured_percent(m['sensitivity'])}; specificity {measured_percent(m['specificity'])} on "
+        f"{m['tumour_free_volumes']} tumour-free runs of slices; key slice inside the tumour's slices (±1) "
+        f"{measured_percent(m['key_slice_in_marked_range_pm1'])}</li>"
+        for h, m in (series.get("measured_nested") or {}).items())
     others = "".join(
         f"<li>{html.escape(name)}: n = {m['n']}, accuracy {measured_percent(m['accuracy'])}, sensitivity {measured_percent(m['sensitivity'])}, "
         f"specificity {measured_percent(m['specificity'])}</li>" for name, m in (c.get("other_evaluations") or {}).items())
@@ -65,6 +72,10 @@ def card_html(model: Model) -> str:
                f"and tested on it.</p><table cellpadding=3><tr><th>held out</th><th>n</th><th>accuracy</th>"
                f"<th>sensitivity</th><th>specificity</th><th>ROC AUC</th><th>heatmap on tumour</th></tr>{cross}</table>"
                if cross else "")
+            + (f"<h3>Studies (volumes and series)</h3><p>{html.escape(series.get('rule', ''))}. Measured on "
+               f"the lgg volumes of hospitals the model never saw, each with the rule chosen on the other two "
+               f"hospitals:</p><ul>{studies}</ul>"
+               f"<p><small>{html.escape(series.get('chosen_on', ''))}</small></p>" if series else "")
             + (f"<h3>Test figures by source dataset</h3><ul>{by_source}</ul>" if by_source else "")
             + (f"<h3>Other evaluations</h3><ul>{others}</ul>" if others else "")
             + f"<h3>Intended use</h3><p>{html.escape(c['intended_use'])}</p>"
