@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     ca = sub.add_parser("caution", help="caution scores and a band rule measured on a multi-task run's folds")
     ca.add_argument("run", nargs="?", default="runs/multitask")
     ca.add_argument("--catalogue", default="runs/splits/multisource.json")
+    ca.add_argument("--compare", nargs="*", metavar="SEED_RUN",
+                    help="also compare mirror test-time augmentation and a seed ensemble with these runs "
+                         "(python -m training multitask --seed N; needs the mirror view: features --mirror)")
+    ca.add_argument("--features", default="runs/.cache/features")
 
     se = sub.add_parser("series", help="study verdict rule chosen and measured on the lgg volumes (held-out hospitals)")
     se.add_argument("run", nargs="?", default="runs/multitask")
@@ -130,6 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         result = caution.write(args.run, args.catalogue)
         print(f"{result['rule']}; per fold: " + "; ".join(
             f"{k} flagged {v['flagged_share']:.1%}, unflagged accuracy {v['accuracy_unflagged']}" for k, v in result["folds"].items()))
+        if args.compare is not None:
+            from pathlib import Path
+
+            compared = caution.compare(args.run, args.compare, args.features, args.catalogue)
+            (Path(args.run) / "caution-compare.json").write_text(json.dumps(compared, indent=1))
+            for name, s in compared["schemes"].items():
+                print(f"{name}: " + "; ".join(f"{f} acc {v['accuracy']:.3f} AUROC {v['error_auroc']} answered "
+                                              f"{v['answered']:.1%} unflagged acc {v['accuracy_unflagged']}"
+                                              for f, v in s["folds"].items()))
     elif args.command == "series":
         from training import series
 
