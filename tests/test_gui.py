@@ -187,6 +187,11 @@ def test_a_volume_is_scored_slice_by_slice_and_the_window_jumps_to_the_key_slice
     assert "slices <b>11</b>" in window.panel.study.text() and window.panel.answer.text().startswith("This slice")
     qtbot.mouseClick(window.strip, Qt.MouseButton.LeftButton, pos=QPoint(int(window.strip.width() * 2.5 / 15), 10))
     qtbot.waitUntil(lambda: window.panel.frame.value() == 2 and window.strip.current == 2, timeout=10000)
+    # another model: the study is scored again with it
+    assert window.load_model_file(str(make_contract_model(tmp_path / "other.onnx", "binary", card=None)))
+    assert window.study_result is None
+    qtbot.waitUntil(lambda: window.study_result is not None, timeout=20000)
+    assert window.study_result.n_slices == 15
     pdf = tmp_path / "study.pdf"
     window.save_report(str(pdf))
     qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith("Report saved"), timeout=10000)

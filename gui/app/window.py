@@ -473,6 +473,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(self._models_text())
         if self.scan is not None:
             self.open_path(str(self.scan.path), frame=self.panel.frame.value())
+            if self.scan.is_study:
+                self._start_study(self.scan)  # the study's slices are scored again by the new model
         return True
 
     def save_report(self, path: str | None = None) -> None:
