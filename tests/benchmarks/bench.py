@@ -128,7 +128,8 @@ def tmp_list(files: list[Path]) -> Path:
 
 
 def gui_max_stall(files: list[Path]) -> float | None:
-    """Longest gap (ms) between 10 ms timer ticks of the GUI event loop while a batch runs."""
+    """Longest gap (ms) between 10 ms timer ticks of the GUI event loop while a batch runs, with the
+    Batch tab shown (rows, thumbnails and summary updating)."""
     code = f"""
 import os, sys, time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -143,6 +144,7 @@ w = MainWindow([load_model(p) for p in bundled_models()], QSettings("{tempfile.m
 w.show()
 ticks = []
 t = QTimer(); t.timeout.connect(lambda: ticks.append(time.perf_counter())); t.start(10)
+w.tabs.setCurrentWidget(w.batch)  # the table on screen: its thumbnails are drawn during the batch
 w.batch.start([__import__("pathlib").Path(p) for p in open(sys.argv[1]).read().split(chr(10))])
 def check():
     if not w.batch.running:
