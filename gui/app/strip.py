@@ -82,6 +82,11 @@ class SliceStrip(QWidget):
         self.threshold, self.current = threshold, current
         self.update()
 
+    @property
+    def scored(self) -> int:
+        """How many slices have a probability so far."""
+        return int(np.isfinite(self.p).sum())
+
     def set_scores(self, slices: list[int], probabilities: list[float]) -> None:
         self.p[slices] = probabilities
         self.update()

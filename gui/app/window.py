@@ -271,7 +271,7 @@ class MainWindow(QMainWindow):
         self.panel.apply_theme()
         if self.result is not None and self.scan is not None:
             self.panel.show_result(self.result, self.scan)
-            self.panel.show_study(self.scan, self.study_result, int(np.isfinite(self.strip.p).sum()))
+            self.panel.show_study(self.scan, self.study_result, self.strip.scored)
         self.strip.update()
         self.batch.update_summary()
         self.batch.table.viewport().update()
@@ -346,7 +346,7 @@ class MainWindow(QMainWindow):
             self.panel.frame.blockSignals(False)
             self.panel.frame_box.setVisible(scan.n_frames > 1)
             self._start_study(scan)
-        self.panel.show_study(scan, self.study_result, int(np.isfinite(self.strip.p).sum()) if scan.is_study else 0)
+        self.panel.show_study(scan, self.study_result, self.strip.scored if scan.is_study else 0)
         self.panel.frame_label.setText(f"{self.panel.frame.value()} of 0–{scan.n_frames - 1}")
         self.strip.set_current(self.panel.frame.value())
         self.render_image(keep_view=not new_file)
@@ -397,7 +397,7 @@ class MainWindow(QMainWindow):
         if task != self._study_task or self.scan is None:
             return
         self.strip.set_scores(slices, probabilities)
-        self.panel.show_study(self.scan, None, int(np.isfinite(self.strip.p).sum()))
+        self.panel.show_study(self.scan, None, self.strip.scored)
 
     def _on_study_done(self, task: int, result: Result) -> None:
         if task != self._study_task or self.scan is None:

@@ -14,8 +14,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, Signal
 
 from gui.core import engine
-from gui.core.imaging import ImageReadError, Scan, open_study, read_image
-from gui.core.overlay import overlay_label, save_overlay_png
+from gui.core.imaging import ImageReadError, Scan, open_study
+from gui.core.overlay import overlay_label, result_frame, save_overlay_png
 
 
 class OpenSignals(QObject):
@@ -120,8 +120,7 @@ class ExportWorker(QRunnable):
                 for r in self.results:
                     if r.ok and r.heat is not None:
                         try:  # the batch keeps heat maps, not frames (memory): decode the scan again
-                            frame = open_study(r.path).frame(r.max_slice) if r.is_study else read_image(r.path)
-                            save_overlay_png(overlay_label(r.path, r.max_slice), frame, r.heat, r.geometry,
+                            save_overlay_png(overlay_label(r.path, r.max_slice), result_frame(r), r.heat, r.geometry,
                                              self.heatmap_dir)
                             written += 1
                         except ImageReadError:

@@ -459,7 +459,7 @@ def _finish_study(st: _Study, classifier: Classifier, keep_frame: bool) -> Resul
         try:
             r.frame = st.scan.frame(r.max_slice)
         except ImageReadError:
-            r.frame = None
+            pass  # no frame: the heatmap file is skipped, the row stays
     return r
 
 

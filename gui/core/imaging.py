@@ -508,8 +508,6 @@ def _slice_header(path: Path) -> _SliceHeader | None:
                             None if iop is None else tuple(round(float(v), 3) for v in iop),
                             None if instance in (None, "") else int(instance), rotation,
                             str(ds.get("Modality", "")), str(ds.get("SeriesNumber", "") or ""))
-    except (ImageReadError, OSError, ValueError, TypeError, AttributeError, KeyError, IndexError):
-        return None
     except Exception:  # pydicom raises many kinds on damaged headers; the full read reports them
         return None
 

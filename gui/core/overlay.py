@@ -90,11 +90,17 @@ def overlay_name(scan_name: str, k: int = 0) -> str:
     return raw.decode("utf-8", "surrogateescape") + suffix
 
 
+def result_frame(r: Result) -> np.ndarray:
+    """The frame a batch row's heatmap belongs to, read again from its file (the batch keeps heatmaps,
+    not frames): a study's key slice, else the file's image. Raises ImageReadError when the file can
+    no longer be read."""
+    return open_study(r.path).frame(r.max_slice) if r.is_study else read_image(r.path)
+
+
 def result_picture(r: Result, size: int, opacity: float = 0.45, colormap: str = "inferno") -> np.ndarray:
     """A batch row's scan with its heatmap, fitted inside ``size`` x ``size`` (thumbnails, the batch
-    preview). The file is read again (the batch keeps heatmaps, not frames); a study shows its key
-    slice. Raises ImageReadError when the file can no longer be read."""
-    frame = open_study(r.path).frame(r.max_slice) if r.is_study else read_image(r.path)
+    preview)."""
+    frame = result_frame(r)
     if r.heat is not None and r.geometry is not None:
         frame = blend(frame, heat_to_frame(r.heat, r.geometry, frame.shape[0], frame.shape[1]), opacity, colormap)
     picture = Image.fromarray(frame)
