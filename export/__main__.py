@@ -6,7 +6,37 @@ import argparse
 import sys
 
 
+def recard(argv: list[str]) -> int:
+    """``python -m export recard MODEL.onnx --run runs/multitask``: the card's input and study rules
+    made again (export.card.refresh), the graph untouched, checked by the app's loader before it replaces the file."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from export.card import refresh
+    from export.convert import publish
+    from gui.core.model import load_model
+
+    p = argparse.ArgumentParser(prog="python -m export recard")
+    p.add_argument("model")
+    p.add_argument("--run", default="runs/multitask", help="the run whose series.json holds the study rule")
+    args = p.parse_args(argv)
+    series_file = Path(args.run) / "series.json"
+    series = json.loads(series_file.read_text()) if series_file.exists() else None
+    card = refresh(load_model(args.model).card, series)
+    with tempfile.TemporaryDirectory() as tmp:
+        draft = Path(tmp) / "draft.onnx"
+        shutil.copyfile(args.model, draft)
+        publish(draft, card, args.model)
+    print(f"{args.model}: input rule {card['input']['intensity']}, study rule {card.get('series_rule', {}).get('rule')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["recard"]:
+        return recard(argv[1:])
     p = argparse.ArgumentParser(prog="python -m export", description="Export a trained run to the app's ONNX contract, verified.")
     p.add_argument("run", help="training run folder (runs/NAME)")
     p.add_argument("--out", required=True, help="ONNX file to write")

@@ -130,14 +130,37 @@ def _caution_entry(caution: dict) -> dict:
     }
 
 
+def input_rule() -> dict:
+    """How the app makes the input from a file, in words another tool can reproduce: the intensity
+    rule (stored values to grey levels, once per study) and the range after the preprocessing."""
+    from gui.core.readers.levels import INTENSITY_DESCRIPTION, INTENSITY_RULE
+
+    return {"intensity": INTENSITY_RULE, "intensity_rule": INTENSITY_DESCRIPTION,
+            "range": "RGB 0-255 after gui.core.preprocess.model_input(brain-crop-v1): a square crop around the head, "
+                     "grey levels standardised (background 0, the head's 99.5th percentile 255)"}
+
+
+def refresh(card: dict, series: dict | None) -> dict:
+    """A shipped card with its input rule and study rule made again from the code and the run's
+    ``series.json`` (``python -m export recard``): the graph and every measured figure stay."""
+    out = {**card, "input": {**card["input"], **input_rule()}}
+    if series is not None:
+        out["series_rule"] = _series_entry(series)
+    return out
+
+
 def _series_entry(series: dict) -> dict:
     return {
         **series["rule"],
         "rule": f"a study is a tumour when {series['rule']['run']} consecutive slice(s) reach P(tumour) >= "
                 f"{series['rule']['threshold']:.2f}; its probability is the best such run's lowest slice probability",
-        "chosen_on": "the lgg volumes of three hospitals, each scored by the fold that never saw it; sensitivity "
-                     "first (training/series.py); tumour-free volumes are runs of tumour-free slices at the top or "
+        "chosen_on": "the lgg volumes of three hospitals, each scored by the fold that never saw it; the threshold is "
+                     "the decision threshold (one threshold on every screen), the run length sensitivity first "
+                     "(training/series.py); tumour-free volumes are runs of tumour-free slices at the top or "
                      "bottom of a head",
+        **({"pooled": {k: series["pooled_with_final_rule"][k] for k in ("sensitivity", "specificity",
+                                                                        "key_slice_in_marked_range_pm1")}}
+           if "pooled_with_final_rule" in series else {}),
         "measured_nested": {h: {k: v[k] for k in ("sensitivity", "specificity", "key_slice_in_marked_range_pm1",
                                                   "slice_auc", "tumour_volumes", "tumour_free_volumes")}
                             for h, v in series["hospitals"].items()},
@@ -158,8 +181,7 @@ def build_multitask_card(name: str, version: str, config: dict, folds: dict[str,
         "type_labels": config["type_labels"],
         "input": {"name": "image", "size": config["input_size"], "layout": "NHWC", "dtype": "float32",
                   "preprocessing": config["preprocessing"],
-                  "range": "RGB 0-255 after gui.core.imaging.model_input(brain-crop-v1): a square crop around the head, "
-                           "grey levels standardised (background 0, the head's 99.5th percentile 255)"},
+                  **input_rule()},
         "outputs": {"probabilities": "calibrated P(no tumour), P(tumour) [N, 2]",
                     "cam": "class activation map of both classes [N, 7, 7, 2] (adapter features x classifier kernel)",
                     "embedding": "globally pooled adapter features [N, 256]",

@@ -40,10 +40,11 @@ def stack(n: int | None = None, size: int = 96) -> tuple[np.ndarray, np.ndarray]
 
 def write_dicom_series(folder: Path, images: np.ndarray, uid: str | None = None, names: list[str] | None = None,
                        positions: list[float] | None = None, instance_numbers: list[int] | None = None,
-                       series_number: int = 1) -> list[Path]:
+                       series_number: int = 1, window: tuple[float, float] | None = None,
+                       description: str = "") -> list[Path]:
     """One single-frame MR file per slice, axial (ImageOrientationPatient 1,0,0,0,1,0), slice ``k`` at
-    z = ``positions[k]`` (default 3 mm apart). A patient name is written so a test can check it
-    never leaves the file."""
+    z = ``positions[k]`` (default 3 mm apart), 12-bit values ``16 * image``, with a VOI ``window``
+    (centre, width) when given. A patient name is written so a test can check it never leaves the file."""
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
@@ -68,6 +69,10 @@ def write_dicom_series(folder: Path, images: np.ndarray, uid: str | None = None,
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
         ds.PixelData = (img.astype(np.uint16) * 16).tobytes()
+        if window is not None:
+            ds.WindowCenter, ds.WindowWidth = window
+        if description:
+            ds.SeriesDescription = description
         path = folder / (names[k] if names else f"IM{k:04d}.dcm")
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)

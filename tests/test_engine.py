@@ -12,8 +12,16 @@ from PIL import Image
 
 pytest.importorskip("onnx")
 
-from gui.core import cli, engine  # noqa: E402
+from gui.core import cli, csvout, stream  # noqa: E402
+from gui.core.classifier import (  # noqa: E402
+    DISAGREE_MESSAGE,
+    LOW_CONFIDENCE_MESSAGE,
+    NO_HEAD_MESSAGE,
+    Classifier,
+)
 from gui.core.model import load_model  # noqa: E402
+from gui.core.readers import read_model_image  # noqa: E402
+from gui.core.result import Result  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
 
@@ -36,7 +44,7 @@ def folder(tmp_path) -> Path:
 
 
 def test_bright_is_tumour_dark_is_not(models):
-    clf = engine.Classifier(models)
+    clf = Classifier(models)
     bright = clf.classify_image(np.full((50, 80, 3), 230, np.uint8))
     dark = clf.classify_image(np.full((50, 80, 3), 5, np.uint8))
     assert bright.prediction == "tumor" and bright.tumor_probability > 0.9
@@ -47,10 +55,10 @@ def test_bright_is_tumour_dark_is_not(models):
 
 
 def test_stream_keeps_order_and_reports_bad_files(models, folder):
-    clf = engine.Classifier(models)
-    files = list(engine.collect_files([folder], recursive=True))
+    clf = Classifier(models)
+    files = list(stream.collect_files([folder], recursive=True))
     assert [f.name for f in files] == ["bright.png", "broken.jpg", "dark.jpg", "red.jpg"]
-    results = list(engine.classify_files(files, clf, batch_size=2))
+    results = list(stream.classify_files(files, clf, batch_size=2))
     assert [Path(r.path).name for r in results] == [f.name for f in files]
     broken = results[1]
     assert broken.status == "error" and "damaged" in broken.error and broken.prediction == ""
@@ -60,7 +68,7 @@ def test_stream_keeps_order_and_reports_bad_files(models, folder):
 def test_cancel_stops_between_batches(models, folder):
     files = [folder / "bright.png"] * 40
     seen = []
-    for r in engine.classify_files(files, engine.Classifier(models), batch_size=4,
+    for r in stream.classify_files(files, Classifier(models), batch_size=4,
                                    should_cancel=lambda: len(seen) >= 8):
         seen.append(r)
     assert 8 <= len(seen) < 40
@@ -68,28 +76,28 @@ def test_cancel_stops_between_batches(models, folder):
 
 def test_symlink_loop_does_not_trap_the_scan(models, folder):
     os.symlink(folder, folder / "sub" / "loop")
-    files = list(engine.collect_files([folder], recursive=True))
+    files = list(stream.collect_files([folder], recursive=True))
     assert len(files) == 4
 
 
 def test_csv_columns_and_atomic_refusal(models, folder, tmp_path):
-    clf = engine.Classifier(models)
+    clf = Classifier(models)
     assert clf.columns()[:9] == ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
                                  "tumor_type_confidence", "ood_warning", "error"]
-    assert clf.columns()[9:] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "p_no_tumor", "p_tumor", "p_glioma", "p_meningioma", "p_tumor-type_no_tumor",
+    assert clf.columns()[9:] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "series_description", "p_no_tumor", "p_tumor", "p_glioma", "p_meningioma", "p_tumor-type_no_tumor",
                                  "p_pituitary"]
     out = tmp_path / "r.csv"
-    rows = [clf.row(r) for r in engine.classify_files(engine.collect_files([folder]), clf)]
-    assert engine.write_csv_atomic(out, clf.columns(), rows) == 3
-    with pytest.raises(engine.CsvExistsError):
-        engine.write_csv_atomic(out, clf.columns(), rows)
+    rows = [clf.row(r) for r in stream.classify_files(stream.collect_files([folder]), clf)]
+    assert csvout.write_csv_atomic(out, clf.columns(), rows) == 3
+    with pytest.raises(csvout.CsvExistsError):
+        csvout.write_csv_atomic(out, clf.columns(), rows)
 
     def exploding():
         yield rows[0]
         raise RuntimeError("disk on fire")
 
     with pytest.raises(RuntimeError):
-        engine.write_csv_atomic(out, clf.columns(), exploding(), force=True)
+        csvout.write_csv_atomic(out, clf.columns(), exploding(), force=True)
     assert len(list(csv.DictReader(out.open()))) == 3  # the old file is intact, no temp left behind
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -119,7 +127,7 @@ def test_cli_exit_codes_csv_and_heatmaps(tmp_path, folder, capsys):
 
 def test_cli_ctrl_c_writes_finished_rows(tmp_path, folder, monkeypatch):
     det = make_contract_model(tmp_path / "d.onnx")
-    real = engine.classify_files
+    real = stream.classify_files
 
     def interrupted(*a, **kw):
         for i, r in enumerate(real(*a, **kw)):
@@ -127,7 +135,7 @@ def test_cli_ctrl_c_writes_finished_rows(tmp_path, folder, monkeypatch):
                 raise KeyboardInterrupt
             yield r
 
-    monkeypatch.setattr(engine, "classify_files", interrupted)
+    monkeypatch.setattr(stream, "classify_files", interrupted)
     out = tmp_path / "partial.csv"
     assert run_cli(folder, "--recursive", "--csv", out, "--model", det) == 130
     assert len(list(csv.DictReader(out.open()))) == 2
@@ -136,11 +144,11 @@ def test_cli_ctrl_c_writes_finished_rows(tmp_path, folder, monkeypatch):
 @pytest.mark.parametrize("preprocessing", ["pad-resize", "brain-crop-v1"])
 def test_window_batch_and_training_see_the_same_pixels(tmp_path, preprocessing):
     """A Br35H-sized JPEG (630x630, where draft-mode decoding used to differ): the window's path
-    (open_scan -> frame -> classify_image), the batch path (classify_files) and the training path
+    (open_scan -> images -> classify_image on the model image), the batch path (classify_files) and the training path
     (training.features / training.data through model_input) give identical inputs and answers."""
+    from gui.core.preprocess import model_input
+    from gui.core.readers import open_scan
     from tests.onnx_factory import make_card
-
-    from gui.core.imaging import model_input, open_scan
     from training.data import load_model_image
 
     rng = np.random.default_rng(4)
@@ -148,13 +156,14 @@ def test_window_batch_and_training_see_the_same_pixels(tmp_path, preprocessing):
     Image.fromarray((rng.random((630, 630)) * 200).astype(np.uint8)).save(path, quality=90)
     card = make_card("binary", 64)
     card["input"]["preprocessing"] = preprocessing
-    clf = engine.Classifier([load_model(make_contract_model(tmp_path / "m.onnx", card=card))])
-    frame = open_scan(path).frame()
-    window = clf.classify_image(frame, str(path))
-    (batch,) = list(engine.classify_files([path], clf))
+    clf = Classifier([load_model(make_contract_model(tmp_path / "m.onnx", card=card))])
+    frame, image = open_scan(path).images()
+    assert np.array_equal(frame, image)  # a JPEG's model image is its pixels as stored
+    window = clf.classify_image(image, str(path))
+    (batch,) = list(stream.classify_files([path], clf))
     assert window.probabilities == batch.probabilities and window.geometry == batch.geometry
-    fitted = clf.fit(frame)[(64, preprocessing)].pixels
-    assert np.array_equal(fitted, model_input(frame, 64, preprocessing).pixels)
+    fitted = clf.fit(image)[(64, preprocessing)].pixels
+    assert np.array_equal(fitted, model_input(image, 64, preprocessing).pixels)
     if preprocessing == "pad-resize":
         assert np.array_equal(fitted, load_model_image(path, 64))
 
@@ -165,12 +174,12 @@ def test_a_card_caution_band_flags_answers_near_the_threshold(tmp_path):
 
     card = make_card("binary", 64)
     card["caution"] = {"band_half_width": 0.45}
-    clf = engine.Classifier([load_model(make_contract_model(tmp_path / "c.onnx", card=card))])
+    clf = Classifier([load_model(make_contract_model(tmp_path / "c.onnx", card=card))])
     sure = clf.classify_image(np.full((64, 64, 3), 250, np.uint8))
     unsure = clf.classify_image(np.full((64, 64, 3), 50, np.uint8))
     assert abs(unsure.tumor_probability - 0.5) < 0.45 <= abs(sure.tumor_probability - 0.5)
-    assert engine.LOW_CONFIDENCE_MESSAGE in unsure.ood_warning and sure.ood_warning == ""
-    plain = engine.Classifier([load_model(make_contract_model(tmp_path / "p.onnx"))])
+    assert LOW_CONFIDENCE_MESSAGE in unsure.ood_warning and sure.ood_warning == ""
+    plain = Classifier([load_model(make_contract_model(tmp_path / "p.onnx"))])
     assert plain.classify_image(np.full((64, 64, 3), 50, np.uint8)).ood_warning == ""
     card["caution"] = {"band_half_width": "wide"}
     with pytest.raises(ModelContractError, match="caution band"):
@@ -180,20 +189,20 @@ def test_a_card_caution_band_flags_answers_near_the_threshold(tmp_path):
 def test_heads_that_disagree_are_said_in_the_row_and_the_caution(tmp_path):
     """The multi-task factory model: the detector calls a uniform grey of 0.22 a tumour (mean above
     ~0.19) while its map stays below 0.5 everywhere (sigmoid(8 * 0.22 - 2) < 0.5)."""
-    clf = engine.Classifier([load_model(make_contract_model(tmp_path / "mt.onnx", multitask=True))])
+    clf = Classifier([load_model(make_contract_model(tmp_path / "mt.onnx", multitask=True))])
     cols = clf.columns()
-    assert cols[len(engine.CSV_COLUMNS)] == engine.DISAGREE_COLUMN and cols[len(engine.CSV_COLUMNS) + 4].startswith("p_")
+    assert cols[len(csvout.CSV_COLUMNS)] == csvout.DISAGREE_COLUMN and cols[len(csvout.CSV_COLUMNS) + 1 + len(csvout.STUDY_COLUMNS)].startswith("p_")
     torn = clf.classify_image(np.full((64, 64, 3), 56, np.uint8))
     clear = clf.classify_image(np.full((64, 64, 3), 250, np.uint8))
-    assert torn.prediction == "tumor" and torn.models_disagree and engine.DISAGREE_MESSAGE in torn.ood_warning
-    assert clear.models_disagree is False and clf.row(clear)[engine.DISAGREE_COLUMN] == "no"
-    assert clf.row(torn)[engine.DISAGREE_COLUMN] == "yes"
-    assert clf.row(engine.Result(path="x", status="error", error="bad"))[engine.DISAGREE_COLUMN] == ""
+    assert torn.prediction == "tumor" and torn.models_disagree and DISAGREE_MESSAGE in torn.ood_warning
+    assert clear.models_disagree is False and clf.row(clear)[csvout.DISAGREE_COLUMN] == "no"
+    assert clf.row(torn)[csvout.DISAGREE_COLUMN] == "yes"
+    assert clf.row(Result(path="x", status="error", error="bad"))[csvout.DISAGREE_COLUMN] == ""
 
 
 def test_a_detector_and_a_type_model_that_disagree(models):
     """The pair: the type model's own P(no tumour) against the detector's answer."""
-    clf = engine.Classifier(models)
+    clf = Classifier(models)
     r = clf.classify_image(np.full((50, 80, 3), 230, np.uint8))
     p_no = r.probabilities[clf.typer.name]["no_tumor"]
     assert r.models_disagree == ((r.prediction == "tumor") == (p_no >= 0.5))
@@ -222,14 +231,13 @@ def test_a_blank_frame_gets_a_caution_not_a_confident_answer(tmp_path):
 
     card = make_card("binary", 64)
     card["input"]["preprocessing"] = "brain-crop-v1"
-    clf = engine.Classifier([load_model(make_contract_model(tmp_path / "b.onnx", card=card))])
+    clf = Classifier([load_model(make_contract_model(tmp_path / "b.onnx", card=card))])
     blank = clf.classify_image(np.zeros((1, 1, 3), np.uint8))
-    assert engine.NO_HEAD_MESSAGE in blank.ood_warning
+    assert NO_HEAD_MESSAGE in blank.ood_warning
     from tests.conftest import brain_like
-    from gui.core.imaging import read_image
 
-    head = clf.classify_image(read_image(brain_like(tmp_path / "h.png", tumour=False)))
-    assert engine.NO_HEAD_MESSAGE not in head.ood_warning
+    head = clf.classify_image(read_model_image(brain_like(tmp_path / "h.png", tumour=False)))
+    assert NO_HEAD_MESSAGE not in head.ood_warning
 
 
 def test_the_window_command_help_names_the_headless_command_from_its_parser(capsys):

@@ -18,7 +18,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from gui.app.window import MainWindow  # noqa: E402
-from gui.core.engine import Classifier  # noqa: E402
+from gui.core.classifier import Classifier  # noqa: E402
 from gui.core.model import load_model  # noqa: E402
 from tests.conftest import brain_like
 from tests.onnx_factory import make_contract_model  # noqa: E402
@@ -209,7 +209,7 @@ def test_an_older_answer_arriving_late_is_dropped(window, qtbot, scans):
     window.open_path(str(scans / "clear.jpg"))
     qtbot.waitUntil(lambda: window.result is not None and window.result.path.endswith("clear.jpg"), timeout=10000)
     shown = window.result
-    from gui.core.imaging import open_scan
+    from gui.core.readers import open_scan
 
     old_scan = open_scan(scans / "tumour.png")
     old = window.classifier.classify_image(old_scan.frame(), str(scans / "tumour.png"))

@@ -16,8 +16,8 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 from gui.app import main as app_main  # noqa: E402
 from gui.app.window import MainWindow  # noqa: E402
 from gui.core.model import load_model  # noqa: E402
+from tests.hostile_factory import block_network, digest_tree, hostile_corpus  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
-from tests.test_reliability import block_network, digest_tree, hostile_corpus  # noqa: E402
 
 
 @pytest.fixture

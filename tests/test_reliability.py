@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -15,102 +12,18 @@ from PIL import Image
 
 pytest.importorskip("onnx")
 
-from gui.core import cli, engine  # noqa: E402
-from gui.core.imaging import ImageReadError, read_image  # noqa: E402
+from gui.core import cli, csvout, stream  # noqa: E402
+from gui.core.classifier import Classifier
 from gui.core.model import ModelContractError, load_model  # noqa: E402
+from gui.core.readers import ImageReadError, read_image
+from tests.hostile_factory import block_network, digest_tree, hostile_corpus, png_bytes  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
-
-
-def png_bytes(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
-def hostile_corpus(root: Path) -> dict[str, str]:
-    """Write the hostile inputs; returns file name -> expected status ('ok' or 'error')."""
-    import nibabel as nib
-    import pydicom
-    from pydicom.data import get_testdata_file
-
-    root.mkdir(parents=True, exist_ok=True)
-    expect: dict[str, str] = {}
-
-    def put(name: str, data: bytes, status: str) -> None:
-        (root / name).write_bytes(data)
-        expect[name] = status
-
-    rgb = Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
-    put("zero.jpg", b"", "error")
-    put("truncated.jpg", png_bytes(rgb, "JPEG")[:300], "error")
-    put("truncated.png", png_bytes(rgb)[:200], "error")
-    put("text.jpg", b"Dear radiologist, this is not an image.\n", "error")
-    (root / "scan.png").mkdir()
-    expect["scan.png"] = "error"
-    put("deep16.png", png_bytes(Image.fromarray(np.arange(4096, dtype=np.uint16).reshape(64, 64) * 16)), "ok")
-    put("palette.png", png_bytes(rgb.convert("P")), "ok")
-    put("rgba.png", png_bytes(rgb.convert("RGBA")), "ok")
-    put("cmyk.jpg", png_bytes(rgb.convert("CMYK"), "JPEG"), "ok")
-    put("one_pixel.png", png_bytes(Image.new("L", (1, 1), 128)), "ok")
-    put("bomb.png", png_bytes(Image.new("1", (20000, 20000))), "error")
-    frames = [Image.new("L", (32, 32), v) for v in (20, 220)]
-    gif = io.BytesIO()
-    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
-    put("animated.gif", gif.getvalue(), "ok")
-    exif = Image.Exif()
-    exif[0x0112] = 8
-    put("exif_rotated.jpg", png_bytes(rgb, "JPEG", exif=exif), "ok")
-
-    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
-    ds.PatientName = "Müller^Zoë^José"
-    ds.PatientID = "SECRET-ID-4711"
-    ds.save_as(root / "non_ascii_patient.dcm")
-    expect["non_ascii_patient.dcm"] = "ok"
-    ds.PhotometricInterpretation = "MONOCHROME1"
-    ds.RescaleSlope, ds.RescaleIntercept = 3, -50
-    ds.save_as(root / "mono1_rescaled.dcm")
-    expect["mono1_rescaled.dcm"] = "ok"
-    del ds.PixelData
-    ds.save_as(root / "no_pixels.dcm")
-    expect["no_pixels.dcm"] = "error"
-    put("jpegls.dcm", Path(get_testdata_file("MR_small_jpeg_ls_lossless.dcm")).read_bytes(), "error")
-
-    vol = np.random.default_rng(1).random((20, 16, 6, 2)).astype(np.float32)
-    vol[:4, :4] = np.nan
-    for name, data in [("flat.nii", vol[:, :, 0, 0]), ("vol.nii", vol[..., 0]), ("series.nii", vol)]:
-        nib.save(nib.Nifti1Image(data, np.eye(4)), root / name)
-        expect[name] = "ok"
-    nib.save(nib.Nifti1Image(np.full((8, 8, 3), np.nan, np.float32), np.eye(4)), root / "all_nan.nii")
-    expect["all_nan.nii"] = "error"
-    (root / "spaced ünïcode 日本.png").write_bytes(png_bytes(rgb))
-    expect["spaced ünïcode 日本.png"] = "ok"
-    return expect
 
 
 @pytest.fixture
 def classifier(tmp_path):
-    return engine.Classifier([load_model(make_contract_model(tmp_path / "d.onnx")),
+    return Classifier([load_model(make_contract_model(tmp_path / "d.onnx")),
                               load_model(make_contract_model(tmp_path / "t.onnx", "tumor-type"))])
-
-
-def block_network(monkeypatch) -> list:
-    """Make every connection or name lookup fail (and record it), as on an offline workstation."""
-    attempts: list = []
-
-    def refuse(*a, **k):
-        attempts.append(a)
-        raise OSError("network access attempted")
-
-    for name in ("connect", "connect_ex", "sendto"):
-        monkeypatch.setattr(socket.socket, name, refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    return attempts
-
-
-def digest_tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
 def test_hostile_corpus_gives_a_row_each_and_the_batch_goes_on(tmp_path, classifier):
@@ -118,7 +31,7 @@ def test_hostile_corpus_gives_a_row_each_and_the_batch_goes_on(tmp_path, classif
     expect = hostile_corpus(corpus)
     os.symlink(corpus, corpus / "loop")  # a symlink loop inside the batch folder
     files = sorted(corpus.iterdir())
-    results = {Path(r.path).name: r for r in engine.classify_files(files, classifier, batch_size=4)}
+    results = {Path(r.path).name: r for r in stream.classify_files(files, classifier, batch_size=4)}
     assert set(expect) <= set(results)
     for name, status in expect.items():
         r = results[name]
@@ -128,7 +41,7 @@ def test_hostile_corpus_gives_a_row_each_and_the_batch_goes_on(tmp_path, classif
     assert "no decoder" in results["jpegls.dcm"].error
     assert "pixel" in results["no_pixels.dcm"].error and "limit" in results["bomb.png"].error
     out = tmp_path / "results.csv"
-    engine.write_csv_atomic(out, classifier.columns(), [classifier.row(r) for r in results.values()])
+    csvout.write_csv_atomic(out, classifier.columns(), [classifier.row(r) for r in results.values()])
     text = out.read_text(encoding="utf-8")
     assert "Müller" not in text and "SECRET-ID" not in text  # no patient identifiers in the CSV
 
@@ -156,7 +69,7 @@ def test_ten_thousand_tiny_files(tmp_path, classifier):
         (folder / f"f{i:05d}.png").write_bytes(data)
     (folder / "f05000.png").write_bytes(b"broken")
     n = failed = 0
-    for r in engine.classify_files(engine.collect_files([folder]), classifier, batch_size=64):
+    for r in stream.classify_files(stream.collect_files([folder]), classifier, batch_size=64):
         n += 1
         failed += not r.ok
     assert (n, failed) == (10_000, 1)
@@ -182,10 +95,10 @@ def test_model_faults_are_refused_with_a_reason(tmp_path):
 def test_fuzzed_bytes_only_raise_the_readers_error(tmp_path):
     """Mutated bytes of real JPEG, PNG, DICOM and NIfTI files: a result or an ImageReadError, nothing else."""
     pytest.importorskip("hypothesis")
-    from hypothesis import HealthCheck, given, settings, strategies as st
-    from pydicom.data import get_testdata_file
-
     import nibabel
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from pydicom.data import get_testdata_file
 
     rgb = Image.fromarray((np.random.default_rng(3).random((48, 40, 3)) * 255).astype(np.uint8))
     seeds = [png_bytes(rgb, "JPEG"), png_bytes(rgb), Path(get_testdata_file("MR_small.dcm")).read_bytes(),

@@ -11,18 +11,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gui.core import engine
-from gui.core.imaging import DicomSeries, ImageReadError, display_plan, open_item, open_scan, open_study
+from gui.core import stream
+from gui.core.classifier import Classifier
 from gui.core.model import load_model
-from gui.core.study import StudyRule, format_ranges, study_score, summarise, tumour_ranges
+from gui.core.readers import (
+    DicomSeries,
+    ImageReadError,
+    open_item,
+    open_scan,
+    open_study,
+)
+from gui.core.readers.orientation import display_plan
 from gui.core.result import Result
+from gui.core.study import (
+    StudyRule,
+    format_ranges,
+    study_score,
+    summarise,
+    tumour_ranges,
+)
 from tests.onnx_factory import make_contract_model
 from tests.series_factory import stack, write_dicom_series, write_nifti
 
 
 @pytest.fixture
-def classifier(tmp_path) -> engine.Classifier:
-    return engine.Classifier([load_model(make_contract_model(tmp_path / "d.onnx", multitask=True))])
+def classifier(tmp_path) -> Classifier:
+    return Classifier([load_model(make_contract_model(tmp_path / "d.onnx", multitask=True))])
 
 
 def grey(frame: np.ndarray) -> np.ndarray:
@@ -103,12 +117,12 @@ def test_dicom_series_ordered_by_position_from_shuffled_files(tmp_path):
     files = write_dicom_series(tmp_path / "s", images[order],
                                names=[f"x{random.Random(k).randint(0, 10**6):07d}_{k}.dcm" for k in range(12)],
                                positions=[3.0 * k for k in order], instance_numbers=[100 - k for k in range(12)])
-    items = list(engine.collect_files([tmp_path / "s"]))
+    items = list(stream.collect_files([tmp_path / "s"]))
     assert len(items) == 1 and isinstance(items[0], DicomSeries)
     scan = open_item(items[0])
     assert scan.is_study and scan.n_frames == 12 and scan.notes == []
     for k in range(12):  # slice k is the file at the k-th position from the feet up, shown as stored
-        assert np.array_equal(scan.frame(k), open_scan(files[order.index(k)]).frame(0)), k
+            assert np.array_equal(scan.plane(k).values, open_scan(files[order.index(k)]).plane(0).values), k
     assert same_picture(grey(scan.frame(6)), images[6])
     assert "Doe" not in repr(scan.info) and "SECRET" not in repr(scan.info)
     # opening one file of the series in the window opens the whole series
@@ -119,7 +133,7 @@ def test_a_missing_slice_is_said_and_the_rest_scored(tmp_path, classifier):
     images, _ = stack(10, size=48)
     keep = [k for k in range(10) if k != 6]
     write_dicom_series(tmp_path / "s", images[keep], positions=[3.0 * k for k in keep])
-    [r] = list(engine.classify_files(engine.collect_files([tmp_path / "s"]), classifier))
+    [r] = list(stream.classify_files(stream.collect_files([tmp_path / "s"]), classifier))
     assert r.ok and r.n_slices == 9
     assert "1 slice(s) missing between slices 5 and 6" in r.ood_warning
 
@@ -130,22 +144,22 @@ def test_slices_of_different_sizes_are_an_error_row_with_the_reason(tmp_path, cl
     write_dicom_series(tmp_path / "s", images, uid=uid)
     small, _ = stack(2, size=32)
     write_dicom_series(tmp_path / "s", small, uid=uid, names=["Z1.dcm", "Z2.dcm"], positions=[12.0, 15.0])
-    [r] = list(engine.classify_files(engine.collect_files([tmp_path / "s"]), classifier))
+    [r] = list(stream.classify_files(stream.collect_files([tmp_path / "s"]), classifier))
     assert r.status == "error" and "different sizes" in r.error and "48x48" in r.error and "32x32" in r.error
 
 
 def test_a_4d_file_is_scored_on_its_first_volume_and_says_so(tmp_path, classifier):
     images, _ = stack(5, size=40)
     write_nifti(tmp_path / "f.nii.gz", images, volumes=3)
-    [r] = list(engine.classify_files([tmp_path / "f.nii.gz"], classifier))
+    [r] = list(stream.classify_files([tmp_path / "f.nii.gz"], classifier))
     assert r.ok and r.n_slices == 5 and "only volume 1 of 3" in r.ood_warning
 
 
-def test_a_one_slice_volume_is_a_study_of_one(tmp_path, classifier):
+def test_a_one_slice_volume_is_an_image_not_a_study(tmp_path, classifier):
     images, _ = stack(1, size=40)
     write_nifti(tmp_path / "one.nii", images)
-    [r] = list(engine.classify_files([tmp_path / "one.nii"], classifier))
-    assert r.ok and (r.n_slices, r.max_slice) == (1, 0)
+    [r] = list(stream.classify_files([tmp_path / "one.nii"], classifier))
+    assert r.ok and not r.is_study and (r.n_slices, r.max_slice) == (None, None)
 
 
 # ---------------------------------------------------------------- scoring
@@ -158,7 +172,7 @@ def test_the_key_slice_is_the_most_suspicious_and_slices_cost_what_images_cost(t
     images = (images // 4).astype(np.uint8)
     images[6] = np.maximum(images[6], 200)
     path = write_nifti(tmp_path / "v.nii", images)
-    [r] = list(engine.classify_files([path], classifier))
+    [r] = list(stream.classify_files([path], classifier))
     assert r.max_slice == 6 and r.prediction == "tumor" and r.tumor_slices.startswith("6")
     scan = open_scan(path)
     alone = classifier.classify_image(scan.frame(6))
@@ -185,7 +199,8 @@ def test_headless_rows_per_study_and_per_slice(tmp_path):
     by_slices = sorted((r["n_slices"], Path(r["path"]).suffix) for r in rows)
     assert by_slices == [("", ".png"), ("5", ".dcm"), ("6", ".nii"), ("8", ".dcm")]
     header = out.read_text().splitlines()[0].split(",")
-    assert header[9:13] == ["models_disagree", "n_slices", "max_slice", "tumor_slices"] and header[13].startswith("p_")
+    assert header[9:14] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "series_description"]
+    assert header[14].startswith("p_")
     slices = list(csv.DictReader(per.open()))
     assert len(slices) == 8 + 5 + 6 and list(slices[0])[:3] == ["path", "slice", "status"]
     assert "Doe" not in out.read_text() + per.read_text() and "SECRET" not in out.read_text()
@@ -204,10 +219,10 @@ def test_a_thousand_slice_volume_streams_in_flat_memory(tmp_path):
     code = (
         "import tracemalloc, sys\n"
         "from pathlib import Path\n"
-        "from gui.core import engine\nfrom gui.core.model import load_model\n"
-        f"clf = engine.Classifier([load_model(Path({str(model)!r}))])\n"
+        "from gui.core import stream\nfrom gui.core.classifier import Classifier\nfrom gui.core.model import load_model\n"
+        f"clf = Classifier([load_model(Path({str(model)!r}))])\n"
         "tracemalloc.start()\n"
-        f"[r] = list(engine.classify_files([Path({str(tmp_path / 'big.nii')!r})], clf))\n"
+        f"[r] = list(stream.classify_files([Path({str(tmp_path / 'big.nii')!r})], clf))\n"
         "assert r.ok and r.n_slices == 1000, r\n"
         "print(tracemalloc.get_traced_memory()[1] / 1e6)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -222,7 +237,7 @@ def test_the_study_rule_comes_from_the_card(tmp_path):
     card = make_card("binary", 64)
     card["series_rule"] = {"run": 3, "threshold": 0.8}
     m = load_model(make_contract_model(tmp_path / "r.onnx", card=card))
-    assert engine.Classifier([m]).study_rule == StudyRule(3, 0.8)
+    assert Classifier([m]).study_rule == StudyRule(3, 0.8)
     card["series_rule"] = {"run": 0, "threshold": 0.8}
     from gui.core.model import ModelContractError
 
@@ -235,10 +250,10 @@ def test_the_study_rule_comes_from_the_card(tmp_path):
 def test_unreadable_series_file_is_a_slice_error_not_a_lost_study(tmp_path, classifier):
     images, _ = stack(6, size=48)
     paths = write_dicom_series(tmp_path / "s", images)
-    items = list(engine.collect_files([tmp_path / "s"]))
+    items = list(stream.collect_files([tmp_path / "s"]))
     raw = paths[3].read_bytes()
     paths[3].write_bytes(raw[: len(raw) - 2000])  # pixel data cut after grouping
-    [r] = list(engine.classify_files(items, classifier))
+    [r] = list(stream.classify_files(items, classifier))
     assert r.ok and r.n_slices == 6 and "1 of 6 slices could not be read (slice 3" in r.ood_warning
     assert r.slices[3].status == "error"
     with pytest.raises(ImageReadError):
@@ -256,7 +271,7 @@ def test_a_multi_frame_dicom_is_one_study(tmp_path, classifier):
     ds.save_as(tmp_path / "multi.dcm")
     scan = open_scan(tmp_path / "multi.dcm")
     assert scan.is_study and scan.n_frames == 7
-    [r] = list(engine.classify_files([tmp_path / "multi.dcm"], classifier))
+    [r] = list(stream.classify_files([tmp_path / "multi.dcm"], classifier))
     assert r.ok and r.n_slices == 7 and len(r.slices) == 7 and 0 <= r.max_slice < 7
-    [s] = list(engine.classify_files([one], classifier))  # a lone single-frame DICOM stays a single image
+    [s] = list(stream.classify_files([one], classifier))  # a lone single-frame DICOM stays a single image
     assert s.ok and s.n_slices is None and classifier.row(s)["n_slices"] == ""

@@ -15,7 +15,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from gui.core.imaging import is_image_file, model_input, read_image
+from gui.core.preprocess import model_input
+from gui.core.readers import is_image_file, read_model_image
 
 IMAGE_SIZE = 224
 
@@ -92,7 +93,7 @@ def discover_all(data_dirs: Sequence[str | Path]) -> tuple[list[Item], dict[str,
 
 def load_model_image(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:
     """The model input for one file: the app's reader, then the app's square fit."""
-    return model_input(read_image(path), size, "pad-resize").pixels
+    return model_input(read_model_image(path), size, "pad-resize").pixels
 
 
 def load_images(files: Iterable[Path], size: int, cache_dir: Path | None = None) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from gui.core.imaging import ImageReadError, open_scan
+from gui.core.readers import ImageReadError, open_scan
 from training.data import Item
 
 HASH_SIZE = 16  # 16x16 difference hash: 256 bits

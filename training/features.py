@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from gui.core.imaging import Geometry, ModelInput, model_input, read_image
+from gui.core.preprocess import Geometry, ModelInput, model_input
+from gui.core.readers import open_scan
 
 PREPROCESSING = "brain-crop-v1"
 SIZE = 224
@@ -46,8 +47,8 @@ def backbone(weights: str | Path):
 def item_input(doc: dict, rec: dict) -> tuple[np.ndarray, ModelInput]:
     """A catalogue item's displayed frame and its model input, exactly as the app makes them: the
     one path used by feature extraction, export verification and the figures."""
-    frame = read_image(Path(doc["datasets"][rec["dataset"]]) / rec["path"])
-    return frame, model_input(frame, SIZE, PREPROCESSING)
+    frame, image = open_scan(Path(doc["datasets"][rec["dataset"]]) / rec["path"]).images()
+    return frame, model_input(image, SIZE, PREPROCESSING)
 
 
 def augment(pixels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:

@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 from scipy.special import softmax
 
+from training import catalogue
+from training import features as feats
 from training.calibrate import fit_temperature
-from training import catalogue, features as feats
 from training.metrics import classification_metrics
 
 # Keras warns on every call that a single-input model got a tensor rather than a list: noise.
@@ -232,8 +233,8 @@ def heatmap_faithfulness(doc: dict, idx: np.ndarray, pred: dict, meta: dict) -> 
     from PIL import Image
     from scipy.ndimage import distance_transform_edt
 
-    from gui.core.imaging import Geometry
     from gui.core.overlay import heat_to_frame, normalise_cam
+    from gui.core.preprocess import Geometry
 
     res: dict[str, dict[str, list]] = {}
     roots = doc["datasets"]

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gui.core import engine
+from gui.core import stream
+from gui.core.classifier import Classifier
 from gui.core.model import load_model
-from training import catalogue, split as splits
+from training import catalogue
+from training import split as splits
 from training.metrics import classification_metrics
 
 
@@ -23,8 +25,8 @@ def score_models(model_paths: list[str], catalogue_path: str, fold: str) -> dict
     idx = catalogue.fold(doc, None if fold == "in-distribution" else fold)["test"]
     items = [doc["items"][i] for i in idx]
     files = [Path(doc["datasets"][r["dataset"]]) / r["path"] for r in items]
-    classifier = engine.Classifier([load_model(p) for p in model_paths])
-    p_tumor = np.array([r.tumor_probability for r in engine.classify_files(files, classifier)], np.float64)
+    classifier = Classifier([load_model(p) for p in model_paths])
+    p_tumor = np.array([r.tumor_probability for r in stream.classify_files(files, classifier)], np.float64)
     y = np.array([r["label"] == "tumor" for r in items], np.int64)
     probs = np.stack([1 - p_tumor, p_tumor], axis=1)
     out = classification_metrics(y, probs, ["no_tumor", "tumor"], ["no_tumor"])

@@ -16,9 +16,12 @@ Volumes built:
 
 Rule family (what :mod:`gui.core.study` applies): the study says "tumour" when ``k`` consecutive
 slices have P(tumour) >= ``t``; the study probability is the best such run's lowest slice
-probability (``k = 1``: the maximum), so the verdict and its probability never contradict. The key
-slice is the slice of highest probability. ``(k, t)`` is chosen sensitivity first (see :func:`choose`),
-nested: each hospital's figures come from the rule chosen on the other two.
+probability (``k = 1``: the maximum). The key slice is the slice of highest probability. ``t`` is
+the detector's decision threshold, so one threshold is on every screen: a rule at another
+threshold would say "no tumour" for a study whose probability says tumour is more likely (or the
+reverse), and a slice's own answer would contradict the study's. ``k`` is chosen sensitivity first
+(see :func:`choose`), nested: each hospital's figures come from the rule chosen on the other two;
+:func:`threshold_grid` keeps the figures of free thresholds for comparison.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gui.core.classifier import Classifier
 from gui.core.study import StudyRule, key_slice, study_score, tumour_ranges
 from training import split as splits
 from training.metrics import roc_auc
@@ -39,6 +43,8 @@ MIN_FREE_SLICES = 8
 MIN_SENSITIVITY = 0.95
 RUN_LENGTHS = (1, 2, 3, 4, 5)
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.30, 0.96, 0.05))
+#: The detector's decision threshold (``decision_threshold`` of the exported card): the study's too.
+DECISION_THRESHOLD = 0.5
 
 
 def volumes(run: Path, catalogue_path: str) -> dict[str, list[dict]]:
@@ -97,13 +103,13 @@ def evaluate(records: list[dict], rule: StudyRule) -> dict:
             "key_slice_in_marked_range_pm1": float(np.mean(hits)), "range_jaccard": float(np.mean(overlaps))}
 
 
-def choose(records: list[dict]) -> StudyRule:
+def choose(records: list[dict], thresholds: tuple[float, ...] = (DECISION_THRESHOLD,)) -> StudyRule:
     """Sensitivity first (a missed tumour volume costs more than a second look): among the rules that
     find at least MIN_SENSITIVITY of the tumour volumes, the most specific (ties: better balanced
     accuracy, fewer slices, lower threshold); with none, the best balanced accuracy."""
     scored = []
     for k in RUN_LENGTHS:
-        for t in THRESHOLDS:
+        for t in thresholds:
             e = evaluate(records, StudyRule(k, t))
             scored.append((e["sensitivity"] >= MIN_SENSITIVITY, e["specificity"] if e["sensitivity"] >= MIN_SENSITIVITY
                            else e["balanced_accuracy"], e["balanced_accuracy"], -k, -t))
@@ -128,6 +134,9 @@ def analyse(run_dir: str, catalogue_path: str) -> dict:
     final = choose(every)
     out["rule"] = final.as_dict()
     out["pooled_with_final_rule"] = evaluate(every, final)
+    out["pooled_by_run_length"] = {f"k={k}": evaluate(every, StudyRule(k, DECISION_THRESHOLD)) for k in RUN_LENGTHS}
+    free = choose(every, THRESHOLDS)
+    out["free_threshold_for_comparison"] = {"rule": free.as_dict(), "pooled": evaluate(every, free)}
     return out
 
 
@@ -161,7 +170,7 @@ def app_pipeline_check(model_paths: list[str], run_dir: str, catalogue_path: str
 
     from PIL import Image
 
-    from gui.core import engine
+    from gui.core import stream
     from gui.core.model import load_model
 
     items = splits.load(catalogue_path)["items"]
@@ -171,7 +180,7 @@ def app_pipeline_check(model_paths: list[str], run_dir: str, catalogue_path: str
     for i, r in enumerate(items):
         if r["dataset"] == "lgg":
             per_patient[r["patient"]].append(i)
-    classifier = engine.Classifier([load_model(p) for p in model_paths])
+    classifier = Classifier([load_model(p) for p in model_paths])
     diffs, found, hits, n = [], 0, 0, 0
     with tempfile.TemporaryDirectory() as tmp:
         for patient, idx in sorted(per_patient.items()):
@@ -179,7 +188,7 @@ def app_pipeline_check(model_paths: list[str], run_dir: str, catalogue_path: str
                 continue  # a patient of the training part (or split across parts)
             idx.sort(key=lambda i: items[i]["slice"])
             images = np.stack([np.asarray(Image.open(Path(data_root) / items[i]["path"]).convert("L")) for i in idx])
-            [study] = list(engine.classify_files([write_volume(Path(tmp) / f"{patient}.nii", images)], classifier))
+            [study] = list(stream.classify_files([write_volume(Path(tmp) / f"{patient}.nii", images)], classifier))
             diffs.append(np.abs([s.tumor_probability - alone[i] for s, i in zip(study.slices, idx)]))
             marked = [k for k, i in enumerate(idx) if items[i]["label"] == "tumor"]
             n += 1

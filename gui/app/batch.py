@@ -5,18 +5,40 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt, QThreadPool, Signal)
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    QThreadPool,
+    Signal,
+)
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
-                               QProgressBar, QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
-from gui.core import engine
 from gui.app import theme
 from gui.app.formatting import ANSWERS, percent
 from gui.app.histogram import ProbabilityHistogram
 from gui.app.thumbnails import PictureCache
 from gui.app.viewer import ImageViewer
 from gui.app.workers import BatchWorker, ExportWorker
+from gui.core.classifier import Classifier
+from gui.core.result import Result
 
 THUMBNAIL = 64
 
@@ -32,8 +54,8 @@ class ResultsModel(QAbstractTableModel):
 
     def __init__(self) -> None:
         super().__init__()
-        self.results: list[engine.Result] = []
-        self.classifier: engine.Classifier | None = None
+        self.results: list[Result] = []
+        self.classifier: Classifier | None = None
         self.failed = 0
         self.tally: Counter[str] = Counter()  # running counts for the summary: no rescans per update
         self.probabilities: list[float] = []
@@ -90,7 +112,7 @@ class ResultsModel(QAbstractTableModel):
             return QColor(theme.colour("error"))
         return None
 
-    def extend(self, results: list[engine.Result]) -> None:
+    def extend(self, results: list[Result]) -> None:
         self.beginInsertRows(QModelIndex(), len(self.results), len(self.results) + len(results) - 1)
         for k, r in enumerate(results, start=len(self.results)):
             self._rows_of.setdefault(r.path, []).append(k)
@@ -104,7 +126,7 @@ class ResultsModel(QAbstractTableModel):
         self.failed = self.tally["failed"]
         self.endInsertRows()
 
-    def clear(self, classifier: engine.Classifier | None = None) -> None:
+    def clear(self, classifier: Classifier | None = None) -> None:
         self.beginResetModel()
         self.results = []
         self.classifier = classifier

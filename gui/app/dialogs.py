@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QTabWidget,
-                               QTextBrowser, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QPlainTextEdit,
+    QTabWidget,
+    QTextBrowser,
+    QVBoxLayout,
+)
 
 from gui.app.formatting import measured_percent
 from gui.core.model import Model

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import onnxruntime  # noqa: F401  (import before Qt: a known DLL clash on Windows otherwise)
 
-from gui.core.logs import APPLICATION, LOG_NAME, ORGANISATION, attach_log_file, log, log_dir
+from gui.core.logs import (
+    APPLICATION,
+    LOG_NAME,
+    ORGANISATION,
+    attach_log_file,
+    log,
+    log_dir,
+)
 from gui.core.model import ModelContractError, load_model
 from gui.core.resources import assets_dir, bundled_models
 

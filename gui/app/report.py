@@ -18,10 +18,10 @@ from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
 from gui.app.formatting import ANSWERS, group_title, measured_percent, percent
 from gui.app.strip import strip_image
 from gui.app.viewer import to_qimage
-from gui.core.engine import Classifier
-from gui.core.imaging import Scan
+from gui.core.classifier import Classifier
 from gui.core.model import DISCLAIMER
 from gui.core.overlay import blend, heat_to_frame
+from gui.core.readers import Scan
 from gui.core.result import Result
 
 #: Width of each picture, in the document's units (CSS pixels): two side by side fit the A4 text column.

@@ -14,8 +14,8 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPixmap
 
 from gui.app.viewer import to_qimage
-from gui.core.imaging import ImageReadError
 from gui.core.overlay import result_picture
+from gui.core.readers import ImageReadError
 from gui.core.result import Result
 
 

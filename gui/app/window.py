@@ -7,22 +7,38 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QThreadPool
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QPixmap
-from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QMainWindow, QMessageBox, QProgressBar, QSlider, QSplitter, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QSlider,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
+from gui.app import theme
 from gui.app.batch import BatchPanel
 from gui.app.dialogs import ModelCardDialog
-from gui.app import theme
 from gui.app.formatting import ANSWERS, group_title, percent
 from gui.app.strip import SliceStrip
 from gui.app.viewer import ImageViewer, to_qimage
 from gui.app.workers import OpenWorker, ReportWorker, StudyWorker
-from gui.core.engine import TYPE_GROUP_SUFFIX, Classifier
-from gui.core.result import Result
-from gui.core.imaging import IMAGE_SUFFIXES, Scan
+from gui.core.classifier import TYPE_GROUP_SUFFIX, Classifier
 from gui.core.model import DISCLAIMER, Model, ModelContractError, load_model
 from gui.core.overlay import COLORMAPS, blend, colormap_lut, heat_to_frame
+from gui.core.readers import IMAGE_SUFFIXES, Scan
+from gui.core.result import Result
+from gui.core.study import StudyRule
 
 MAX_RECENT = 10
 
@@ -114,13 +130,20 @@ class ResultPanel(QWidget):
         caution = f"<br>⚠ {study.ood_warning}" if study.ood_warning else ""
         self.study.setText(
             f"<span style='font-size: 17px; font-weight: bold; color: {colour};'>Study: "
-            f"{ANSWERS.get(study.prediction, '')}</span> ({percent(study.tumor_probability)})<br>"
+            f"{ANSWERS.get(study.prediction, '')}</span> (tumour probability {percent(study.tumor_probability)})<br>"
             f"Tumour evidence {where}; most suspicious: slice <b>{study.max_slice}</b> of 0–{n - 1}.{caution}")
 
-    def show_result(self, r: Result, scan: Scan | None) -> None:
+    def show_result(self, r: Result, scan: Scan | None, rule: StudyRule | None = None, threshold: float = 0.5) -> None:
+        """A file's or slice's own answer. In a study judged by a rule other than "any slice at the
+        decision threshold", the slice line gives its probability against the study's threshold
+        instead of an answer of its own, so it cannot contradict the study's verdict."""
         text, colour = ANSWERS.get(r.prediction, ""), theme.answer_colour(r.prediction)
         if scan is not None and scan.is_study:
-            text = f"This slice: {text}"
+            if rule is not None and (rule.run, rule.threshold) != (1, threshold):
+                side = "at or above" if (r.tumor_probability or 0) >= rule.threshold else "below"
+                text, colour = f"This slice: {side} the study's {percent(rule.threshold)}", theme.colour("muted")
+            else:
+                text = f"This slice: {text}"
         self.answer.setText(text)
         self.answer.setStyleSheet(f"font-size: 22px; font-weight: bold; color: {colour};")
         lines = [f"Tumour probability: <b>{percent(r.tumor_probability)}</b>"]
@@ -270,7 +293,7 @@ class MainWindow(QMainWindow):
         self.theme_actions[choice].setChecked(True)
         self.panel.apply_theme()
         if self.result is not None and self.scan is not None:
-            self.panel.show_result(self.result, self.scan)
+            self.panel.show_result(self.result, self.scan, *self._rules())
             self.panel.show_study(self.scan, self.study_result, self.strip.scored)
         self.strip.update()
         self.batch.update_summary()
@@ -338,7 +361,7 @@ class MainWindow(QMainWindow):
         new_file = self.scan is None or self.scan.path != scan.path
         self.scan, self.rgb, self.result = scan, rgb, result
         self._heat = heat_to_frame(result.heat, result.geometry, rgb.shape[0], rgb.shape[1])
-        self.panel.show_result(result, scan)
+        self.panel.show_result(result, scan, *self._rules())
         if new_file:
             self.panel.frame.blockSignals(True)
             self.panel.frame.setRange(0, scan.n_frames - 1)
@@ -351,6 +374,12 @@ class MainWindow(QMainWindow):
         self.strip.set_current(self.panel.frame.value())
         self.render_image(keep_view=not new_file)
         self.statusBar().showMessage(self._models_text())
+
+    def _rules(self) -> tuple[StudyRule | None, float]:
+        """The study rule and the decision threshold the panel words a slice's answer against."""
+        if self.classifier is None:
+            return None, 0.5
+        return self.classifier.study_rule, self.classifier.detector.threshold
 
     def _on_failed(self, task: int, path: str, reason: str) -> None:
         if task != self._open_task:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, Signal
 
-from gui.core import engine
-from gui.core.imaging import ImageReadError, Scan, open_study
+from gui.core import csvout, stream
+from gui.core.classifier import Classifier
 from gui.core.overlay import overlay_label, result_frame, save_overlay_png
+from gui.core.readers import ImageReadError, Scan, open_study
 
 
 class OpenSignals(QObject):
@@ -30,7 +31,7 @@ class OpenWorker(QRunnable):
     of an older file or slice that finishes after a newer one was asked for.
     """
 
-    def __init__(self, classifier: engine.Classifier, path: Path, frame: int | None = None,
+    def __init__(self, classifier: Classifier, path: Path, frame: int | None = None,
                  scan: Scan | None = None, task: int = 0) -> None:
         super().__init__()
         self.classifier, self.path, self.frame, self.scan, self.task = classifier, path, frame, scan, task
@@ -39,8 +40,8 @@ class OpenWorker(QRunnable):
     def run(self) -> None:
         try:
             scan = self.scan or open_study(self.path)
-            rgb = scan.frame(self.frame)
-            result = self.classifier.classify_image(rgb, str(self.path))
+            rgb, image = scan.images(self.frame)
+            result = self.classifier.classify_image(image, str(self.path))
             self.signals.opened.emit(self.task, scan, rgb, result)
         except ImageReadError as exc:
             self.signals.failed.emit(self.task, str(self.path), exc.reason)
@@ -59,7 +60,7 @@ class BatchSignals(QObject):
 class BatchWorker(QRunnable):
     """Classify a folder (or files) with the engine; emits results batch by batch."""
 
-    def __init__(self, classifier: engine.Classifier, paths: list[Path], recursive: bool) -> None:
+    def __init__(self, classifier: Classifier, paths: list[Path], recursive: bool) -> None:
         super().__init__()
         self.classifier, self.paths, self.recursive = classifier, paths, recursive
         self.signals = BatchSignals()
@@ -74,11 +75,11 @@ class BatchWorker(QRunnable):
 
     def run(self) -> None:
         try:
-            files = list(engine.collect_files(self.paths, recursive=self.recursive))
+            files = list(stream.collect_files(self.paths, recursive=self.recursive))
             self.signals.started.emit(len(files))
             t0 = time.perf_counter()
             pending, done, last_emit = [], 0, 0.0
-            for r in engine.classify_files(files, self.classifier, with_heat=True,
+            for r in stream.classify_files(files, self.classifier, with_heat=True,
                                             should_cancel=self._cancel.is_set):
                 pending.append(r)
                 done += 1
@@ -104,7 +105,7 @@ class ExportSignals(QObject):
 class ExportWorker(QRunnable):
     """Write the results CSV (atomically) and, optionally, heatmap overlay PNGs."""
 
-    def __init__(self, classifier: engine.Classifier, results: list, csv_path: Path, heatmap_dir: Path | None) -> None:
+    def __init__(self, classifier: Classifier, results: list, csv_path: Path, heatmap_dir: Path | None) -> None:
         super().__init__()
         self.classifier, self.results, self.csv_path, self.heatmap_dir = classifier, results, csv_path, heatmap_dir
         self.signals = ExportSignals()
@@ -112,7 +113,7 @@ class ExportWorker(QRunnable):
     def run(self) -> None:
         try:
             # The save dialog has already asked before replacing an existing file.
-            engine.write_csv_atomic(self.csv_path, self.classifier.columns(),
+            csvout.write_csv_atomic(self.csv_path, self.classifier.columns(),
                                     (self.classifier.row(r) for r in self.results), force=True)
             written = 0
             if self.heatmap_dir is not None:
@@ -163,7 +164,7 @@ class StudyWorker(QRunnable):
     """Score every slice of an open study with the engine's batches; the strip fills batch by batch.
     Cancelled (between batches) when the window opens another file."""
 
-    def __init__(self, classifier: engine.Classifier, scan: Scan, task: int) -> None:
+    def __init__(self, classifier: Classifier, scan: Scan, task: int) -> None:
         super().__init__()
         self.classifier, self.scan, self.task = classifier, scan, task
         self.signals = StudySignals()
@@ -178,7 +179,7 @@ class StudyWorker(QRunnable):
 
     def run(self) -> None:
         try:
-            for r in engine.classify_files([self.scan], self.classifier, should_cancel=self._cancel.is_set,
+            for r in stream.classify_files([self.scan], self.classifier, should_cancel=self._cancel.is_set,
                                            on_slices=self._on_slices):
                 self.signals.done.emit(self.task, r)
         except Exception as exc:  # a study that cannot be scored is a message, never a lost window

@@ -14,12 +14,14 @@ import time
 import warnings
 from pathlib import Path
 
-from gui.core import engine
-from gui.core.imaging import DicomSeries
+from gui.core import csvout, stream
+from gui.core.classifier import Classifier
 from gui.core.logs import attach_log_file, log
 from gui.core.model import ModelContractError, load_model
 from gui.core.overlay import overlay_label, save_overlay_png
+from gui.core.readers import DicomSeries
 from gui.core.resources import bundled_models
+from gui.core.result import Result
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,15 +120,15 @@ def _classify(args) -> int:
             raise UsageError("--per-slice must name another file than --csv")
     missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
     if missing and len(missing) == len(args.paths):
-        raise UsageError(f"nothing to classify: {', '.join(map(engine.display_path, missing))} not found")
+        raise UsageError(f"nothing to classify: {', '.join(map(csvout.display_path, missing))} not found")
     try:
-        classifier = engine.Classifier(load_models(args.model))
+        classifier = Classifier(load_models(args.model))
     except ModelContractError as exc:
         raise UsageError(f"cannot use model {exc}") from exc
-    files = list(engine.collect_files(args.paths, recursive=args.recursive))
+    files = list(stream.collect_files(args.paths, recursive=args.recursive))
     if not files:
         hint = "; sub-folders were not searched: add --recursive" if not args.recursive and \
-            engine.has_subfolders(args.paths) else ""
+            stream.has_subfolders(args.paths) else ""
         raise UsageError(f"no image files found in {', '.join(args.paths)}{hint}")
     check_not_an_input(out, args.paths, files)
     if per_slice is not None:
@@ -141,8 +143,8 @@ def _classify(args) -> int:
             raise UsageError(f"cannot write heatmaps into {heat_dir} ({exc.strerror or exc})") from exc
     progress = terminal_progress(len(files))  # before the CSV exists: its import takes a moment
     attach_log_file()
-    log.info("classify %d file(s) from %s with %s into %s", len(files), ", ".join(map(engine.display_path, args.paths)),
-             "; ".join(m.name for m in classifier.models), engine.display_path(str(out)))
+    log.info("classify %d file(s) from %s with %s into %s", len(files), ", ".join(map(csvout.display_path, args.paths)),
+             "; ".join(m.name for m in classifier.models), csvout.display_path(str(out)))
     csv_out = _open_csv(out, classifier.columns(), args.force)
     try:
         slices_out = _open_csv(per_slice, classifier.slice_columns(), args.force) if per_slice is not None else None
@@ -158,31 +160,31 @@ def _classify(args) -> int:
         raise
 
 
-def _open_csv(path: Path, columns: list[str], force: bool) -> engine.AtomicCsv:
+def _open_csv(path: Path, columns: list[str], force: bool) -> csvout.AtomicCsv:
     try:
-        return engine.AtomicCsv(path, columns, force=force)
-    except engine.CsvExistsError as exc:
+        return csvout.AtomicCsv(path, columns, force=force)
+    except csvout.CsvExistsError as exc:
         raise UsageError(str(exc)) from exc
     except OSError as exc:
         raise UsageError(f"cannot write {path} ({exc.strerror or exc})") from exc
 
 
-def _stream(args, classifier: engine.Classifier, files: list, csv_out: engine.AtomicCsv,
-            slices_out: engine.AtomicCsv | None, progress, heat_dir: Path | None) -> int:
+def _stream(args, classifier: Classifier, files: list, csv_out: csvout.AtomicCsv,
+            slices_out: csvout.AtomicCsv | None, progress, heat_dir: Path | None) -> int:
     """Rows stream straight into the temporary CSV (memory stays flat however many files); Ctrl-C
     or SIGTERM ends the stream and the rows finished so far are still published."""
     counts = {"rows": 0, "failed": 0, "tumours": 0, "cautioned": 0, "disagree": 0, "studies": 0}
     interrupted = False
     t0 = time.perf_counter()
     try:
-        for r in engine.classify_files(files, classifier, batch_size=args.batch_size,
+        for r in stream.classify_files(files, classifier, batch_size=args.batch_size,
                                        with_heat=heat_dir is not None, keep_frames=heat_dir is not None):
             if heat_dir is not None and r.ok and r.frame is not None:
                 write_heatmap(r, heat_dir)
             counts["rows"] += 1
             counts["failed"] += not r.ok
             if not r.ok:
-                log.warning("%s: %s", engine.display_path(r.path), r.error)
+                log.warning("%s: %s", csvout.display_path(r.path), r.error)
             counts["tumours"] += r.ok and r.prediction == "tumor"
             counts["cautioned"] += r.ok and bool(r.ood_warning)
             counts["disagree"] += r.ok and bool(r.models_disagree)
@@ -199,7 +201,7 @@ def _stream(args, classifier: engine.Classifier, files: list, csv_out: engine.At
         csv_out.discard()
         if slices_out is not None:
             slices_out.discard()
-        log.error("cannot write %s: %s", engine.display_path(str(csv_out.path)), exc)
+        log.error("cannot write %s: %s", csvout.display_path(str(csv_out.path)), exc)
         print(f"error: cannot write {csv_out.path} ({exc.strerror or exc}); no CSV written", file=sys.stderr)
         return 2
     progress.close()
@@ -215,7 +217,7 @@ def _stream(args, classifier: engine.Classifier, files: list, csv_out: engine.At
           f"with a caution, {counts['disagree']} where the models disagree), {failed} could not be read. "
           f"CSV: {target}", file=sys.stderr)
     log.info("%d of %d files: %d tumour likely, %d could not be read, %d cautioned%s; CSV %s", n, len(files), tumours,
-             failed, counts["cautioned"], " (interrupted)" if interrupted else "", engine.display_path(str(target)))
+             failed, counts["cautioned"], " (interrupted)" if interrupted else "", csvout.display_path(str(target)))
     if target != csv_out.path:
         why = "the run was interrupted, so the existing file was kept" if interrupted and args.force else \
             f"{csv_out.path} appeared while this run was working, so it was kept"
@@ -226,7 +228,7 @@ def _stream(args, classifier: engine.Classifier, files: list, csv_out: engine.At
     return 1 if failed else 0
 
 
-def write_heatmap(r: engine.Result, heat_dir: Path) -> None:
+def write_heatmap(r: Result, heat_dir: Path) -> None:
     """Write a result's heatmap PNG from its already decoded frame; a failure turns the result into
     an error row with the reason (the classification stays in the row), and the run goes on."""
     try:

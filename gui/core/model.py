@@ -221,7 +221,8 @@ def _is_labels(v) -> bool:
 def validate_card(path: Path, card, outputs: dict) -> None:
     """Every field the app relies on, of the type it relies on: a foreign or damaged card is refused
     with a sentence here, never a traceback later."""
-    from gui.core.imaging import PREPROCESSING
+    from gui.core.preprocess import PREPROCESSING
+    from gui.core.readers.levels import INTENSITY_RULE
 
     if not isinstance(card, dict):
         raise ModelContractError(path, f"the model card must be a JSON object, not {type(card).__name__}")
@@ -241,6 +242,8 @@ def validate_card(path: Path, card, outputs: dict) -> None:
     if not isinstance(spec, dict) or not isinstance(spec.get("size"), int) or isinstance(spec.get("size"), bool) \
             or not 8 <= spec["size"] <= 4096:
         raise ModelContractError(path, "the card's input must give a pixel size (an integer from 8 to 4096)")
+    if spec.get("intensity", INTENSITY_RULE) != INTENSITY_RULE:
+        raise ModelContractError(path, f"unknown input intensity rule {spec.get('intensity')!r}; this app knows {INTENSITY_RULE!r}")
     if spec.get("preprocessing", "pad-resize") not in PREPROCESSING:
         raise ModelContractError(path, f"unknown input preprocessing {spec.get('preprocessing')!r}; this app knows {list(PREPROCESSING)}")
     if not isinstance(card["name"], str) or not isinstance(card["version"], str) or not isinstance(card["task"], str):

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gui.core.imaging import Geometry, open_study, read_image
+from gui.core.preprocess import Geometry
+from gui.core.readers import open_study, read_image
 from gui.core.result import Result
 
 #: Perceptually uniform colour maps (matplotlib's, sampled at 17 points; interpolated to 256).
@@ -51,10 +52,10 @@ def heat_to_frame(grid: np.ndarray, geometry: Geometry, height: int, width: int)
     g = geometry
     square = np.asarray(Image.fromarray(np.asarray(grid, np.float32)).resize((g.side, g.side), Image.BILINEAR))
     heat = np.zeros((height, width), np.float32)
-    y0, x0 = max(g.top, 0), max(g.left, 0)
-    y1, x1 = min(g.top + g.side, height), min(g.left + g.side, width)
-    if y1 > y0 and x1 > x0:
-        heat[y0:y1, x0:x1] = square[y0 - g.top:y1 - g.top, x0 - g.left:x1 - g.left]
+    where = g.overlap(height, width)
+    if where is not None:
+        rows, cols, s_rows, s_cols = where
+        heat[rows, cols] = square[s_rows, s_cols]
     return np.clip(heat, 0.0, 1.0)
 
 

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gui.core.imaging import Geometry
-
+from gui.core.preprocess import Geometry
 
 #: P(tumour) a batch filter calls uncertain whatever the caution says.
 UNCERTAIN_BAND = (0.35, 0.65)
@@ -42,6 +41,7 @@ class Result:
     tumor_slices: str = ""  # study only: slice ranges where the study rule fires, "12-19;31"
     slices: list["Result"] | None = field(default=None, repr=False)  # study only: every slice's answer
     slice: int | None = None  # a slice's own answer: its index in the study
+    series_description: str = ""  # study only: a DICOM series' SeriesDescription, where present
 
     @property
     def ok(self) -> bool:

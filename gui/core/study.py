@@ -85,19 +85,37 @@ def format_ranges(ranges: list[tuple[int, int]]) -> str:
     return ";".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
 
 
-def summarise(path: str, slices: list[Result], rule: StudyRule, notes: list[str]) -> Result:
+def restate_slices(slices: list[Result], p: np.ndarray, rule: StudyRule) -> None:
+    """Each readable slice's answer said by the study's rule: "tumor" exactly when the slice lies in
+    a run where the rule fires (``tumor_slices``), so a ``--per-slice`` row, the strip and the study
+    row never disagree; ``confidence`` stays the probability of the stated answer."""
+    inside = np.zeros(len(slices), bool)
+    for first, last in tumour_ranges(p, rule):
+        inside[first:last + 1] = True
+    for r, tumour, pk in zip(slices, inside, p):
+        if not r.ok:
+            continue
+        r.prediction = "tumor" if tumour else "no_tumor"
+        r.confidence = float(pk if tumour else 1.0 - pk)
+        if not tumour:
+            r.tumor_type, r.tumor_type_confidence = "", None
+
+
+def summarise(path: str, slices: list[Result], rule: StudyRule, notes: list[str], description: str = "") -> Result:
     """The study's row from its slices' answers (in slice order).
 
-    Verdict and probability follow ``rule``; the key slice is the most suspicious readable slice
-    and lends the row its type, probabilities, heatmap, disagreement and cautions. A slice that
-    could not be read counts as no evidence and is named in the warning; a study with no readable
-    slice is an error row with the first slice's reason."""
+    Verdict and probability follow ``rule``, and every slice's answer is restated by it
+    (:func:`restate_slices`); the key slice is the most suspicious readable slice and lends the row
+    its type, probabilities, heatmap, disagreement and cautions. A slice that could not be read
+    counts as no evidence and is named in the warning; a study with no readable slice is an error
+    row with the first slice's reason. ``description`` is a DICOM series' SeriesDescription."""
     readable = np.array([r.ok for r in slices], bool)
     if not readable.any():
         reason = slices[0].error if slices else "the study has no slices"
         return Result(path=path, status="error", error=f"no slice could be read ({reason})",
-                      n_slices=len(slices), slices=slices)
+                      n_slices=len(slices), slices=slices, series_description=description)
     p = np.array([r.tumor_probability if r.ok else 0.0 for r in slices], np.float64)
+    restate_slices(slices, p, rule)
     score = study_score(p, rule)
     key = key_slice(np.where(readable, p, -1.0))
     at_key = slices[key]
@@ -116,4 +134,5 @@ def summarise(path: str, slices: list[Result], rule: StudyRule, notes: list[str]
         ood_warning="; ".join(warnings), models_disagree=at_key.models_disagree,
         probabilities=at_key.probabilities, heat=at_key.heat, geometry=at_key.geometry,
         seconds=float(sum(r.seconds for r in slices)), n_slices=len(slices), max_slice=key,
-        tumor_slices=format_ranges(tumour_ranges(p, rule)) if is_tumour else "", slices=slices)
+        tumor_slices=format_ranges(tumour_ranges(p, rule)) if is_tumour else "", slices=slices,
+        series_description=description)

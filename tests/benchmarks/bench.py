@@ -25,10 +25,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gui.core import engine  # noqa: E402
-from gui.core.imaging import read_image  # noqa: E402
+from gui.core.classifier import Classifier  # noqa: E402
 from gui.core.model import load_model  # noqa: E402
 from gui.core.overlay import blend, heat_to_frame  # noqa: E402
+from gui.core.readers import open_scan  # noqa: E402
 from gui.core.resources import bundled_models  # noqa: E402
 
 
@@ -98,11 +98,11 @@ def latency(files: list[Path], classifier) -> tuple[float, float]:
     """File -> probabilities of both models + heatmap overlay, as the window does it."""
     times = []
     for f in files[:5]:
-        classifier.classify_image(read_image(f))
+        classifier.classify_image(open_scan(f).model_frame())
     for f in files:
         t0 = time.perf_counter()
-        rgb = read_image(f)
-        r = classifier.classify_image(rgb)
+        rgb, image = open_scan(f).images()
+        r = classifier.classify_image(image)
         blend(rgb, heat_to_frame(r.heat, r.geometry, *rgb.shape[:2]))
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1000, float(np.percentile(times, 95)) * 1000
@@ -172,7 +172,7 @@ def main() -> None:
         folder = synthetic_folder(args.n)
     files = files_of(folder, args.n)
     models = [load_model(m) for m in bundled_models()]
-    classifier = engine.Classifier(models)
+    classifier = Classifier(models)
     out = Path(tempfile.mkdtemp()) / "bench.csv"
     res: dict[str, float | None] = {}
     res["pure inference, both models (img/s)"] = pure_inference(models)

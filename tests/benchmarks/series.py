@@ -25,7 +25,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gui.core import engine  # noqa: E402
+from gui.core import stream  # noqa: E402
+from gui.core.classifier import Classifier  # noqa: E402
 from gui.core.model import load_model  # noqa: E402
 from gui.core.resources import bundled_models  # noqa: E402
 from tests.series_factory import write_dicom_series, write_nifti  # noqa: E402
@@ -44,16 +45,16 @@ def slices(n: int) -> np.ndarray:
     return np.stack([np.where(head, 60 + rng.integers(0, 40, (256, 256)), 0).astype(np.uint8) for _ in range(n)])
 
 
-def run_once(paths: list[Path], classifier: engine.Classifier) -> float:
+def run_once(paths: list[Path], classifier: Classifier) -> float:
     """Wall time of scanning ``paths`` and classifying what they hold."""
     t0 = time.perf_counter()
-    rows = list(engine.classify_files(engine.collect_files(paths), classifier))
+    rows = list(stream.classify_files(stream.collect_files(paths), classifier))
     elapsed = time.perf_counter() - t0
     assert all(r.ok for r in rows), [r.error for r in rows if not r.ok][:3]
     return elapsed
 
 
-def interleaved(inputs: dict[str, list[Path]], classifier: engine.Classifier, repeat: int) -> dict[str, float]:
+def interleaved(inputs: dict[str, list[Path]], classifier: Classifier, repeat: int) -> dict[str, float]:
     """Median time of each input, the inputs taking turns round by round (after a warm-up round), so
     the slow drifts of a shared VM fall on all of them alike."""
     for paths in inputs.values():
@@ -82,7 +83,7 @@ def main() -> None:
         png_dir.mkdir()
         for k, img in enumerate(images):
             Image.fromarray(img).save(png_dir / f"s{k:04d}.png")
-        classifier = engine.Classifier([load_model(m) for m in bundled_models()])
+        classifier = Classifier([load_model(m) for m in bundled_models()])
         t = interleaved({"PNG files, one row each": [png_dir], ".nii volume, one row": [work / "vol.nii"],
                          ".nii.gz volume, one row": [work / "vol.nii.gz"],
                          "the series' DICOM files named one by one, one row each": sorted(series_dir.iterdir()),

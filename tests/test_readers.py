@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gui.core.imaging import MAX_PIXELS, ImageReadError, fit_square, open_scan, read_image, window_to_uint8
+from gui.core.display import window_to_uint8
+from gui.core.preprocess import fit_square
+from gui.core.readers import MAX_PIXELS, ImageReadError, open_scan, read_image
 
 
 def save(img: Image.Image, path: Path, **kw) -> Path:
@@ -129,9 +131,18 @@ def test_dicom_monochrome1_rescale_and_window(tmp_path):
     ds.RescaleSlope, ds.RescaleIntercept = 2, -100
     ds.WindowCenter, ds.WindowWidth = 600, 400  # in rescaled units: 400..800 mapped to 0..255
     ds.save_as(tmp_path / "win.dcm")
-    windowed = read_image(tmp_path / "win.dcm")[..., 0]
-    raw = ds.pixel_array * 2 - 100
+    scan = open_scan(tmp_path / "win.dcm")
+    windowed = scan.frame()[..., 0].astype(float)
+    raw = ds.pixel_array * 2.0 - 100
     assert windowed[raw <= 400].max() == 0 and windowed[raw >= 800].min() == 255
+    inside = (raw > 400) & (raw < 800)  # the standard's line, not a second stretch of the windowed values
+    assert inside.sum() > 100
+    assert np.abs(windowed[inside] - ((raw[inside] - 599.5) / 399 + 0.5) * 255).max() <= 0.5
+    # the model image is the stored values on the study's scale, whatever the window: an affine map of raw
+    model = scan.model_frame().astype(float)
+    kept = model > 0
+    fit = np.polyfit(raw[kept], model[kept], 1)
+    assert np.abs(np.polyval(fit, raw[kept]) - model[kept]).max() < 1e-2
 
 
 def test_compressed_dicom_without_decoder_names_the_fix():

@@ -1,4 +1,4 @@
-"""Issue 12: the offline promise at the system-call level, and files or targets that used to hang,
+"""Hostile files and targets: the offline promise at the system-call level, and inputs that used to hang,
 exhaust memory, abort the run or lose the CSV. Each test failed before its fix."""
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from PIL import Image
 
 pytest.importorskip("onnx")
 
-from gui.core import cli, engine  # noqa: E402
-from gui.core.imaging import MAX_PIXELS, ImageReadError, open_scan, read_image  # noqa: E402
+from gui.core import cli, csvout, stream  # noqa: E402
+from gui.core.classifier import Classifier
 from gui.core.model import ModelContractError, load_model  # noqa: E402
+from gui.core.readers import MAX_PIXELS, ImageReadError, open_scan, read_image
 from tests.onnx_factory import make_card, make_contract_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +116,7 @@ def test_a_one_pixel_high_strip_is_never_padded_to_a_giant_square(tmp_path, mode
     Image.new("L", (40000, 1), 200).save(strip)
     assert strip.stat().st_size < 1000
     mb = peak_memory_mb(
-        f"from gui.core.engine import Classifier; from gui.core.model import load_model; from gui.core.imaging import read_image\n"
+        f"from gui.core.classifier import Classifier; from gui.core.model import load_model; from gui.core.readers import read_image\n"
         f"c = Classifier([load_model({str(model_file)!r})]); r = c.classify_image(read_image({str(strip)!r}))\n"
         "assert r.ok, r.error")
     assert mb < 1000
@@ -130,7 +131,7 @@ def test_a_gzip_bomb_nifti_is_refused_from_its_header(tmp_path):
     assert bomb.stat().st_size < 10_000_000
     t0 = time.perf_counter()
     mb = peak_memory_mb(
-        "from gui.core.imaging import read_image, ImageReadError\n"
+        "from gui.core.readers import read_image, ImageReadError\n"
         f"try:\n    read_image({str(bomb)!r})\nexcept ImageReadError as e:\n    assert 'limit' in e.reason, e.reason\n"
         "else:\n    raise SystemExit('bomb accepted')")
     assert mb < 1000 and time.perf_counter() - t0 < 60
@@ -215,7 +216,7 @@ def test_long_names_and_failing_heatmaps_become_rows(tmp_path, folder, model_fil
 
 def test_a_csv_that_appears_during_the_run_is_kept(tmp_path):
     target = tmp_path / "o.csv"
-    writer = engine.AtomicCsv(target, ["a"])
+    writer = csvout.AtomicCsv(target, ["a"])
     writer.write({"a": "1"})
     target.write_text("someone else's results\n")
     written = writer.publish()
@@ -226,14 +227,14 @@ def test_a_csv_that_appears_during_the_run_is_kept(tmp_path):
 def test_an_interrupted_forced_run_keeps_the_complete_csv(tmp_path, folder, model_file, monkeypatch, capsys):
     out = tmp_path / "o.csv"
     out.write_text("complete,results\n")
-    real = engine.classify_files
+    real = stream.classify_files
 
     def interrupted(*a, **k):
         for r in real(*a, **k):
             yield r
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine, "classify_files", interrupted)
+    monkeypatch.setattr(stream, "classify_files", interrupted)
     jpeg(folder / "second.jpg", 90)
     assert run_cli(model_file, str(folder), "--csv", str(out), "--force") == 130
     assert out.read_text() == "complete,results\n"
@@ -260,7 +261,7 @@ def test_formula_like_cells_are_neutralised(tmp_path, folder, model_file, monkey
     cells = [r["path"] for r in rows_of(out)]
     risky = [c for c in cells if "HYPERLINK" in c or "SUM" in c]
     assert len(risky) == 2 and all(c.startswith("'") for c in risky)
-    assert engine.csv_safe("-1+2") == "'-1+2" and engine.csv_safe("\tx") == "'\tx" and engine.csv_safe("a=b") == "a=b"
+    assert csvout.csv_safe("-1+2") == "'-1+2" and csvout.csv_safe("\tx") == "'\tx" and csvout.csv_safe("a=b") == "a=b"
 
 
 # ---------------------------------------------------------------- 7. exit codes and refused models
@@ -312,7 +313,7 @@ def test_bad_targets_are_refused_before_any_work(tmp_path, folder, model_file, m
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(engine.AtomicCsv, "__init__", full)
+    monkeypatch.setattr(csvout.AtomicCsv, "__init__", full)
     assert run_cli(model_file, str(folder), "--csv", str(tmp_path / "o.csv")) == 2
     assert "No space left" in capsys.readouterr().err
 
@@ -348,7 +349,7 @@ def test_folder_scans_go_by_content(tmp_path, folder):
     shutil.copy(folder / "good.jpg", folder / "scan.jfif")
     (folder / "notes.txt").write_text("not an image")
     (folder / "broken.png").write_bytes(b"not really a png")
-    names = sorted(p.name for p in engine.collect_files([folder]))
+    names = sorted(p.name for p in stream.collect_files([folder]))
     assert names == ["1.2.840.113619.2.5", "broken.png", "good.jpg", "scan.jfif"]
 
 
@@ -363,7 +364,7 @@ def test_an_unreadable_sub_folder_is_an_error_row(tmp_path, folder, monkeypatch)
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    files = list(engine.collect_files([folder], recursive=True))
+    files = list(stream.collect_files([folder], recursive=True))
     assert locked in files
     monkeypatch.setattr(os, "access", lambda *_a, **_k: False)
     with pytest.raises(ImageReadError, match="cannot be read"):
@@ -383,9 +384,8 @@ def test_a_2d_nifti_with_a_non_ras_affine_loads(tmp_path):
 
 
 def test_a_damaged_jpeg_dicom_does_not_ask_for_a_decoder_that_is_there(tmp_path):
-    from pydicom.data import get_testdata_file
-
     import pydicom
+    from pydicom.data import get_testdata_file
     from pydicom.encaps import encapsulate, generate_fragments
 
     ds = pydicom.dcmread(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"))
@@ -403,7 +403,7 @@ def test_a_damaged_jpeg_dicom_does_not_ask_for_a_decoder_that_is_there(tmp_path)
 
 def test_stale_temporary_files_are_cleaned_and_sigterm_writes_the_rows(tmp_path, folder, model_file):
     out = tmp_path / "o.csv"
-    stale = tmp_path / f".o.csv.999999999{engine.TMP_SUFFIX}"
+    stale = tmp_path / f".o.csv.999999999{csvout.TMP_SUFFIX}"
     stale.write_text("")
     for i in range(400):
         shutil.copy(folder / "good.jpg", folder / f"copy{i:03d}.jpg")
@@ -421,13 +421,13 @@ def test_stale_temporary_files_are_cleaned_and_sigterm_writes_the_rows(tmp_path,
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode in (0, 130), err
     assert not stale.exists()
-    assert list(tmp_path.glob(f"*{engine.TMP_SUFFIX}")) == []
+    assert list(tmp_path.glob(f"*{csvout.TMP_SUFFIX}")) == []
     assert out.exists() and len(rows_of(out)) >= 1
 
 
 def test_the_multitask_outputs_reach_the_csv(tmp_path, folder):
     model = make_contract_model(tmp_path / "mt.onnx", multitask=True)
-    classifier = engine.Classifier([load_model(model)])
+    classifier = Classifier([load_model(model)])
     cols = classifier.columns()
     assert {"p_glioma", "p_meningioma", "p_pituitary"} <= set(cols)
     rgb = np.zeros((64, 64, 3), np.uint8)

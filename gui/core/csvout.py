@@ -1,0 +1,183 @@
+"""Results as CSV: the columns and rows, cells made safe for spreadsheets, and the atomic writer that publishes them."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from gui.core.result import Result
+
+CSV_COLUMNS = ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
+               "tumor_type_confidence", "ood_warning", "error"]
+#: After the fixed nine, before the ``p_`` columns: "yes" when the answers behind the row disagree.
+DISAGREE_COLUMN = "models_disagree"
+#: After ``models_disagree``: filled for a study (volume, multi-frame DICOM, DICOM series), empty otherwise.
+STUDY_COLUMNS = ["n_slices", "max_slice", "tumor_slices", "series_description"]
+#: ``--per-slice``: one row per slice of every study (then the ``p_`` columns).
+SLICE_COLUMNS = ["path", "slice", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
+                 "tumor_type_confidence", "ood_warning", "error", DISAGREE_COLUMN]
+
+#: (probability group, label, column) of each ``p_`` column.
+ProbabilityColumns = list[tuple[str, str, str]]
+
+
+def result_row(r: Result, probability_columns: ProbabilityColumns) -> dict[str, str]:
+    """One CSV row; numbers with 6 decimals, empty cells for an error row; text cells made safe
+    for spreadsheets (:func:`csv_safe`)."""
+    def num(v: float | None) -> str:
+        return "" if v is None else f"{v:.6f}"
+
+    row = {"path": csv_safe(display_path(r.path)), "status": r.status, "prediction": r.prediction,
+           "tumor_probability": num(r.tumor_probability), "confidence": num(r.confidence),
+           "tumor_type": r.tumor_type, "tumor_type_confidence": num(r.tumor_type_confidence),
+           "ood_warning": r.ood_warning, "error": csv_safe(display_path(r.error)),
+           DISAGREE_COLUMN: "" if r.models_disagree is None else ("yes" if r.models_disagree else "no"),
+           "n_slices": "" if r.n_slices is None else str(r.n_slices),
+           "max_slice": "" if r.max_slice is None else str(r.max_slice), "tumor_slices": r.tumor_slices,
+           "series_description": csv_safe(display_path(r.series_description))}
+    for group, label, col in probability_columns:
+        row[col] = num(r.probabilities.get(group, {}).get(label))
+    return row
+
+
+def slice_row(study_path: str, r: Result, probability_columns: ProbabilityColumns) -> dict[str, str]:
+    """One ``--per-slice`` row: a slice's own answer under its study's path."""
+    row = result_row(r, probability_columns)
+    row["path"] = csv_safe(display_path(study_path))
+    row["slice"] = "" if r.slice is None else str(r.slice)
+    return {k: row[k] for k in SLICE_COLUMNS + [col for *_g, col in probability_columns]}
+
+
+def display_path(text: str) -> str:
+    """A file name as text that can be written anywhere: bytes that are not UTF-8 (kept by Python
+    as surrogate escapes) are shown as ``\\xff`` instead of breaking the CSV or the log."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+#: Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(text: str) -> str:
+    """Prefix a cell that a spreadsheet would run as a formula with ``'`` (OWASP's advice)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+class CsvExistsError(FileExistsError):
+    pass
+
+
+TMP_SUFFIX = ".mri-classifier.tmp"
+
+
+class AtomicCsv:
+    """A CSV written through a hidden temporary file beside the target, published at the end.
+
+    * Opened before any work, so a folder that cannot be written fails at once.
+    * Publishing never replaces a file that appeared meanwhile unless ``force`` (``os.link`` fails
+      when the name exists, with no window between check and write); the rows then go to a new
+      name (``NAME-1.csv``...), which :attr:`written_to` reports.
+    * ``partial=True`` (an interrupted run) never replaces an existing file, even with ``force``.
+    * Temporary files of ours whose process is gone (killed by SIGKILL) are removed on the next run.
+    """
+
+    def __init__(self, path: str | Path, columns: Sequence[str], force: bool = False) -> None:
+        self.path = Path(path)
+        self.force = force
+        if self.path.exists() and not force:
+            raise CsvExistsError(f"{self.path} exists (use --force to replace it)")
+        remove_stale_temporaries(self.path)
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}{TMP_SUFFIX}")
+        self.rows = 0
+        self.written_to: Path | None = None
+        self._fh = self.tmp.open("x", newline="", encoding="utf-8")
+        try:
+            self._writer = csv.DictWriter(self._fh, fieldnames=list(columns))
+            self._writer.writeheader()
+            self._fh.flush()
+        except BaseException:
+            self.discard()
+            raise
+
+    def write(self, row: dict[str, str]) -> None:
+        self._writer.writerow(row)
+        self.rows += 1
+
+    def publish(self, partial: bool = False) -> Path:
+        """Move the rows into place; returns where they went."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        if self.force and not partial:
+            os.replace(self.tmp, self.path)
+            self.written_to = self.path
+            return self.path
+        for k in range(0, 1000):
+            target = self.path if k == 0 else self.path.with_name(f"{self.path.stem}-{k}{self.path.suffix}")
+            if _publish_new(self.tmp, target):
+                self.written_to = target
+                return target
+        raise CsvExistsError(f"no free name for {self.path}")
+
+    def discard(self) -> None:
+        """Close and remove the temporary file (nothing to do once the rows are published)."""
+        if not self._fh.closed:
+            self._fh.close()
+        if self.written_to is None:
+            self.tmp.unlink(missing_ok=True)
+
+
+def _publish_new(tmp: Path, target: Path) -> bool:
+    """Give ``tmp`` the name ``target`` only if nothing has it; False when taken."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: exclusive create, then copy
+        try:
+            with target.open("xb") as dst, tmp.open("rb") as src:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+        except FileExistsError:
+            return False
+    tmp.unlink()
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete ``.NAME.<pid>.mri-classifier.tmp`` files beside ``path`` whose process is not running."""
+    try:
+        candidates = list(path.parent.glob(f".{path.name}.*{TMP_SUFFIX}"))
+    except OSError:
+        return
+    for tmp in candidates:
+        pid = tmp.name[len(path.name) + 2:-len(TMP_SUFFIX)]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there: keep the file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def write_csv_atomic(path: str | Path, columns: Sequence[str], rows: Iterable[dict[str, str]], force: bool = False) -> int:
+    """Write all ``rows`` through :class:`AtomicCsv`; returns the number of rows."""
+    out = AtomicCsv(path, columns, force)
+    try:
+        for row in rows:
+            out.write(row)
+    except BaseException:
+        out.discard()
+        raise
+    out.publish()
+    return out.rows

@@ -1,0 +1,164 @@
+"""One DICOM file (single- or multi-frame) through pydicom: stored values, the file's VOI, colour as stored."""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from gui.core.display import Window, window_to_uint8
+from gui.core.readers.limits import MAX_INFLATED_BYTES, check_dimensions
+from gui.core.readers.scan import ImageReadError, Plane, Scan
+
+
+def read_dataset(path: Path, stop_before_pixels: bool = False, specific_tags: list | None = None):
+    """pydicom's dataset of a file, with or without preamble and file meta; a raw dataset with no
+    Transfer Syntax UID is given the one its encoding was read with (implicit or explicit VR)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.uid import (
+        ExplicitVRBigEndian,
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+    )
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ds = pydicom.dcmread(path, force=True, stop_before_pixels=stop_before_pixels, specific_tags=specific_tags)
+    except InvalidDicomError as exc:
+        raise ImageReadError(path, f"not a valid DICOM file ({exc})") from exc
+    if "TransferSyntaxUID" not in ds.file_meta and ds.original_encoding[0] is not None:
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                          ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    return ds
+
+
+def open_dicom(path: Path) -> Scan:
+    """A DICOM file: grey frames as stored values (modality LUT applied) with the file's VOI for the
+    display; RGB, YBR (converted by pydicom) and PALETTE COLOR frames as colour pixels."""
+    from pydicom.pixels import apply_color_lut, apply_modality_lut
+
+    check_deflated(path)
+    ds = read_dataset(path)
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise ImageReadError(path, "DICOM file has no pixel data (it is not an image)")
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    check_dimensions(path, rows * cols, rows * cols * n_frames, f"{cols}x{rows} pixels x {n_frames} frame(s)")
+    tsyntax = ds.file_meta.get("TransferSyntaxUID")
+    try:
+        pixels = ds.pixel_array
+    except Exception as exc:
+        raise ImageReadError(path, decode_failure(tsyntax, exc)) from exc
+    if n_frames == 1:
+        pixels = pixels[None]
+    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2"))
+    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    info = {"format": "DICOM", "size": f"{pixels.shape[2]}x{pixels.shape[1]}", "frames": str(n_frames),
+            "modality": str(getattr(ds, "Modality", "")), "photometric": photometric,
+            "transfer syntax": getattr(tsyntax, "name", "") if tsyntax is not None else ""}
+    voi = file_voi(ds)
+    inverted = photometric == "MONOCHROME1"
+
+    def read(i: int) -> Plane:
+        frame = pixels[i]
+        if samples == 3:
+            return Plane(rgb=np.ascontiguousarray(frame) if frame.dtype == np.uint8 else window_to_uint8(frame))
+        if photometric == "PALETTE COLOR":
+            return Plane(rgb=_palette_rgb(ds, apply_color_lut(frame, ds)))
+        return Plane(values=np.asarray(apply_modality_lut(frame, ds), dtype=np.float32), voi=voi, inverted=inverted)
+
+    return Scan(path, "DICOM", n_frames, n_frames // 2, read, info)
+
+
+def _palette_rgb(ds, rgb: np.ndarray) -> np.ndarray:
+    """A palette's output (8 or 16 bits per entry, from its descriptor) as 8-bit RGB."""
+    desc = ds.get("RedPaletteColorLookupTableDescriptor")
+    bits = int(desc[2]) if desc is not None and len(desc) > 2 and int(desc[2]) in (8, 16) else \
+        (8 if rgb.dtype == np.uint8 else 16)
+    return window_to_uint8(rgb, 0, 2 ** bits - 1) if bits > 8 or rgb.dtype != np.uint8 else np.ascontiguousarray(rgb)
+
+
+def file_voi(ds) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The file's VOI transform to 0..255, when it names one: its first VOI LUT (pydicom's
+    ``apply_voi``, output range from the LUT's bit depth), else its first window with its VOI
+    LUT function (:func:`gui.core.display.voi_window`)."""
+    from pydicom.pixels import apply_voi
+
+    if ds.get("VOILUTSequence"):
+        item = ds.VOILUTSequence[0]
+        bits = int(item.LUTDescriptor[2]) if "LUTDescriptor" in item else 16
+        top = float(2 ** bits - 1)
+
+        def lut(values: np.ndarray) -> np.ndarray:
+            out = np.asarray(apply_voi(np.rint(np.nan_to_num(values)).astype(np.int64), ds, index=0), np.float32)
+            return window_to_uint8(out, 0.0, max(top, float(out.max(initial=0))))
+
+        return lut
+    center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+    if center is None or width is None or width <= 0:
+        return None
+    return Window(center, width, str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR")).apply
+
+
+def _first(value) -> float | None:
+    """The first of a DS value that may be multi-valued (several windows), or None."""
+    from pydicom.multival import MultiValue
+
+    if isinstance(value, (MultiValue, list, tuple)):
+        value = value[0] if len(value) else None
+    try:
+        return None if value in (None, "") else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def decode_failure(tsyntax, exc: Exception) -> str:
+    """Why pixel data did not decode: a missing decoder (named, with what to install) or damaged data."""
+    from pydicom.pixels import get_decoder
+
+    name = getattr(tsyntax, "name", str(tsyntax))
+    if tsyntax is None or not getattr(tsyntax, "is_compressed", False):
+        return f"cannot decode the DICOM pixel data ({exc})"
+    try:
+        decoder = get_decoder(tsyntax)
+    except NotImplementedError:
+        return f"compressed DICOM ({name}): no decoder exists for this transfer syntax"
+    if decoder.is_available:
+        return f"the compressed pixel data ({name}) is damaged or truncated ({exc})"
+    return (f"compressed DICOM ({name}) and no decoder for it is installed: install one of "
+            + "; ".join(decoder.missing_dependencies))
+
+
+def check_deflated(path: Path) -> None:
+    """A deflated DICOM inflates whole when read: count its inflated size first, in bounded chunks."""
+    from pydicom.filereader import (
+        _read_file_meta_info,
+        read_file_meta_info,
+        read_preamble,
+    )
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    try:
+        meta = read_file_meta_info(path)
+    except Exception:
+        return  # no readable file meta: not deflated (the full read reports real damage)
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return
+    with path.open("rb") as fh:
+        read_preamble(fh, True)
+        _read_file_meta_info(fh)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        total, data = 0, fh.read(1 << 20)
+        while data and not inflater.eof:
+            while data and not inflater.eof:
+                total += len(inflater.decompress(data, 1 << 24))
+                if total > MAX_INFLATED_BYTES:
+                    raise ImageReadError(path, f"deflated DICOM expands to more than {MAX_INFLATED_BYTES / 1e6:.0f} MB")
+                data = inflater.unconsumed_tail
+            data = fh.read(1 << 20)

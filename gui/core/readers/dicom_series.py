@@ -1,0 +1,207 @@
+"""Single-frame DICOM files of one series gathered into one study, in slice order, gaps named."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gui.core.readers.dicom import open_dicom, read_dataset
+from gui.core.readers.orientation import DisplayPlan, lps_rotation_plan
+from gui.core.readers.scan import ImageReadError, Plane, Scan
+from gui.core.readers.sniff import is_image_file, sniff_file
+
+
+@dataclass(frozen=True)
+class DicomSeries:
+    """Single-frame DICOM files of one series (one SeriesInstanceUID) found in one folder, in slice
+    order: by position along the slice normal (nibabel's ``slice_indicator``, from
+    ImagePositionPatient and ImageOrientationPatient), else by InstanceNumber, else by file name.
+    Only technical header fields are kept; patient fields are never read into it."""
+
+    files: tuple[Path, ...]
+    sizes: tuple[tuple[int, int], ...]
+    positions: tuple[float, ...] | None  # mm along the DICOM slice normal (row x column), when every file has one
+    instance_numbers: tuple[int, ...] | None
+    plan: DisplayPlan | None
+    modality: str = ""
+    series_number: str = ""
+    description: str = ""  # SeriesDescription ("AX FLAIR"), a protocol name, never a patient field
+
+    @property
+    def path(self) -> Path:
+        """The file of slice 0: the name a folder scan's row carries for the series."""
+        return self.files[0]
+
+    @property
+    def order(self) -> str:
+        if self.positions is not None:
+            return "position along the slice normal"
+        return "instance number" if self.instance_numbers is not None else "file name (no position or number)"
+
+
+@dataclass(frozen=True)
+class _SliceHeader:
+    path: Path
+    series_uid: str
+    size: tuple[int, int]
+    position: float | None
+    orientation: tuple[float, ...] | None
+    instance: int | None
+    rotation: np.ndarray | None
+    modality: str
+    series_number: str
+    description: str
+
+
+def _nibabel_dicom_wrapper(ds):
+    """nibabel's DICOM wrapper (slice normal, position along it, rotation), without its import warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        from nibabel.nicom.dicomwrappers import wrapper_from_data
+    return wrapper_from_data(ds)
+
+
+def _slice_header(path: Path) -> _SliceHeader | None:
+    """The series facts of a single-frame DICOM image, or None (not DICOM, multi-frame, no series
+    UID, unreadable: such a file is classified on its own and the reader reports any problem)."""
+    try:
+        if sniff_file(path) != "DICOM":
+            return None
+        ds = read_dataset(path, stop_before_pixels=True)
+        uid = str(ds.get("SeriesInstanceUID", "") or "")
+        if not uid or int(ds.get("NumberOfFrames", 1) or 1) != 1 or not ds.get("Rows"):
+            return None
+        wrapper = _nibabel_dicom_wrapper(ds)
+        try:
+            # nibabel's normal is column x row direction, the reverse of DICOM's row x column: negated,
+            # axial slices run from the feet up, as in a NIfTI volume.
+            position = None if wrapper.slice_indicator is None else -wrapper.slice_indicator
+            rotation = wrapper.rotation_matrix
+        except Exception:  # an orientation nibabel cannot use: ordered by instance number instead
+            position, rotation = None, None
+        iop = ds.get("ImageOrientationPatient")
+        instance = ds.get("InstanceNumber")
+        return _SliceHeader(path, uid, (int(ds.Rows), int(ds.Columns)),
+                            None if position is None else float(position),
+                            None if iop is None else tuple(round(float(v), 3) for v in iop),
+                            None if instance in (None, "") else int(instance), rotation,
+                            str(ds.get("Modality", "")), str(ds.get("SeriesNumber", "") or ""),
+                            str(ds.get("SeriesDescription", "") or ""))
+    except Exception:  # pydicom raises many kinds on damaged headers; the full read reports them
+        return None
+
+
+def group_dicom_series(files: list[Path]) -> list[Path | DicomSeries]:
+    """A folder's files with the single-frame DICOM files of each series (two or more files with one
+    SeriesInstanceUID) gathered into one :class:`DicomSeries`, placed where its first file was;
+    every other file stays as it is."""
+    headers = {f: _slice_header(f) for f in files}
+    members: dict[str, list[_SliceHeader]] = {}
+    for h in headers.values():
+        if h is not None:
+            members.setdefault(h.series_uid, []).append(h)
+    out: list[Path | DicomSeries] = []
+    placed: set[str] = set()
+    for f in files:
+        h = headers[f]
+        if h is None or len(members[h.series_uid]) < 2:
+            out.append(f)
+        elif h.series_uid not in placed:
+            placed.add(h.series_uid)
+            out.append(_ordered_series(members[h.series_uid]))
+    return out
+
+
+def _ordered_series(headers: list[_SliceHeader]) -> DicomSeries:
+    same_plane = len({h.orientation for h in headers}) == 1
+    by_position = same_plane and all(h.position is not None for h in headers)
+    by_instance = all(h.instance is not None for h in headers)
+    if by_position:
+        headers = sorted(headers, key=lambda h: (h.position, h.instance or 0, h.path.name))
+    elif by_instance:
+        headers = sorted(headers, key=lambda h: (h.instance, h.path.name))
+    else:
+        headers = sorted(headers, key=lambda h: h.path.name)
+    rotation = headers[0].rotation
+    plan = lps_rotation_plan(rotation) if by_position and rotation is not None else None
+    return DicomSeries(tuple(h.path for h in headers), tuple(h.size for h in headers),
+                       tuple(h.position for h in headers) if by_position else None,
+                       tuple(h.instance for h in headers) if by_instance else None,
+                       plan, headers[0].modality, headers[0].series_number, headers[0].description)
+
+
+def series_of(path: str | Path) -> DicomSeries | None:
+    """The series a single DICOM file belongs to among the files of its folder (None when alone)."""
+    path = Path(path)
+    if _slice_header(path) is None:
+        return None
+    try:
+        siblings = sorted(f for f in path.parent.iterdir() if f.is_file() and is_image_file(f))
+    except OSError:
+        return None
+    for item in group_dicom_series(siblings):
+        if isinstance(item, DicomSeries) and path.resolve() in {f.resolve() for f in item.files}:
+            return item
+    return None
+
+
+def missing_slices(series: DicomSeries) -> list[str]:
+    """Gaps in a series, in words: spacing along the normal above 1.5 times the usual one, or
+    missing instance numbers when there are no positions."""
+    notes = []
+    if series.positions is not None and len(series.positions) > 2:
+        steps = np.diff(series.positions)
+        usual = float(np.median(steps))
+        if usual > 0:
+            for k in np.flatnonzero(steps > 1.5 * usual):
+                lost = int(round(steps[k] / usual)) - 1
+                notes.append(f"{lost} slice(s) missing between slices {k} and {k + 1} "
+                             f"({steps[k]:.1f} mm apart where {usual:.1f} mm is usual)")
+    elif series.positions is None and series.instance_numbers is not None:
+        numbers = np.array(series.instance_numbers)
+        for k in np.flatnonzero(np.diff(numbers) > 1):
+            notes.append(f"{int(numbers[k + 1] - numbers[k] - 1)} slice(s) missing between slices {k} and {k + 1} "
+                         f"(instance numbers {numbers[k]} and {numbers[k + 1]})")
+    if series.positions is None:
+        notes.append(f"slice order from the {series.order}")
+    return notes
+
+
+def _oriented(plane: Plane, plan: DisplayPlan | None) -> Plane:
+    if plan is None:
+        return plane
+    return Plane(values=None if plane.values is None else np.ascontiguousarray(plan.apply(plane.values)),
+                 rgb=None if plane.rgb is None else np.ascontiguousarray(plan.apply(plane.rgb)),
+                 voi=plane.voi, inverted=plane.inverted)
+
+
+def open_series(series: DicomSeries, opened: Path | None = None) -> Scan:
+    """A DICOM series as one scan: slice ``k`` is file ``k`` in slice order, decoded when shown.
+
+    ``opened`` (one of its files) names the scan and is its first shown slice: the window shows
+    the file the user opened. Slices of different sizes cannot form a volume: that is an error
+    naming two of the files."""
+    sizes = sorted(set(series.sizes))
+    if len(sizes) > 1:
+        first = series.files[series.sizes.index(sizes[0])]
+        other = series.files[series.sizes.index(sizes[1])]
+        raise ImageReadError(series.path, "the series' slices have different sizes: "
+                                          f"{sizes[0][1]}x{sizes[0][0]} ({first.name}) and "
+                                          f"{sizes[1][1]}x{sizes[1][0]} ({other.name}); each file is read on its own "
+                                          "when opened by itself")
+    rows, cols = sizes[0]
+    n = len(series.files)
+    info = {"format": "DICOM series", "size": f"{cols}x{rows} pixels x {n} slices", "slices": str(n),
+            "modality": series.modality, "series number": series.series_number,
+            "series description": series.description, "slice order": series.order,
+            "orientation": series.plan.describe() if series.plan is not None else "as stored"}
+    resolved = [f.resolve() for f in series.files]
+    default = resolved.index(opened.resolve()) if opened is not None and opened.resolve() in resolved else n // 2
+
+    def read(k: int) -> Plane:
+        return _oriented(open_dicom(series.files[k]).plane(0), series.plan)
+
+    return Scan(opened or series.path, "DICOM series", n, default, read, info, notes=missing_slices(series))

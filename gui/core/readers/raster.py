@@ -1,0 +1,74 @@
+"""JPEG, PNG, BMP, TIFF and GIF through Pillow: the pixels as exported, refused from the header when too large."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from gui.core.display import grey_to_rgb, window_to_uint8
+from gui.core.readers.limits import MAX_PIXELS, os_reason
+from gui.core.readers.scan import ImageReadError, Plane, Scan
+
+#: Raster formats handed to Pillow; anything else Pillow could open is refused.
+RASTER_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "GIF")
+
+# Our own limit is checked from the header of every image (thread-safe, unlike catching the
+# warning); Pillow's warning between its limit and ours would only be noise.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def open_checked(path: Path) -> Image.Image:
+    """Open with Pillow restricted to our formats, refusing oversized images from the header."""
+    try:
+        img = Image.open(path, formats=RASTER_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, f"image is above the {MAX_PIXELS:,}-pixel limit ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageReadError(path, "the file is damaged or not a supported image") from exc
+    except (FileNotFoundError, PermissionError) as exc:
+        raise ImageReadError(path, os_reason(exc)) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageReadError(path, f"the image data is truncated or damaged ({exc})") from exc
+    w, h = img.size
+    if w * h > MAX_PIXELS or w <= 0 or h <= 0:
+        img.close()
+        raise ImageReadError(path, f"image is {w}x{h} pixels, above the {MAX_PIXELS:,}-pixel limit")
+    return img
+
+
+def _decode_opened(path: Path, img: Image.Image) -> np.ndarray:
+    try:
+        img.seek(0)
+        img.load()
+        return pil_to_rgb(ImageOps.exif_transpose(img))
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageReadError(path, f"the image data is truncated or damaged ({exc})") from exc
+
+
+def open_raster(path: Path) -> Scan:
+    """A raster file as a one-frame scan (a multi-frame GIF or TIFF: its first frame, said in ``info``)."""
+    with open_checked(path) as img:  # one open for the facts and the pixels
+        fmt = img.format or "image"
+        info = {"format": fmt, "size": f"{img.size[0]}x{img.size[1]}", "mode": img.mode}
+        if getattr(img, "n_frames", 1) > 1:
+            info["frames in file"] = f"{img.n_frames} (first shown)"
+        plane = Plane(rgb=_decode_opened(path, img))
+    return Scan(path, fmt, 1, 0, lambda _i: plane, info)
+
+
+def pil_to_rgb(img: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to ``uint8 [H, W, 3]``; high bit depths are windowed min-max."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return grey_to_rgb(window_to_uint8(np.asarray(img, dtype=np.float32)))
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        # Transparent areas become black, the background of an MRI slice.
+        rgba = img.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(black, rgba)
+    if mode == "L":
+        return grey_to_rgb(np.asarray(img, dtype=np.uint8))
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)

@@ -1,0 +1,135 @@
+"""An opened file or DICOM series: its frames as stored, what the screen shows, and what a model is fed."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from gui.core.display import Window, grey_to_rgb
+from gui.core.errors import FileProblem
+from gui.core.readers.levels import Levels, sample_indices, study_levels
+
+
+class ImageReadError(FileProblem):
+    """A file could not be turned into an image; ``reason`` is written for a user."""
+
+
+@dataclass(frozen=True)
+class Plane:
+    """One frame as stored, oriented for display: grey ``values`` (float32, modality LUT applied) or
+    colour ``rgb`` (uint8, for files whose pixels are what was exported: JPEG, PNG, RGB DICOM...).
+
+    ``voi`` is the file's own VOI transform (DICOM window or VOI LUT) to 0..255, when it has one;
+    ``inverted`` marks MONOCHROME1 (high values dark)."""
+
+    values: np.ndarray | None = None
+    rgb: np.ndarray | None = None
+    voi: Callable[[np.ndarray], np.ndarray] | None = None
+    inverted: bool = False
+
+
+@dataclass
+class Scan:
+    """An opened file or DICOM series: one or more 2-D frames (DICOM frames or files, NIfTI slices).
+
+    ``frame(i)`` is what the screen shows (the file's VOI window, else the study's percentile window,
+    or a window the user chose); ``model_frame(i)`` is what a model is fed: the stored values
+    standardised once for the whole study (:mod:`gui.core.readers.levels`), so no display window
+    changes an answer. ``info`` holds technical facts only, never a patient field.
+    """
+
+    path: Path
+    format: str
+    n_frames: int
+    default_frame: int
+    _read: Callable[[int], Plane] = field(repr=False)
+    info: dict[str, str] = field(default_factory=dict)
+    #: What a result must say about the file (a 4-D file scored on its first volume, missing slices).
+    notes: list[str] = field(default_factory=list)
+    #: Computed from up to 32 slices on first use (thread-safe: the engine decodes in a pool).
+    _levels: Levels | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def is_study(self) -> bool:
+        """The one rule: a file or series with more than one slice is judged as a study."""
+        return self.n_frames > 1
+
+    def plane(self, index: int | None = None) -> Plane:
+        """Frame ``index`` (the default frame when None) as stored; only ImageReadError leaves."""
+        i = self.default_frame if index is None else index
+        if not 0 <= i < self.n_frames:
+            raise ImageReadError(self.path, f"frame {i} is out of range (0..{self.n_frames - 1})")
+        try:
+            return self._read(i)
+        except ImageReadError:
+            raise
+        except MemoryError as exc:
+            raise ImageReadError(self.path, "the image is too large to fit in memory") from exc
+        except Exception as exc:  # a decoder failing on one frame must not escape raw
+            raise ImageReadError(self.path, f"cannot decode frame {i}: {exc}") from exc
+
+    def levels(self, in_hand: Plane | None = None) -> Levels:
+        """The study's grey scale, from up to 32 evenly spaced frames (a one-frame file: ``in_hand``)."""
+        with self._lock:
+            if self._levels is None:
+                self._levels = self._compute_levels(in_hand)
+            return self._levels
+
+    def _compute_levels(self, in_hand: Plane | None) -> Levels:
+        samples, problem = [], None
+        for k in ([0] if self.n_frames == 1 else sample_indices(self.n_frames)):
+            try:
+                plane = in_hand if in_hand is not None and self.n_frames == 1 else self.plane(k)
+            except ImageReadError as exc:  # a damaged slice: the others still give the study's levels
+                problem = exc
+                continue
+            if plane.values is not None:
+                samples.append(plane.values)
+        levels = study_levels(samples)
+        if levels is None:
+            raise problem or ImageReadError(self.path, "the image holds no finite values")
+        return levels
+
+    def display(self, plane: Plane, window: Window | None = None) -> np.ndarray:
+        """``plane`` as shown: uint8 [H, W, 3] through ``window``, else the file's VOI, else the study's."""
+        if plane.values is None:
+            return plane.rgb
+        if window is not None:
+            grey = window.apply(plane.values)
+        elif plane.voi is not None:
+            grey = plane.voi(plane.values)
+        else:
+            grey = self.levels(plane).display.apply(plane.values)
+        return grey_to_rgb(255 - grey if plane.inverted else grey)
+
+    def model_image(self, plane: Plane) -> np.ndarray:
+        """``plane`` as a model is fed it: the stored colour as uint8 RGB, or grey values as float32 on
+        the study's scale (its ``low`` 0, its ``high`` 255; below 0 raised to 0, above 255 kept: a
+        lesion brighter than the study's top is not flattened before the model's own preprocessing,
+        which standardises each slice the way it was trained). MONOCHROME1 is turned the right way up."""
+        if plane.values is None:
+            return plane.rgb
+        levels = self.levels(plane)
+        values = np.nan_to_num(plane.values, nan=levels.low, posinf=levels.high, neginf=levels.low)
+        scaled = (values - np.float32(levels.low)) * np.float32(255.0 / (levels.high - levels.low))
+        if plane.inverted:
+            scaled = np.float32(255.0) - scaled
+        return np.maximum(scaled, np.float32(0.0), dtype=np.float32)
+
+    def frame(self, index: int | None = None, window: Window | None = None) -> np.ndarray:
+        """The displayed uint8 RGB image of a frame."""
+        return self.display(self.plane(index), window)
+
+    def model_frame(self, index: int | None = None) -> np.ndarray:
+        """A frame's model image (see :meth:`model_image`)."""
+        return self.model_image(self.plane(index))
+
+    def images(self, index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The displayed frame and the model image of one frame, from one decode."""
+        plane = self.plane(index)
+        return self.display(plane), self.model_image(plane)

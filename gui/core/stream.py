@@ -1,0 +1,264 @@
+"""Files to answers: folder discovery, and the decode-ahead batches that stream a result per file or study.
+
+No Qt: progress and cancellation are plain callables (Orange-style), results stream out one by
+one so memory stays flat however many files there are, and every file that cannot be read
+becomes an error row with the reader's reason while the batch goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from gui.core import study
+from gui.core.classifier import Classifier
+from gui.core.readers import (
+    DicomSeries,
+    ImageReadError,
+    Scan,
+    group_dicom_series,
+    is_image_file,
+    is_study_file,
+    open_item,
+    open_scan,
+)
+from gui.core.result import Result
+
+# ---------------------------------------------------------------- files
+
+
+def collect_files(paths: Iterable[str | Path], recursive: bool = False) -> Iterator[Path | DicomSeries]:
+    """Files to classify, in a stable order: named files as given, folders scanned (sorted), the
+    single-frame DICOM files of one series in a scanned folder gathered into one
+    :class:`~gui.core.readers.DicomSeries` (one study, one row).
+
+    A folder scan keeps the files that :func:`gui.core.readers.is_image_file` accepts by their first
+    bytes, and yields anything it cannot look into (a sub-folder without permission, a FIFO or
+    other special file) so that the reader turns it into an error row with the reason. Symbolic
+    links to folders are not followed (a link loop cannot trap the scan).
+    """
+    for p in paths:
+        p = Path(p)
+        if not p.is_dir():
+            yield p
+            continue
+        if recursive:
+            unreadable: list[Path] = []
+            for root, dirs, files in os.walk(p, followlinks=False, onerror=lambda e: unreadable.append(Path(e.filename))):
+                yield from _sorted_drain(unreadable)
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                yield from _folder_items([f for name in sorted(files) for f in _scan_entry(Path(root) / name)])
+            yield from _sorted_drain(unreadable)
+        else:
+            try:
+                entries = sorted(p.iterdir())
+            except OSError:
+                yield p  # reported as an error row by the reader ("a folder that cannot be read")
+                continue
+            yield from _folder_items([f for f in entries if not f.is_dir() for f in _scan_entry(f)])
+
+
+def _folder_items(files: list[Path]) -> list[Path | DicomSeries]:
+    """One folder's files, with the slices of each DICOM series gathered into one study."""
+    return group_dicom_series(files) if len(files) > 1 else files
+
+
+def _sorted_drain(found: list[Path]) -> Iterator[Path]:
+    yield from sorted(found)
+    found.clear()
+
+
+def _scan_entry(path: Path) -> Iterator[Path]:
+    """A folder entry to classify: an image file by content, or a special file (reported, never opened)."""
+    if path.name.startswith("."):
+        return
+    try:
+        regular = path.is_file()
+        special = not regular and not path.is_dir() and path.exists()
+    except OSError:
+        regular, special = False, True
+    if special or (regular and is_image_file(path)):
+        yield path
+
+
+def has_subfolders(paths: Iterable[str | Path]) -> bool:
+    """Whether any named folder has sub-folders (a hint to use ``--recursive`` when none had images)."""
+    for p in map(Path, paths):
+        try:
+            if p.is_dir() and any(c.is_dir() and not c.name.startswith(".") for c in p.iterdir()):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+# ---------------------------------------------------------------- streaming batch
+
+
+def decode_slice(scan: Scan, k: int | None, classifier: Classifier, keep_frame: bool = False) -> tuple[np.ndarray | None, dict]:
+    """A frame's model image fitted to every model's input (the window's path), with its displayed
+    frame when ``keep_frame`` (for heatmap export, from the same decode)."""
+    if keep_frame:
+        shown, image = scan.images(k)
+        return shown, classifier.fit(image)
+    return None, classifier.fit(scan.model_frame(k))
+
+
+def decode_file(path: Path, classifier: Classifier, keep_frame: bool = False) -> tuple[np.ndarray | None, dict]:
+    """Open a single-image file and fit its default frame (see :func:`decode_slice`)."""
+    return decode_slice(open_scan(path), None, classifier, keep_frame)
+
+
+Item = Path | DicomSeries | Scan
+
+
+@dataclass
+class _Study:
+    """A study being scored: its slices' answers arrive batch by batch, in slice order."""
+
+    path: str
+    scan: Scan
+    slices: list[Result] = field(default_factory=list)
+
+
+@dataclass
+class _Unit:
+    """One image to decode and classify: a whole file (``study`` None) or slice ``k`` of a study."""
+
+    path: str
+    future: Future
+    study: _Study | None = None
+    k: int = 0
+
+
+def _failed(exc: BaseException) -> Future:
+    fut: Future = Future()
+    fut.set_exception(exc)
+    return fut
+
+
+def _units(items: Iterable[Item], classifier: Classifier, pool: ThreadPoolExecutor, keep_frames: bool) -> Iterator[_Unit]:
+    """Every image to classify, in order: single files decode in the pool; a study is opened here
+    (its header and, for a .nii.gz, its first volume) and its slices decode in the pool one by one."""
+    for item in items:
+        path = item.path if isinstance(item, (DicomSeries, Scan)) else item
+        if isinstance(item, Path) and not is_study_file(item):
+            yield _Unit(str(path), pool.submit(decode_file, item, classifier, keep_frames))
+            continue
+        try:
+            scan = item if isinstance(item, Scan) else open_item(item)
+        except Exception as exc:  # reported as this item's error row
+            yield _Unit(str(path), _failed(exc))
+            continue
+        st = _Study(str(path), scan)
+        for k in range(scan.n_frames):
+            yield _Unit(str(path), pool.submit(decode_slice, scan, k, classifier, False), st, k)
+
+
+def classify_files(
+    files: Iterable[Item],
+    classifier: Classifier,
+    batch_size: int = 16,
+    decode_threads: int = 1,
+    with_heat: bool = False,
+    keep_frames: bool = False,
+    should_cancel: Callable[[], bool] | None = None,
+    on_slices: Callable[[str, list[Result]], None] | None = None,
+) -> Iterator[Result]:
+    """Stream a result per file or study, in input order.
+
+    Decoding runs in a thread pool one batch ahead of inference (Pillow and ONNX Runtime
+    release the GIL) and images go to the models in batches. Measured on 2 cores with the
+    bundled pair on 224x224 JPEGs: batches of 16 are fastest (140 images/s; 8: 129, 32: 131)
+    and keep the peak memory at ~510 MB (32: 930 MB, ONNX Runtime's arena grows with the
+    batch); one decode thread beats decoding inline by ~4%, more only compete with inference.
+
+    A study's slices go through the same batches as single images (a batch may hold slices of
+    two studies and single files), so a slice costs what the same image would cost as its own
+    file; the study's row comes after its last slice (:func:`gui.core.study.summarise`), and
+    ``on_slices(path, results)`` sees each batch's slice answers as they come (the window's strip).
+    Slices keep no frames, so a 1,000-slice study takes the memory of its answers only.
+    Stops early, between batches, when ``should_cancel()`` turns true (a study cut short gives
+    no row). ``keep_frames`` attaches each decoded frame to its result (a study: its key slice's)
+    for heatmap export without decoding the file again.
+    """
+    pending: deque[list[_Unit]] = deque()
+    pool = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
+    units = _units(files, classifier, pool, keep_frames)
+
+    def submit() -> None:
+        chunk = [u for _i, u in zip(range(batch_size), units)]
+        if chunk:
+            pending.append(chunk)
+
+    try:
+        submit()
+        submit()  # keep one batch decoding ahead
+        while pending:
+            if should_cancel is not None and should_cancel():
+                return
+            chunk = pending.popleft()
+            submit()
+            answers = _run_chunk(chunk, classifier, with_heat)
+            fresh: dict[int, tuple[_Study, list[Result]]] = {}
+            for unit, r in zip(chunk, answers):
+                if unit.study is not None:
+                    r.slice, r.frame = unit.k, None
+                    unit.study.slices.append(r)
+                    fresh.setdefault(id(unit.study), (unit.study, []))[1].append(r)
+            if on_slices is not None:
+                for st, scored in fresh.values():
+                    on_slices(st.path, scored)
+            for unit, r in zip(chunk, answers):
+                if unit.study is None:
+                    yield r
+                elif unit.k == unit.study.scan.n_frames - 1:
+                    yield _finish_study(unit.study, classifier, keep_frames)
+    finally:
+        # Cancel and do not wait: an interrupted run must not sit behind a decode in flight.
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _finish_study(st: _Study, classifier: Classifier, keep_frame: bool) -> Result:
+    r = study.summarise(st.path, st.slices, classifier.study_rule, st.scan.notes,
+                        st.scan.info.get("series description", ""))
+    if keep_frame and r.ok and r.max_slice is not None:
+        try:
+            r.frame = st.scan.frame(r.max_slice)
+        except ImageReadError:
+            pass  # no frame: the heatmap file is skipped, the row stays
+    return r
+
+
+def _run_chunk(chunk: list[_Unit], classifier: Classifier, with_heat: bool) -> list[Result]:
+    """The chunk's answers, in order: error rows for what could not be read, the rest in one batch."""
+    ok, out = [], {}
+    for i, unit in enumerate(chunk):
+        try:
+            frame, fitted = unit.future.result()
+        except ImageReadError as exc:
+            out[i] = Result(path=unit.path, status="error", error=exc.reason)
+            continue
+        except MemoryError:
+            out[i] = Result(path=unit.path, status="error", error="the image is too large to fit in memory")
+            continue
+        except Exception as exc:  # the reader's contract says this cannot happen; never lose the batch
+            out[i] = Result(path=unit.path, status="error", error=f"unexpected error: {type(exc).__name__}: {exc}")
+            continue
+        ok.append((i, unit.path, frame, fitted))
+    if ok:
+        try:
+            results = classifier.classify_batch([f for *_x, f in ok], [p for _i, p, *_y in ok],
+                                                with_heat=with_heat or any(chunk[i].study is not None for i, *_z in ok))
+        except Exception as exc:  # an inference failure marks the batch's files, the stream goes on
+            results = [Result(path=p, status="error", error=f"inference failed: {exc}") for _i, p, *_y in ok]
+        for (i, _p, frame, _f), r in zip(ok, results):
+            r.frame = frame
+            out[i] = r
+    return [out[i] for i in range(len(chunk))]
