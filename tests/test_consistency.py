@@ -156,3 +156,17 @@ def test_the_file_you_open_is_the_file_you_see(tmp_path, shipped):
     [row] = list(stream.classify_files(list(stream.collect_files([tmp_path / "s"])), shipped))
     assert row.series_description == "AX FLAIR"
     assert shipped.row(row)["series_description"] == "AX FLAIR"
+
+
+def test_the_window_and_the_cli_agree_on_one_file_of_a_series(tmp_path, shipped):
+    """The window scores the opened file's slice inside its series; ``classify FILE`` scores the file
+    alone: the same answer (the series' scale and the file's own differ only by an affine map)."""
+    images, _ = stack(size=128)
+    files = write_dicom_series(tmp_path / "s", images, window=(1200.0, 1200.0))
+    for f in (files[len(files) // 2], files[len(files) // 3]):
+        scan = open_study(f)
+        in_window = shipped.classify_image(scan.images()[1], str(f))
+        [alone] = list(stream.classify_files([f], shipped))
+        assert alone.path == str(f) and not alone.is_study
+        assert abs(in_window.tumor_probability - alone.tumor_probability) <= 0.02
+        assert in_window.prediction == alone.prediction
