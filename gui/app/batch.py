@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from gui.app.thumbnails import PictureCache
 from gui.app.viewer import ImageViewer
 from gui.app.workers import BatchWorker, ExportWorker
 from gui.core.classifier import Classifier
+from gui.core.names import display_path
 from gui.core.result import Result
 
 THUMBNAIL = 64
@@ -93,13 +95,13 @@ class ResultsModel(QAbstractTableModel):
         value = getattr(r, key)
         if role == Qt.ItemDataRole.DisplayRole:
             if key == "path":
-                return Path(r.path).name
+                return display_path(Path(r.path).name)
             if key == "prediction":
                 return ANSWERS[value]
             if key in ("tumor_probability", "confidence"):
                 return percent(value)
             if key == "status":
-                return "ok" if r.ok else f"error: {r.error}"
+                return "ok" if r.ok else f"error: {display_path(r.error)}"
             if key == "n_slices":
                 return "" if value is None or not r.ok else (
                     f"{value}: key slice {r.max_slice}" + (f", tumour in {r.tumor_slices}" if r.tumor_slices else ""))
@@ -107,7 +109,7 @@ class ResultsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.UserRole:  # sort key
             return -1.0 if value is None else value
         if role == Qt.ItemDataRole.ToolTipRole:
-            return r.path if key == "path" else (r.error or None)
+            return display_path(r.path) if key == "path" else (display_path(r.error) or None)
         if role == Qt.ItemDataRole.ForegroundRole and not r.ok:
             return QColor(theme.colour("error"))
         return None
@@ -328,7 +330,7 @@ class BatchPanel(QWidget):
         self._preview_path = r.path
         where = f" · key slice {r.max_slice} of {r.n_slices}" if r.is_study else ""
         self.preview_caption.setText(
-            f"<b>{Path(r.path).name}</b>{where}<br>" + (f"{ANSWERS[r.prediction]} · {percent(r.tumor_probability)}"
+            f"<b>{html.escape(display_path(Path(r.path).name))}</b>{where}<br>" + (f"{ANSWERS[r.prediction]} · {percent(r.tumor_probability)}"
                                                        if r.ok else f"could not be read: {r.error}"))
         picture = self.preview_pictures.get(r)
         if picture is not None:

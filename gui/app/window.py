@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from gui.app.viewer import ImageViewer, to_qimage
 from gui.app.workers import OpenWorker, ReportWorker, StudyWorker
 from gui.core.classifier import TYPE_GROUP_SUFFIX, Classifier
 from gui.core.model import DISCLAIMER, Model, ModelContractError, load_model
+from gui.core.names import display_path
 from gui.core.overlay import COLORMAPS, blend, colormap_lut, heat_to_frame
 from gui.core.readers import IMAGE_SUFFIXES, Scan
 from gui.core.result import Result
@@ -150,7 +152,7 @@ class ResultPanel(QWidget):
         if r.tumor_type:
             lines.append(f"Most likely type, if tumour: <b>{r.tumor_type}</b> ({percent(r.tumor_type_confidence)})")
         if scan is not None:
-            lines.append(f"<small>{scan.path.name} · {scan.info.get('format', '')} · {scan.info.get('size', '')}</small>")
+            lines.append(f"<small>{html.escape(display_path(scan.path.name))} · {scan.info.get('format', '')} · {scan.info.get('size', '')}</small>")
         self.detail.setText("<br>".join(lines))
         self.warning.setText(f"⚠ Caution — {r.ood_warning}. Treat this answer as uncertain." if r.ood_warning else "")
         while self.bars.rowCount():
@@ -171,7 +173,7 @@ class ResultPanel(QWidget):
     def show_error(self, path: str, reason: str) -> None:
         self.answer.setText("Could not read this file")
         self.answer.setStyleSheet(f"font-size: 18px; font-weight: bold; color: {theme.colour('error')};")
-        self.detail.setText(f"{Path(path).name}: {reason}")
+        self.detail.setText(f"{display_path(Path(path).name)}: {display_path(reason)}")
         self.warning.setText("")
         self.timing.setText("")
         while self.bars.rowCount():
@@ -350,7 +352,7 @@ class MainWindow(QMainWindow):
         worker = OpenWorker(self.classifier, Path(path), frame, scan, task=self._open_task)
         worker.signals.opened.connect(self._on_opened)
         worker.signals.failed.connect(self._on_failed)
-        self.statusBar().showMessage(f"Opening {Path(path).name}…")
+        self.statusBar().showMessage(f"Opening {display_path(Path(path).name)}…")
         self.pool.start(worker)
         self.settings.setValue("last_folder", str(Path(path).parent))
         self._add_recent(path)
@@ -392,7 +394,7 @@ class MainWindow(QMainWindow):
             self._study_worker.cancel()
             self._study_worker = None
         self.scan = self.rgb = self.result = None
-        self.statusBar().showMessage(f"Could not read {Path(path).name}: {reason.splitlines()[0]}")
+        self.statusBar().showMessage(f"Could not read {display_path(Path(path).name)}: {display_path(reason.splitlines()[0])}")
 
     def _on_frame(self, index: int) -> None:
         if index != self._jump_target:

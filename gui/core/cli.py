@@ -18,6 +18,7 @@ from gui.core import csvout, stream
 from gui.core.classifier import Classifier
 from gui.core.logs import attach_log_file, log
 from gui.core.model import ModelContractError, load_model
+from gui.core.names import display_path
 from gui.core.overlay import overlay_label, save_overlay_png
 from gui.core.readers import DicomSeries
 from gui.core.resources import bundled_models
@@ -78,11 +79,15 @@ def check_not_an_input(out: Path, paths: list[str], items: list) -> None:
     files = [f for item in items for f in (item.files if isinstance(item, DicomSeries) else (item,))]
     try:
         target = out.resolve()
-        inputs = {Path(p).resolve() for p in paths} | {f.resolve() for f in files}
-    except OSError:
+    except (OSError, RuntimeError):
         return
-    if target in inputs:
-        raise UsageError(f"--csv {out} is one of the files to classify; choose another name")
+    for f in [Path(p) for p in paths] + files:
+        try:
+            same = f.resolve() == target
+        except (OSError, RuntimeError):  # a symbolic link loop (RuntimeError before Python 3.13)
+            continue
+        if same:
+            raise UsageError(f"--csv {out} is one of the files to classify; choose another name")
 
 
 def _interrupt(_signum, _frame) -> None:
@@ -120,7 +125,7 @@ def _classify(args) -> int:
             raise UsageError("--per-slice must name another file than --csv")
     missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
     if missing and len(missing) == len(args.paths):
-        raise UsageError(f"nothing to classify: {', '.join(map(csvout.display_path, missing))} not found")
+        raise UsageError(f"nothing to classify: {', '.join(map(display_path, missing))} not found")
     try:
         classifier = Classifier(load_models(args.model))
     except ModelContractError as exc:
@@ -143,8 +148,8 @@ def _classify(args) -> int:
             raise UsageError(f"cannot write heatmaps into {heat_dir} ({exc.strerror or exc})") from exc
     progress = terminal_progress(len(files))  # before the CSV exists: its import takes a moment
     attach_log_file()
-    log.info("classify %d file(s) from %s with %s into %s", len(files), ", ".join(map(csvout.display_path, args.paths)),
-             "; ".join(m.name for m in classifier.models), csvout.display_path(str(out)))
+    log.info("classify %d file(s) from %s with %s into %s", len(files), ", ".join(map(display_path, args.paths)),
+             "; ".join(m.name for m in classifier.models), display_path(str(out)))
     csv_out = _open_csv(out, classifier.columns(), args.force)
     try:
         slices_out = _open_csv(per_slice, classifier.slice_columns(), args.force) if per_slice is not None else None
@@ -184,7 +189,7 @@ def _stream(args, classifier: Classifier, files: list, csv_out: csvout.AtomicCsv
             counts["rows"] += 1
             counts["failed"] += not r.ok
             if not r.ok:
-                log.warning("%s: %s", csvout.display_path(r.path), r.error)
+                log.warning("%s: %s", display_path(r.path), display_path(r.error))
             counts["tumours"] += r.ok and r.prediction == "tumor"
             counts["cautioned"] += r.ok and bool(r.ood_warning)
             counts["disagree"] += r.ok and bool(r.models_disagree)
@@ -198,17 +203,15 @@ def _stream(args, classifier: Classifier, files: list, csv_out: csvout.AtomicCsv
     except KeyboardInterrupt:
         interrupted = True
     except OSError as exc:  # the CSV itself cannot be written (disk full): nothing sensible is left to do
-        csv_out.discard()
-        if slices_out is not None:
-            slices_out.discard()
-        log.error("cannot write %s: %s", csvout.display_path(str(csv_out.path)), exc)
-        print(f"error: cannot write {csv_out.path} ({exc.strerror or exc}); no CSV written", file=sys.stderr)
-        return 2
+        return _write_failed(exc, csv_out, slices_out)
     progress.close()
-    target = csv_out.publish(partial=interrupted)
-    if slices_out is not None:
-        slices_target = slices_out.publish(partial=interrupted)
-        print(f"per-slice rows: {slices_target}", file=sys.stderr)
+    try:
+        target = csv_out.publish(partial=interrupted)
+        if slices_out is not None:
+            slices_target = slices_out.publish(partial=interrupted)
+            print(f"per-slice rows: {slices_target}", file=sys.stderr)
+    except OSError as exc:  # a full disk at the last flush or the rename: no half-written CSV is left
+        return _write_failed(exc, csv_out, slices_out)
     seconds = time.perf_counter() - t0
     n, failed, tumours = counts["rows"], counts["failed"], counts["tumours"]
     studies = f" ({counts['studies']} of them studies, every slice scored)" if counts["studies"] else ""
@@ -217,7 +220,7 @@ def _stream(args, classifier: Classifier, files: list, csv_out: csvout.AtomicCsv
           f"with a caution, {counts['disagree']} where the models disagree), {failed} could not be read. "
           f"CSV: {target}", file=sys.stderr)
     log.info("%d of %d files: %d tumour likely, %d could not be read, %d cautioned%s; CSV %s", n, len(files), tumours,
-             failed, counts["cautioned"], " (interrupted)" if interrupted else "", csvout.display_path(str(target)))
+             failed, counts["cautioned"], " (interrupted)" if interrupted else "", display_path(str(target)))
     if target != csv_out.path:
         why = "the run was interrupted, so the existing file was kept" if interrupted and args.force else \
             f"{csv_out.path} appeared while this run was working, so it was kept"
@@ -226,6 +229,18 @@ def _stream(args, classifier: Classifier, files: list, csv_out: csvout.AtomicCsv
         print(f"interrupted: the {n} rows finished so far are in {target}", file=sys.stderr)
         return 130
     return 1 if failed else 0
+
+
+def _write_failed(exc: OSError, csv_out: csvout.AtomicCsv, slices_out: csvout.AtomicCsv | None) -> int:
+    """The CSV cannot be written or published: remove the temporary files, say why, exit 2."""
+    csv_out.discard()
+    if slices_out is not None:
+        slices_out.discard()
+    reason = exc.strerror if isinstance(exc, csvout.CsvWriteError) else \
+        f"cannot write {display_path(str(csv_out.path))} ({exc.strerror or exc}); no CSV written"
+    log.error("%s", reason)
+    print(f"error: {reason}", file=sys.stderr)
+    return 2
 
 
 def write_heatmap(r: Result, heat_dir: Path) -> None:

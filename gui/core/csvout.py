@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from gui.core.names import display_path
 from gui.core.result import Result
 
 CSV_COLUMNS = ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
@@ -50,12 +51,6 @@ def slice_row(study_path: str, r: Result, probability_columns: ProbabilityColumn
     return {k: row[k] for k in SLICE_COLUMNS + [col for *_g, col in probability_columns]}
 
 
-def display_path(text: str) -> str:
-    """A file name as text that can be written anywhere: bytes that are not UTF-8 (kept by Python
-    as surrogate escapes) are shown as ``\\xff`` instead of breaking the CSV or the log."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
 #: Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -67,6 +62,11 @@ def csv_safe(text: str) -> str:
 
 class CsvExistsError(FileExistsError):
     pass
+
+
+class CsvWriteError(OSError):
+    """The rows could not be written or published (a full disk, a vanished folder); the temporary
+    file is gone, nothing was published, and the message names the file and the reason."""
 
 
 TMP_SUFFIX = ".mri-classifier.tmp"
@@ -102,31 +102,51 @@ class AtomicCsv:
             raise
 
     def write(self, row: dict[str, str]) -> None:
-        self._writer.writerow(row)
+        """Append a row; a failing disk discards the temporary file and raises :class:`CsvWriteError`."""
+        try:
+            self._writer.writerow(row)
+        except OSError as exc:
+            self._fail(exc)
         self.rows += 1
 
     def publish(self, partial: bool = False) -> Path:
-        """Move the rows into place; returns where they went."""
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        if self.force and not partial:
-            os.replace(self.tmp, self.path)
-            self.written_to = self.path
-            return self.path
-        for k in range(0, 1000):
-            target = self.path if k == 0 else self.path.with_name(f"{self.path.stem}-{k}{self.path.suffix}")
-            if _publish_new(self.tmp, target):
-                self.written_to = target
-                return target
+        """Move the rows into place; returns where they went. A full disk (at the last flush, the
+        fsync or the rename) discards the temporary file and raises :class:`CsvWriteError`."""
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            if self.force and not partial:
+                os.replace(self.tmp, self.path)
+                self.written_to = self.path
+                return self.path
+            for k in range(0, 1000):
+                target = self.path if k == 0 else self.path.with_name(f"{self.path.stem}-{k}{self.path.suffix}")
+                if _publish_new(self.tmp, target):
+                    self.written_to = target
+                    return target
+        except CsvExistsError:
+            raise
+        except OSError as exc:
+            self._fail(exc)
         raise CsvExistsError(f"no free name for {self.path}")
 
+    def _fail(self, exc: OSError) -> None:
+        self.discard()
+        raise CsvWriteError(exc.errno, f"cannot write {display_path(str(self.path))} "
+                                       f"({exc.strerror or exc}); no CSV written") from exc
+
     def discard(self) -> None:
-        """Close and remove the temporary file (nothing to do once the rows are published)."""
-        if not self._fh.closed:
-            self._fh.close()
-        if self.written_to is None:
-            self.tmp.unlink(missing_ok=True)
+        """Close and remove the temporary file (nothing to do once the rows are published). Closing
+        may fail on a full disk (the buffer cannot be flushed): the file is removed all the same."""
+        try:
+            if not self._fh.closed:
+                self._fh.close()
+        except OSError:
+            pass
+        finally:
+            if self.written_to is None:
+                self.tmp.unlink(missing_ok=True)
 
 
 def _publish_new(tmp: Path, target: Path) -> bool:
@@ -159,6 +179,7 @@ def remove_stale_temporaries(path: Path) -> None:
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether a process can still write: not gone, and not a zombie (dead, waiting for its parent)."""
     if os.name == "nt":  # os.kill(pid, 0) would terminate the process there: keep the file
         return True
     try:
@@ -167,7 +188,11 @@ def _process_alive(pid: int) -> bool:
         return False
     except OSError:
         return True
-    return True
+    try:  # Linux: a zombie still answers kill(0); its state letter in /proc says it is dead
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:][:1] not in ("Z", "X")
+    except (OSError, ValueError):
+        return True
 
 
 def write_csv_atomic(path: str | Path, columns: Sequence[str], rows: Iterable[dict[str, str]], force: bool = False) -> int:

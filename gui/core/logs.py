@@ -34,6 +34,14 @@ def log_dir() -> Path:
     return folder
 
 
+class OneRecordPerLine(logging.Formatter):
+    """Only a record's first line starts at the margin: any later line of it (a traceback, or a name
+    that slipped past ``gui.core.names.display_path``) is indented, so no text can pass for a record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace("\r", "\\r").replace("\n", "\n    | ")
+
+
 def attach_log_file(log_file: Path | None = None) -> Path | None:
     """Send the app's log to ``log_file`` (default: the per-user folder); None when it cannot be
     written (a read-only home must not stop a batch)."""
@@ -45,7 +53,7 @@ def attach_log_file(log_file: Path | None = None) -> Path | None:
         handler = logging.FileHandler(log_file, encoding="utf-8")
     except OSError:
         return None
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(OneRecordPerLine("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False

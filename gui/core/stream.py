@@ -19,6 +19,7 @@ import numpy as np
 from gui.core import study
 from gui.core.classifier import Classifier
 from gui.core.readers import (
+    IMAGE_SUFFIXES,
     DicomSeries,
     ImageReadError,
     Scan,
@@ -47,14 +48,8 @@ def collect_files(paths: Iterable[str | Path], recursive: bool = False) -> Itera
         p = Path(p)
         if not p.is_dir():
             yield p
-            continue
-        if recursive:
-            unreadable: list[Path] = []
-            for root, dirs, files in os.walk(p, followlinks=False, onerror=lambda e: unreadable.append(Path(e.filename))):
-                yield from _sorted_drain(unreadable)
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                yield from _folder_items([f for name in sorted(files) for f in _scan_entry(Path(root) / name)])
-            yield from _sorted_drain(unreadable)
+        elif recursive:
+            yield from _walk(p)
         else:
             try:
                 entries = sorted(p.iterdir())
@@ -64,26 +59,48 @@ def collect_files(paths: Iterable[str | Path], recursive: bool = False) -> Itera
             yield from _folder_items([f for f in entries if not f.is_dir() for f in _scan_entry(f)])
 
 
+def _walk(top: Path) -> Iterator[Path | DicomSeries]:
+    """A folder and its sub-folders, depth first in sorted order (a folder's files before its
+    sub-folders), with an explicit stack: a folder nested thousands deep cannot exhaust Python's
+    recursion limit (``os.walk`` recurses on Python 3.11). A sub-folder that cannot be listed is
+    yielded itself, for the reader to report; links to folders are not followed."""
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            yield folder
+            continue
+        subfolders, files = [], []
+        for e in entries:
+            try:
+                is_dir = e.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            (subfolders if is_dir else files).append(e.name)
+        yield from _folder_items([f for name in files for f in _scan_entry(folder / name)])
+        stack.extend(folder / d for d in reversed(subfolders) if not d.startswith("."))
+
+
 def _folder_items(files: list[Path]) -> list[Path | DicomSeries]:
     """One folder's files, with the slices of each DICOM series gathered into one study."""
     return group_dicom_series(files) if len(files) > 1 else files
 
 
-def _sorted_drain(found: list[Path]) -> Iterator[Path]:
-    yield from sorted(found)
-    found.clear()
-
-
 def _scan_entry(path: Path) -> Iterator[Path]:
-    """A folder entry to classify: an image file by content, or a special file (reported, never opened)."""
+    """A folder entry to classify: an image file by content, a special file, or a broken symbolic
+    link named like an image (dangling or a loop): the last two are reported, never opened."""
     if path.name.startswith("."):
         return
     try:
         regular = path.is_file()
         special = not regular and not path.is_dir() and path.exists()
+        broken_link = path.is_symlink() and not path.exists() and path.name.lower().endswith(IMAGE_SUFFIXES)
     except OSError:
-        regular, special = False, True
-    if special or (regular and is_image_file(path)):
+        regular, special, broken_link = False, True, False
+    if special or broken_link or (regular and is_image_file(path)):
         yield path
 
 

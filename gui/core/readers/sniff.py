@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -66,7 +67,21 @@ def read_head(path: Path) -> bytes:
     except ImageReadError:
         raise
     except OSError as exc:
-        raise ImageReadError(path, os_reason(exc)) from exc
+        raise ImageReadError(path, _link_reason(path, exc) or os_reason(exc)) from exc
+
+
+def _link_reason(path: Path, exc: OSError) -> str | None:
+    """Why a symbolic link gives no file: its target is missing, or links lead back to themselves."""
+    try:
+        if not path.is_symlink():
+            return None
+    except OSError:
+        return None
+    if exc.errno == errno.ELOOP:
+        return "is a symbolic link loop (its links lead back to themselves)"
+    if isinstance(exc, FileNotFoundError):
+        return f"is a broken symbolic link (its target {os.readlink(path)!r} does not exist)"
+    return None
 
 
 def sniff_file(path: Path) -> str:
