@@ -14,7 +14,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from gui.core.model import CARD_KEY, DISCLAIMER, encode_array
+from gui.core.model import CARD_KEY, DISCLAIMER
+from gui.core.ood import encode_array
 
 TASK_LABELS = {"binary": ["no_tumor", "tumor"], "tumor-type": ["glioma", "meningioma", "no_tumor", "pituitary"]}
 
@@ -34,8 +35,11 @@ def make_card(task: str, size: int, name: str = "", ood_threshold: float = 1e6) 
 
 
 def make_contract_model(path: Path, task: str = "binary", size: int = 64, card: dict | None = None,
-                        channels: int = 3, multitask: bool = False, nan: bool = False) -> Path:
-    """``channels`` other than 3 makes a model that breaks the contract's input spec.
+                        channels: int = 3, multitask: bool = False, nan: bool = False, batch: int | str = "N",
+                        width: int | None = None, nan_embedding: bool = False) -> Path:
+    """``channels`` other than 3 makes a model that breaks the contract's input spec; ``batch`` fixes
+    the graph's batch dimension (1: a static export); ``width`` gives the input another width than
+    ``size``; ``nan_embedding`` makes the embedding NaN (answers stay finite).
 
     ``multitask`` adds the optional outputs: ``type_probabilities`` (glioma, meningioma,
     pituitary; steered by colour channel like the type model) and ``heatmap`` (P(tumour) per 8x8
@@ -67,10 +71,10 @@ def make_contract_model(path: Path, task: str = "binary", size: int = 64, card: 
     inits = [numpy_helper.from_array(np.array(255.0, np.float32), "c255"),
              numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b")]
     graph = helper.make_graph(
-        nodes, "synthetic", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", size, size, channels])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", c]),
-         helper.make_tensor_value_info("cam", TensorProto.FLOAT, ["N", size // 8, size // 8, c]),
-         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", channels])], inits)
+        nodes, "synthetic", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, size, width or size, channels])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [batch, c]),
+         helper.make_tensor_value_info("cam", TensorProto.FLOAT, [batch, size // 8, (width or size) // 8, c]),
+         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [batch, channels])], inits)
     if multitask:
         wt = np.eye(3, dtype=np.float32)[:channels] * 6.0
         nodes += [helper.make_node("MatMul", ["embedding", "Wt"], ["type_logits"]),
@@ -90,6 +94,13 @@ def make_contract_model(path: Path, task: str = "binary", size: int = 64, card: 
         probs.output[0] = "probabilities_ok"
         graph.node.append(helper.make_node("Mul", ["probabilities_ok", "cnan"], ["probabilities"]))
         graph.initializer.append(numpy_helper.from_array(np.array(np.nan, np.float32), "cnan"))
+    if nan_embedding:
+        emb = [n for n in graph.node if n.output[0] == "embedding"][0]
+        emb.output[0] = "embedding_ok"
+        graph.node.append(helper.make_node("Mul", ["embedding_ok", "cnan_e"], ["embedding"]))
+        graph.initializer.append(numpy_helper.from_array(np.array(np.nan, np.float32), "cnan_e"))
+        for n in graph.node:  # the answers still come from the finite features
+            n.input[:] = ["embedding_ok" if i == "embedding" and n.output[0] != "embedding" else i for i in n.input]
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     if card is None:

@@ -44,7 +44,20 @@ class Classifier:
         self.typer = None if self.detector.has_type_head else (typed[0] if typed else None)
         self.input_keys: list[InputKey] = sorted({(m.input_size, m.preprocessing) for m in self.models})
         self.study_rule: study.StudyRule = self.detector.study_rule
+        self.group = self._group_names()
         self._prob_columns = self._probability_columns()  # fixed for the models: not per row
+
+    def _group_names(self) -> dict[int, str]:
+        """Each model's name in results and reports, made unique: two files that carry the same name
+        and version are told apart as "NAME (2)", so their probabilities never share a key."""
+        out: dict[int, str] = {}
+        for m in self.models:
+            name, k = m.name, 1
+            while name in out.values():
+                k += 1
+                name = f"{m.name} ({k})"
+            out[id(m)] = name
+        return out
 
     @property
     def detector_key(self) -> InputKey:
@@ -65,12 +78,14 @@ class Classifier:
     def _probability_columns(self) -> csvout.ProbabilityColumns:
         out, taken = [], set()
         for m in self.models:
-            groups = [(m.name, m.labels, m.card["task"])]
+            name = self.group[id(m)]
+            groups = [(name, m.labels, m.card["task"])]
             if m.has_type_head:
-                groups.append((m.name + TYPE_GROUP_SUFFIX, m.type_labels, "type"))
+                groups.append((name + TYPE_GROUP_SUFFIX, m.type_labels, "type"))
             for group, labels, task in groups:
                 for label in labels:
-                    col = f"p_{label}" if f"p_{label}" not in taken else f"p_{task}_{label}"
+                    candidates = [f"p_{label}", f"p_{task}_{label}"] + [f"p_{task}{k}_{label}" for k in range(2, 1000)]
+                    col = next(c for c in candidates if c not in taken)
                     taken.add(col)
                     out.append((group, label, col))
         return out
@@ -106,11 +121,12 @@ class Classifier:
             r.models_disagree = self._disagree(preds, i, bool(is_tumor))
             r.ood_warning = "; ".join(self._cautions(preds, i, float(p_tumor[i]), r.models_disagree,
                                                      inputs[i][self.detector_key].head_found))
-            r.probabilities = {m.name: {lab: float(p) for lab, p in zip(m.labels, preds[id(m)].probabilities[i])}
+            r.probabilities = {self.group[id(m)]: {lab: float(p) for lab, p in zip(m.labels, preds[id(m)].probabilities[i])}
                                for m in self.models}
             for m in self.models:
                 if m.has_type_head:
-                    r.probabilities[m.name + TYPE_GROUP_SUFFIX] = dict(zip(m.type_labels, map(float, preds[id(m)].type_probabilities[i])))
+                    r.probabilities[self.group[id(m)] + TYPE_GROUP_SUFFIX] = dict(
+                        zip(m.type_labels, map(float, preds[id(m)].type_probabilities[i])))
             r.geometry = inputs[i][self.detector_key].geometry
             if with_heat:
                 r.heat = det.heatmap[i] if det.heatmap is not None else self.heat_for(det.cam[i], is_tumor)

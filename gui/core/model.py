@@ -22,7 +22,6 @@ not a traceback.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from gui.core.errors import FileProblem
+from gui.core.ood import OodScorer
 from gui.core.study import StudyRule
 
 INPUT = "image"
@@ -44,52 +44,6 @@ DISCLAIMER = "Research use only, not a medical device. Not for diagnosis."
 
 class ModelContractError(FileProblem):
     """A file is not a usable model of this contract; ``reason`` is written for a user."""
-
-
-def encode_array(a: np.ndarray) -> dict:
-    """A float32 array as JSON-safe base64 (model cards hold OOD statistics this way)."""
-    a = np.ascontiguousarray(a, dtype="<f4")
-    return {"shape": list(a.shape), "dtype": "float32", "base64": base64.b64encode(a.tobytes()).decode("ascii")}
-
-
-def decode_array(d: dict) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(d["base64"]), dtype="<f4").reshape(d["shape"])
-
-
-@dataclass
-class OodScorer:
-    """How unlike the training data an embedding is: a probabilistic-PCA style distance.
-
-    Inside the top-``k`` principal subspace of the training embeddings: Mahalanobis distance
-    to the nearest class mean (shared covariance). Outside it: the residual norm over the
-    residual standard deviation of the training data. Noise, photos and other non-MRI inputs
-    land mostly in the residual, which a subspace-only distance would miss.
-    ``score <= threshold`` for 99% of validation images.
-    """
-
-    mean: np.ndarray  # [F]
-    components: np.ndarray  # [k, F], orthonormal principal directions divided by their std
-    scale: np.ndarray  # [k], std of the training data along each direction
-    class_means: np.ndarray  # [C, k], in whitened coordinates
-    precision: np.ndarray  # [k, k], inverse of the shared within-class covariance (whitened)
-    residual_variance: float  # per-dimension variance of the training data outside the subspace
-    threshold: float
-
-    @classmethod
-    def from_card(cls, ood: dict) -> "OodScorer":
-        return cls(decode_array(ood["mean"]), decode_array(ood["components"]), decode_array(ood["scale"]),
-                   decode_array(ood["class_means"]), decode_array(ood["precision"]),
-                   float(ood["residual_variance"]), float(ood["threshold"]))
-
-    def score(self, embedding: np.ndarray) -> np.ndarray:
-        # einsum, not ``@``: a BLAS call wakes OpenBLAS's threads, which then spin and steal
-        # the cores ONNX Runtime is using (measured: inference 29% slower on 2 cores).
-        d = np.asarray(embedding, np.float32) - self.mean  # [N, F]
-        z = np.einsum("nf,kf->nk", d, self.components)  # [N, k] whitened
-        diff = z[:, None, :] - self.class_means[None, :, :]  # [N, C, k]
-        inside = np.einsum("nck,kl,ncl->nc", diff, self.precision, diff).min(axis=1)
-        residual = np.maximum((d * d).sum(axis=1) - ((z * self.scale) ** 2).sum(axis=1), 0.0)
-        return np.sqrt(np.maximum(inside, 0.0) + residual / max(self.residual_variance, 1e-12))
 
 
 @dataclass
@@ -124,6 +78,9 @@ class Model:
         outputs = {o.name for o in session.get_outputs()}
         self.extra_outputs = [o for o in OPTIONAL_OUTPUTS if o in outputs]
         self.type_labels: list[str] = list(card.get("type_labels", [])) if "type_probabilities" in outputs else []
+        batch = session.get_inputs()[0].shape[0]
+        #: The graph's batch size when it is fixed (an export with a static batch of 1), else None.
+        self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
 
     @property
     def name(self) -> str:
@@ -143,15 +100,25 @@ class Model:
         return bool(self.type_labels)
 
     def predict(self, images: np.ndarray) -> Prediction:
-        """Run a batch ``float32 [N, S, S, 3]`` (RGB 0-255, already fitted to the input size)."""
-        probs, cam, emb, *extra = self.session.run(list(OUTPUTS) + self.extra_outputs,
-                                                   {INPUT: np.asarray(images, np.float32)})
+        """Run a batch ``float32 [N, S, S, 3]`` (RGB 0-255, already fitted to the input size); a graph
+        whose batch dimension is fixed (say at 1) runs it in chunks of that size."""
+        images = np.asarray(images, np.float32)
+        names = list(OUTPUTS) + self.extra_outputs
+        if self.fixed_batch is None or len(images) == self.fixed_batch:
+            outs = self.session.run(names, {INPUT: images})
+        else:
+            b, n = self.fixed_batch, len(images)
+            padded = np.concatenate([images, np.zeros((-n % b,) + images.shape[1:], np.float32)])
+            chunks = [self.session.run(names, {INPUT: padded[s:s + b]}) for s in range(0, len(padded), b)]
+            outs = [np.concatenate([c[k] for c in chunks])[:n] for k in range(len(names))]
+        probs, cam, emb, *extra = outs
         named = dict(zip(self.extra_outputs, extra))
         heat = named.get("heatmap")
         if heat is not None and heat.ndim == 4:
             heat = heat[..., 0]
         score = self.ood.score(emb)
-        return Prediction(probs, cam, score, score > self.ood.threshold, named.get("type_probabilities"), heat)
+        # NaN is not <= anything: an embedding the model could not compute is "unlike the training images"
+        return Prediction(probs, cam, score, ~(score <= self.ood.threshold), named.get("type_probabilities"), heat)
 
 
 def session_options(threads: int | None = None):
@@ -182,7 +149,30 @@ def load_model(path: str | Path, threads: int | None = None) -> Model:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelContractError(path, f"not a valid ONNX model ({first})") from exc
     card = validate_session(path, session)
-    return Model(path, session, card)
+    try:
+        model = Model(path, session, card)
+    except ValueError as exc:
+        raise ModelContractError(path, f"the card's out-of-distribution statistics do not fit: {exc}") from exc
+    smoke_test(model)
+    return model
+
+
+def smoke_test(model: Model) -> None:
+    """Run the model once on a blank input before any work: a model that cannot run, or whose outputs do
+    not fit its card, is refused now with a sentence (exit 2 in ``classify``), never on every row later."""
+    size = model.input_size
+    try:
+        probs, _cam, emb, *_extra = model.session.run(list(OUTPUTS) + model.extra_outputs,
+                                                      {INPUT: np.zeros((model.fixed_batch or 1, size, size, 3), np.float32)})
+    except Exception as exc:  # onnxruntime's own exception types
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelContractError(model.path, f"the model fails on a test input of {size}x{size} pixels ({first})") from exc
+    if probs.ndim != 2 or probs.shape[1] != len(model.labels):
+        raise ModelContractError(model.path, f"the model gives {list(probs.shape)} probabilities for {len(model.labels)} labels")
+    try:
+        model.ood.check(int(emb.shape[-1]))
+    except ValueError as exc:
+        raise ModelContractError(model.path, f"the card's out-of-distribution statistics do not fit: {exc}") from exc
 
 
 def validate_session(path: Path, session) -> dict:
@@ -209,8 +199,9 @@ def validate_session(path: Path, session) -> dict:
     if isinstance(n_classes, int) and n_classes != len(card["labels"]):
         raise ModelContractError(path, f"{n_classes} outputs but {len(card['labels'])} labels in the card")
     size = card["input"]["size"]
-    if shape[1] not in (size, None) and not isinstance(shape[1], str):
-        raise ModelContractError(path, f"input is {shape[1]} pixels high but the card says {size}")
+    for axis, what in ((1, "high"), (2, "wide")):
+        if isinstance(shape[axis], int) and shape[axis] not in (size, -1, 0):
+            raise ModelContractError(path, f"input is {shape[axis]} pixels {what} but the card says {size}")
     return card
 
 
