@@ -54,7 +54,7 @@ def open_dicom(path: Path) -> Scan:
     try:
         pixels = ds.pixel_array
     except Exception as exc:
-        raise ImageReadError(path, decode_failure(tsyntax, exc)) from exc
+        raise ImageReadError(path, decode_failure(tsyntax, exc, int(ds.get("BitsStored", 8) or 8))) from exc
     if n_frames == 1:
         pixels = pixels[None]
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2"))
@@ -64,16 +64,52 @@ def open_dicom(path: Path) -> Scan:
             "transfer syntax": getattr(tsyntax, "name", "") if tsyntax is not None else ""}
     voi = file_voi(ds)
     inverted = photometric == "MONOCHROME1"
+    order, notes = frame_order(ds, n_frames)
 
     def read(i: int) -> Plane:
-        frame = pixels[i]
+        frame = pixels[order[i]]
         if samples == 3:
             return Plane(rgb=np.ascontiguousarray(frame) if frame.dtype == np.uint8 else window_to_uint8(frame))
         if photometric == "PALETTE COLOR":
             return Plane(rgb=_palette_rgb(ds, apply_color_lut(frame, ds)))
         return Plane(values=np.asarray(apply_modality_lut(frame, ds), dtype=np.float32), voi=voi, inverted=inverted)
 
-    return Scan(path, "DICOM", n_frames, n_frames // 2, read, info)
+    return Scan(path, "DICOM", n_frames, n_frames // 2, read, info, notes=notes)
+
+
+def frame_order(ds, n_frames: int) -> tuple[list[int], list[str]]:
+    """An enhanced multi-frame image's frames in slice order: by each frame's ImagePositionPatient
+    (per-frame functional groups) along the slice normal of its orientation (per-frame, else shared),
+    when every frame has both and they share one orientation; else the stored order. Frame ``k`` of
+    the scan is stored frame ``order[k]``."""
+    stored = list(range(n_frames))
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if n_frames < 2 or not per_frame or len(per_frame) != n_frames:
+        return stored, []
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+    positions, normals = [], set()
+    for item in per_frame:
+        ipp = _first_item(item, "PlanePositionSequence", "ImagePositionPatient")
+        iop = _first_item(item, "PlaneOrientationSequence", "ImageOrientationPatient") or \
+            _first_item(shared, "PlaneOrientationSequence", "ImageOrientationPatient")
+        if ipp is None or iop is None or len(ipp) != 3 or len(iop) != 6:
+            return stored, []
+        normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
+        normals.add(tuple(np.round(normal, 2)))
+        positions.append(float(np.dot(np.asarray(ipp, float), normal)))
+    if len(normals) != 1:
+        return stored, [f"the frames lie in {len(normals)} orientations; scored in stored order"]
+    order = [int(k) for k in np.argsort(positions, kind="stable")]
+    return order, ([] if order == stored else ["frames ordered by their positions (stored in another order)"])
+
+
+def _first_item(item, sequence: str, keyword: str):
+    """``item.sequence[0].keyword`` as a list of floats, or None when any part is missing."""
+    try:
+        value = getattr(item, sequence)[0].get(keyword)
+        return None if value is None else [float(v) for v in value]
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
 
 
 def _palette_rgb(ds, rgb: np.ndarray) -> np.ndarray:
@@ -118,8 +154,11 @@ def _first(value) -> float | None:
         return None
 
 
-def decode_failure(tsyntax, exc: Exception) -> str:
-    """Why pixel data did not decode: a missing decoder (named, with what to install) or damaged data."""
+def decode_failure(tsyntax, exc: Exception, bits_stored: int = 8) -> str:
+    """Why pixel data did not decode: a missing decoder (named, with what to install) or damaged data.
+
+    Pillow, always installed, decodes only 8-bit JPEG: 12-bit JPEG Extended needs an optional
+    decoder, and its failure is named as that, not as damage."""
     from pydicom.pixels import get_decoder
 
     name = getattr(tsyntax, "name", str(tsyntax))
@@ -129,8 +168,12 @@ def decode_failure(tsyntax, exc: Exception) -> str:
         decoder = get_decoder(tsyntax)
     except NotImplementedError:
         return f"compressed DICOM ({name}): no decoder exists for this transfer syntax"
-    if decoder.is_available:
+    if decoder.is_available and not (bits_stored > 8 and set(decoder.available_plugins) <= {"pillow"}
+                                     and decoder.missing_dependencies and "JPEG" in name):
         return f"the compressed pixel data ({name}) is damaged or truncated ({exc})"
+    if decoder.is_available:
+        return (f"compressed DICOM ({name}, {bits_stored}-bit): the installed decoder (Pillow) reads only 8-bit "
+                "JPEG; install one of " + "; ".join(decoder.missing_dependencies))
     return (f"compressed DICOM ({name}) and no decoder for it is installed: install one of "
             + "; ".join(decoder.missing_dependencies))
 

@@ -29,6 +29,7 @@ class DicomSeries:
     modality: str = ""
     series_number: str = ""
     description: str = ""  # SeriesDescription ("AX FLAIR"), a protocol name, never a patient field
+    notes: tuple[str, ...] = ()  # how the files were grouped, when a result must say it
 
     @property
     def path(self) -> Path:
@@ -99,23 +100,34 @@ def group_dicom_series(files: list[Path]) -> list[Path | DicomSeries]:
     SeriesInstanceUID) gathered into one :class:`DicomSeries`, placed where its first file was;
     every other file stays as it is."""
     headers = {f: _slice_header(f) for f in files}
-    members: dict[str, list[_SliceHeader]] = {}
+    members: dict[tuple, list[_SliceHeader]] = {}
     for h in headers.values():
         if h is not None:
-            members.setdefault(h.series_uid, []).append(h)
+            members.setdefault(_stack_key(h), []).append(h)
+    planes: dict[str, int] = {}
+    for uid, _plane in members:
+        planes[uid] = planes.get(uid, 0) + 1
     out: list[Path | DicomSeries] = []
-    placed: set[str] = set()
+    placed: set[tuple] = set()
     for f in files:
         h = headers[f]
-        if h is None or len(members[h.series_uid]) < 2:
+        key = None if h is None else _stack_key(h)
+        if key is None or len(members[key]) < 2:
             out.append(f)
-        elif h.series_uid not in placed:
-            placed.add(h.series_uid)
-            out.append(_ordered_series(members[h.series_uid]))
+        elif key not in placed:
+            placed.add(key)
+            note = () if planes[h.series_uid] == 1 else (
+                f"the series holds slices in {planes[h.series_uid]} orientations; each is scored as its own study",)
+            out.append(_ordered_series(members[key], note))
     return out
 
 
-def _ordered_series(headers: list[_SliceHeader]) -> DicomSeries:
+def _stack_key(h: _SliceHeader) -> tuple:
+    """One volume per series and orientation: a localiser series with three planes is three stacks."""
+    return h.series_uid, None if h.orientation is None else tuple(round(v, 2) for v in h.orientation)
+
+
+def _ordered_series(headers: list[_SliceHeader], notes: tuple[str, ...] = ()) -> DicomSeries:
     same_plane = len({h.orientation for h in headers}) == 1
     by_position = same_plane and all(h.position is not None for h in headers)
     by_instance = all(h.instance is not None for h in headers)
@@ -130,7 +142,7 @@ def _ordered_series(headers: list[_SliceHeader]) -> DicomSeries:
     return DicomSeries(tuple(h.path for h in headers), tuple(h.size for h in headers),
                        tuple(h.position for h in headers) if by_position else None,
                        tuple(h.instance for h in headers) if by_instance else None,
-                       plan, headers[0].modality, headers[0].series_number, headers[0].description)
+                       plan, headers[0].modality, headers[0].series_number, headers[0].description, notes)
 
 
 def series_of(path: str | Path) -> DicomSeries | None:
@@ -149,16 +161,23 @@ def series_of(path: str | Path) -> DicomSeries | None:
 
 
 def missing_slices(series: DicomSeries) -> list[str]:
-    """Gaps in a series, in words: spacing along the normal above 1.5 times the usual one, or
-    missing instance numbers when there are no positions."""
-    notes = []
-    if series.positions is not None and len(series.positions) > 2:
-        steps = np.diff(series.positions)
-        usual = float(np.median(steps))
+    """Gaps in a series, in words: spacing along the normal above 1.5 times the usual one (between
+    distinct positions, so two echoes per position do not hide a gap), positions that hold more than
+    one slice, or missing instance numbers when there are no positions."""
+    notes = list(series.notes)
+    if series.positions is not None:
+        positions = np.round(np.asarray(series.positions, np.float64), 3)
+        distinct, counts = np.unique(positions, return_counts=True)
+        if (counts > 1).any():
+            notes.append(f"{int((counts > 1).sum())} position(s) hold more than one slice (repeated slices or "
+                         f"echoes, up to {int(counts.max())} per position); every slice is scored")
+        steps = np.diff(distinct)
+        usual = float(np.median(steps)) if len(steps) > 1 else 0.0
         if usual > 0:
             for k in np.flatnonzero(steps > 1.5 * usual):
                 lost = int(round(steps[k] / usual)) - 1
-                notes.append(f"{lost} slice(s) missing between slices {k} and {k + 1} "
+                first = int(np.searchsorted(positions, distinct[k], side="right")) - 1
+                notes.append(f"{lost} slice(s) missing between slices {first} and {first + 1} "
                              f"({steps[k]:.1f} mm apart where {usual:.1f} mm is usual)")
     elif series.positions is None and series.instance_numbers is not None:
         numbers = np.array(series.instance_numbers)
