@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import sys
 
 import pytest
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from gui.app import main as app_main  # noqa: E402
 from gui.app.window import MainWindow  # noqa: E402
+from gui.core import stream  # noqa: E402
 from gui.core.model import load_model  # noqa: E402
 from tests.hostile_factory import block_network, digest_tree, hostile_corpus  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
@@ -74,11 +76,32 @@ def test_close_during_batch_cancels_and_gui_batch_is_offline_and_read_only(qtbot
     window = MainWindow([load_model(make_contract_model(tmp_path / "d.onnx"))], settings)
     qtbot.addWidget(window)
     window.show()
+    # Deterministic: after its first batch the classifier waits until the batch was told to cancel,
+    # so the run cannot finish before close() however fast the machine is.
+    told_to_cancel = threading.Event()
+    real_classify, calls = window.classifier.classify_batch, []
+
+    def gated(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            assert told_to_cancel.wait(20), "close() never cancelled the batch"
+        return real_classify(*args, **kwargs)
+
+    window.classifier.classify_batch = gated
     window.batch.start([corpus])
+    real_cancel = window.batch.worker.cancel
+
+    def cancel():
+        real_cancel()
+        told_to_cancel.set()
+
+    window.batch.worker.cancel = cancel
     qtbot.waitUntil(lambda: len(window.batch.table_model.results) > 0, timeout=10000)
     window.close()  # cancels the batch and waits for it
-    assert not window.batch.running or window.batch.worker.cancelled
-    assert len(window.batch.table_model.results) < 300 + 20
+    assert told_to_cancel.is_set() and window.batch.worker.cancelled
+    qtbot.waitUntil(lambda: not window.batch.running, timeout=10000)  # the batch in flight reports, no more
+    complete = len(list(stream.collect_files([corpus])))
+    assert complete > 300 and len(window.batch.table_model.results) <= 2 * 16 < complete  # stopped early
     assert digest_tree(corpus) == before
     # A complete GUI batch, offline, leaves the scans byte-identical too.
     window2 = MainWindow([load_model(make_contract_model(tmp_path / "d2.onnx"))], settings)
