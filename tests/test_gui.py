@@ -212,8 +212,8 @@ def test_an_older_answer_arriving_late_is_dropped(window, qtbot, scans):
     from gui.core.readers import open_scan
 
     old_scan = open_scan(scans / "tumour.png")
-    old = window.classifier.classify_image(old_scan.frame(), str(scans / "tumour.png"))
-    window._on_opened(stale_task, old_scan, old_scan.frame(), old)  # the first worker, finishing late
+    old = window.classifier.classify_image(old_scan.model_frame(), str(scans / "tumour.png"))
+    window._on_opened(stale_task, old_scan, old_scan.plane(), old_scan.frame(), old)  # the first worker, finishing late
     window._on_failed(stale_task, str(scans / "tumour.png"), "late failure")
     assert window.result is shown and window.panel.answer.text() != "Could not read this file"
 

@@ -45,8 +45,8 @@ from gui.core.result import Result
 THUMBNAIL = 64
 
 COLUMNS = [("Scan", "thumbnail"), ("File", "path"), ("Answer", "prediction"), ("Tumour probability", "tumor_probability"),
-           ("Type", "tumor_type"), ("Confidence", "confidence"), ("Slices", "n_slices"), ("Warnings", "ood_warning"),
-           ("Status", "status")]
+           ("Type", "tumor_type"), ("Confidence", "confidence"), ("Slices", "n_slices"), ("Status", "status"),
+           ("Warnings", "ood_warning")]
 
 
 class ResultsModel(QAbstractTableModel):
@@ -202,6 +202,8 @@ class BatchPanel(QWidget):
         self.counts = QLabel("")
         self.counts.setWordWrap(True)
         self.histogram = ProbabilityHistogram()
+        self.short_pool = QThreadPool(self)  # exports: never queued behind a batch
+        self.short_pool.setMaxThreadCount(1)
         self.preview = ImageViewer()
         self.preview.setMinimumWidth(260)
         self.preview_pictures = PictureCache(512, capacity=32, parent=self)
@@ -217,6 +219,11 @@ class BatchPanel(QWidget):
         self.table.setEditTriggers(QTableView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long name keeps its ending ("….dcm")
+        metrics = self.table.horizontalHeader().fontMetrics()
+        for k, (title, key) in enumerate(COLUMNS):  # every column on screen at 1280 px, each title whole
+            self.table.setColumnWidth(k, {"thumbnail": THUMBNAIL + 8, "path": 200}.get(
+                key, metrics.horizontalAdvance(title) + 28))
         # Fit columns to the first rows only: measuring thousands of rows froze the window ~100-170 ms.
         self.table.horizontalHeader().setResizeContentsPrecision(64)
         self.table.verticalHeader().setVisible(False)
@@ -280,6 +287,10 @@ class BatchPanel(QWidget):
         if paths:
             self._settings.setValue("last_folder", str(paths[0] if paths[0].is_dir() else paths[0].parent))
         self.table_model.clear(classifier)
+        self.preview_pictures.clear()  # nothing of the previous batch (or model) stays on screen
+        self.preview.clear()
+        self._preview_path = None
+        self.preview_caption.setText("Select a row (arrow keys move through them) to see the scan here.")
         worker = self.worker = BatchWorker(classifier, paths, self.recursive.isChecked())
 
         def current(slot):  # self.worker keeps the current worker (and its signals) alive
@@ -338,6 +349,10 @@ class BatchPanel(QWidget):
         else:
             self.preview.clear()
 
+    def _export_failed(self, message: str) -> None:
+        self.status.setText(message)
+        QMessageBox.critical(self, "Export failed", message)
+
     def _preview_ready(self, path: str) -> None:
         if path == self._preview_path:
             current = self.table.currentIndex()
@@ -381,6 +396,6 @@ class BatchPanel(QWidget):
         worker = ExportWorker(classifier, list(self.table_model.results), target,
                               target.with_name(target.stem + "-heatmaps") if self.heatmaps.isChecked() else None)
         worker.signals.done.connect(self.status.setText)
-        worker.signals.failed.connect(lambda msg: QMessageBox.critical(self, "Export failed", msg))
+        worker.signals.failed.connect(self._export_failed)  # a bound method: a lambda's receiver can drop the signal
         self.status.setText(f"Exporting to {target}…")
-        QThreadPool.globalInstance().start(worker)
+        self.short_pool.start(worker)  # not behind a running batch on the global pool

@@ -20,13 +20,13 @@ from gui.core.result import Result
 
 
 class _Signals(QObject):
-    ready = Signal(str, object)  # path, QImage (None: the file can no longer be read)
+    ready = Signal(int, str, object)  # generation, path, QImage (None: the file can no longer be read)
 
 
 class _Render(QRunnable):
-    def __init__(self, result: Result, size: int, signals: _Signals) -> None:
+    def __init__(self, result: Result, size: int, signals: _Signals, generation: int) -> None:
         super().__init__()
-        self.result, self.size, self.signals = result, size, signals
+        self.result, self.size, self.signals, self.generation = result, size, signals, generation
 
     def run(self) -> None:
         try:
@@ -34,7 +34,7 @@ class _Render(QRunnable):
         except (ImageReadError, MemoryError, OSError):
             picture = None
         # QImage (not QPixmap) may be built outside the GUI thread.
-        self.signals.ready.emit(self.result.path, None if picture is None else to_qimage(picture))
+        self.signals.ready.emit(self.generation, self.result.path, None if picture is None else to_qimage(picture))
 
 
 class PictureCache(QObject):
@@ -48,6 +48,9 @@ class PictureCache(QObject):
         self.size, self.capacity = size, capacity
         self._pictures: OrderedDict[str, QPixmap | None] = OrderedDict()
         self._pending: set[str] = set()
+        #: Bumped by ``clear``: a render started before (another batch, another model) is dropped when it
+        #: arrives, even if the same file was asked for again since.
+        self.generation = 0
         self._signals = _Signals()
         self._signals.ready.connect(self._on_ready)
         self.pool = QThreadPool(self)
@@ -61,17 +64,18 @@ class PictureCache(QObject):
             return self._pictures[result.path]
         if result.path not in self._pending:
             self._pending.add(result.path)
-            self.pool.start(_Render(result, self.size, self._signals))
+            self.pool.start(_Render(result, self.size, self._signals, self.generation))
         return None
 
     def clear(self) -> None:
         self.pool.clear()  # renders not started yet are dropped
+        self.generation += 1  # a render in flight is dropped when it arrives
         self._pictures.clear()
         self._pending.clear()
 
-    def _on_ready(self, path: str, image: QImage | None) -> None:
-        if path not in self._pending:
-            return  # cleared meanwhile (a new batch)
+    def _on_ready(self, generation: int, path: str, image: QImage | None) -> None:
+        if generation != self.generation or path not in self._pending:
+            return  # cleared meanwhile (a new batch, another model)
         self._pending.discard(path)
         self._pictures[path] = None if image is None else QPixmap.fromImage(image)
         while len(self._pictures) > self.capacity:

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QThreadPool
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QPixmap
+from PySide6.QtCore import QSettings, QThreadPool
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QCheckBox,
-    QComboBox,
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
-    QSlider,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -30,154 +21,22 @@ from PySide6.QtWidgets import (
 from gui.app import theme
 from gui.app.batch import BatchPanel
 from gui.app.dialogs import ModelCardDialog
-from gui.app.formatting import ANSWERS, group_title, percent
+from gui.app.panel import ResultPanel
 from gui.app.strip import SliceStrip
-from gui.app.viewer import ImageViewer, to_qimage
+from gui.app.viewer import ImageViewer
 from gui.app.workers import OpenWorker, ReportWorker, StudyWorker
-from gui.core.classifier import TYPE_GROUP_SUFFIX, Classifier
+from gui.core.classifier import Classifier
+from gui.core.display import Window
 from gui.core.model import DISCLAIMER, Model, ModelContractError, load_model
 from gui.core.names import display_path
-from gui.core.overlay import COLORMAPS, blend, colormap_lut, heat_to_frame
-from gui.core.readers import IMAGE_SUFFIXES, Scan
+from gui.core.overlay import COLORMAPS, blend, heat_to_frame
+from gui.core.readers import IMAGE_SUFFIXES, Plane, Scan
 from gui.core.result import Result
 from gui.core.study import StudyRule
+from gui.core.viewstate import dragged_window, stepped
 
 MAX_RECENT = 10
 
-
-
-class ResultPanel(QWidget):
-    """The answer in words, the probabilities, timing, warnings and the heatmap controls."""
-
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self.study = QLabel("")
-        self.study.setWordWrap(True)
-        self.study.hide()
-        self.answer = QLabel("Open or drop a brain MRI image")
-        self.answer.setWordWrap(True)
-        self.answer.setStyleSheet("font-size: 20px; font-weight: bold;")
-        self.detail = QLabel("")
-        self.detail.setWordWrap(True)
-        self.warning = QLabel("")
-        self.warning.setWordWrap(True)
-        self.bars_box = QGroupBox("Class probabilities")
-        self.bars = QFormLayout(self.bars_box)
-        self.timing = QLabel("")
-
-        self.heat_toggle = QCheckBox("Show heatmap (H)")
-        self.heat_toggle.setChecked(True)
-        self.opacity = QSlider(Qt.Orientation.Horizontal)
-        self.opacity.setRange(0, 100)
-        self.colormap = QComboBox()
-        self.colormap.addItems(COLORMAPS)
-        self.legend = QLabel()
-        self.legend.setScaledContents(True)
-        self.legend.setFixedHeight(14)
-        self.frame = QSlider(Qt.Orientation.Horizontal)
-        self.frame.setTracking(False)
-        self.frame_label = QLabel("")
-        heat_box = QGroupBox("Heatmap: where the model looked")
-        hl = QFormLayout(heat_box)
-        hl.addRow(self.heat_toggle)
-        hl.addRow("Opacity", self.opacity)
-        hl.addRow("Colours", self.colormap)
-        legend_row = QHBoxLayout()
-        legend_row.addWidget(QLabel("low"))
-        legend_row.addWidget(self.legend, 1)
-        legend_row.addWidget(QLabel("high"))
-        hl.addRow(legend_row)
-        self.frame_box = QGroupBox("Slice (numbered from 0, as in the CSV)")
-        fl = QHBoxLayout(self.frame_box)
-        fl.addWidget(self.frame, 1)
-        fl.addWidget(self.frame_label)
-        self.frame_box.hide()
-        self.disclaimer = disclaimer = QLabel(DISCLAIMER)
-        disclaimer.setWordWrap(True)
-        self.apply_theme()
-
-        layout = QVBoxLayout(self)
-        for w in (self.study, self.answer, self.detail, self.warning, self.bars_box, self.timing, heat_box, self.frame_box):
-            layout.addWidget(w)
-        layout.addStretch(1)
-        layout.addWidget(disclaimer)
-        self.colormap.currentTextChanged.connect(self._update_legend)
-
-    def apply_theme(self) -> None:
-        """Colours of the theme in use (set again when the user switches theme)."""
-        self.warning.setStyleSheet(f"color: {theme.colour('warning')}; font-weight: bold;")
-        self.timing.setStyleSheet(f"color: {theme.colour('muted')};")
-        self.disclaimer.setStyleSheet(f"color: {theme.colour('error')}; font-weight: bold;")
-
-    def _update_legend(self, name: str) -> None:
-        lut = np.ascontiguousarray(np.repeat(colormap_lut(name)[None], 8, axis=0))
-        self.legend.setPixmap(QPixmap.fromImage(to_qimage(lut)))
-
-    def show_study(self, scan: Scan, study: Result | None, scored: int = 0) -> None:
-        """The study's verdict above the current slice's own answer (or the scoring progress)."""
-        self.study.setVisible(scan.is_study)
-        if not scan.is_study:
-            return
-        n = scan.n_frames
-        if study is None:
-            self.study.setText(f"<b>Study of {n} slices:</b> scoring every slice… {scored} of {n} done. "
-                               "The answer below is the shown slice's.")
-            return
-        if not study.ok:
-            self.study.setText(f"<b>Study of {n} slices:</b> could not be scored: {study.error}")
-            return
-        colour = theme.answer_colour(study.prediction)
-        where = (f"in slices <b>{study.tumor_slices.replace(';', ', ')}</b>" if study.tumor_slices else
-                 f"in none of the {n} slices")
-        caution = f"<br>⚠ {study.ood_warning}" if study.ood_warning else ""
-        self.study.setText(
-            f"<span style='font-size: 17px; font-weight: bold; color: {colour};'>Study: "
-            f"{ANSWERS.get(study.prediction, '')}</span> (tumour probability {percent(study.tumor_probability)})<br>"
-            f"Tumour evidence {where}; most suspicious: slice <b>{study.max_slice}</b> of 0–{n - 1}.{caution}")
-
-    def show_result(self, r: Result, scan: Scan | None, rule: StudyRule | None = None, threshold: float = 0.5) -> None:
-        """A file's or slice's own answer. In a study judged by a rule other than "any slice at the
-        decision threshold", the slice line gives its probability against the study's threshold
-        instead of an answer of its own, so it cannot contradict the study's verdict."""
-        text, colour = ANSWERS.get(r.prediction, ""), theme.answer_colour(r.prediction)
-        if scan is not None and scan.is_study:
-            if rule is not None and (rule.run, rule.threshold) != (1, threshold):
-                side = "at or above" if (r.tumor_probability or 0) >= rule.threshold else "below"
-                text, colour = f"This slice: {side} the study's {percent(rule.threshold)}", theme.colour("muted")
-            else:
-                text = f"This slice: {text}"
-        self.answer.setText(text)
-        self.answer.setStyleSheet(f"font-size: 22px; font-weight: bold; color: {colour};")
-        lines = [f"Tumour probability: <b>{percent(r.tumor_probability)}</b>"]
-        if r.tumor_type:
-            lines.append(f"Most likely type, if tumour: <b>{r.tumor_type}</b> ({percent(r.tumor_type_confidence)})")
-        if scan is not None:
-            lines.append(f"<small>{html.escape(display_path(scan.path.name))} · {scan.info.get('format', '')} · {scan.info.get('size', '')}</small>")
-        self.detail.setText("<br>".join(lines))
-        self.warning.setText(f"⚠ Caution — {r.ood_warning}. Treat this answer as uncertain." if r.ood_warning else "")
-        while self.bars.rowCount():
-            self.bars.removeRow(0)
-        for group, probs in r.probabilities.items():
-            header = QLabel(f"<b>{group_title(group)}</b>")
-            header.setWordWrap(True)
-            self.bars.addRow(header)
-            for label, p in probs.items():
-                bar = QProgressBar()
-                bar.setRange(0, 1000)
-                bar.setValue(int(round(1000 * p)))
-                bar.setFormat(percent(p))
-                self.bars.addRow(label, bar)
-        n = len([g for g in r.probabilities if not g.endswith(TYPE_GROUP_SUFFIX)])  # a type head is no extra model
-        self.timing.setText(f"Classified in {1000 * r.seconds:.0f} ms ({n} model{'s' if n > 1 else ''}, heatmap included)")
-
-    def show_error(self, path: str, reason: str) -> None:
-        self.answer.setText("Could not read this file")
-        self.answer.setStyleSheet(f"font-size: 18px; font-weight: bold; color: {theme.colour('error')};")
-        self.detail.setText(f"{display_path(Path(path).name)}: {display_path(reason)}")
-        self.warning.setText("")
-        self.timing.setText("")
-        while self.bars.rowCount():
-            self.bars.removeRow(0)
 
 
 class MainWindow(QMainWindow):
@@ -210,7 +69,15 @@ class MainWindow(QMainWindow):
         self._report_task = 0
         self._heat: np.ndarray | None = None
         self.startup_notice: QMessageBox | None = None  # set by start-up when a bundled model is refused
-        self.pool = QThreadPool.globalInstance()
+        # Two pools: long jobs (a study's scoring; the batch panel uses the global pool) never make a
+        # short one (a slice, a report) wait, since short jobs have threads of their own.
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(2)
+        self.long_pool = QThreadPool.globalInstance()
+        self.plane: Plane | None = None  # the shown frame as stored (window/level re-renders it)
+        self.display_window: Window | None = None  # the user's window/level; None: the file's or the study's
+        self._window_start: Window | None = None
+        self.slice_results: dict[int, Result] = {}  # the study's slice answers so far (moving needs no inference)
 
         self.viewer = ImageViewer()
         self.strip = SliceStrip()
@@ -244,6 +111,9 @@ class MainWindow(QMainWindow):
         self.panel.opacity.valueChanged.connect(self._on_opacity)
         self.panel.colormap.currentTextChanged.connect(self._on_colormap)
         self.panel.frame.valueChanged.connect(self._on_frame)
+        self.viewer.slice_step.connect(lambda d: self._go_to_slice(stepped(self.panel.frame.value(), d, self._n_frames())))
+        self.viewer.slice_end.connect(lambda last: self._go_to_slice(self._n_frames() - 1 if last else 0))
+        self.viewer.window_drag.connect(self._on_window_drag)
         self.strip.slice_chosen.connect(self.panel.frame.setValue)
         self.batch.open_requested.connect(self.open_path)
         QApplication.instance().styleHints().colorSchemeChanged.connect(self._on_system_scheme)
@@ -259,11 +129,11 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
-        self._action(file_menu, "Open &Folder (batch)…", self.batch.choose_folder, "Ctrl+Shift+O")
+        self._action(file_menu, "Open &Folder (batch)…", self.open_folder_dialog, "Ctrl+Shift+O")
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self._rebuild_recent()
         file_menu.addSeparator()
-        self._action(file_menu, "Save &Report (PDF)…", self.save_report, "Ctrl+P")
+        self._action(file_menu, "Save Re&port (PDF)…", self.save_report, "Ctrl+P")
         self._action(file_menu, "&Load model…", self.load_model_dialog)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
@@ -272,6 +142,14 @@ class MainWindow(QMainWindow):
         self._action(view, "Zoom &in", lambda: self.viewer.zoom(1.25), QKeySequence.StandardKey.ZoomIn)
         self._action(view, "Zoom &out", lambda: self.viewer.zoom(0.8), QKeySequence.StandardKey.ZoomOut)
         self._action(view, "&Fit to window", self.viewer.fit, "Ctrl+0")
+        view.addSeparator()
+        levels = view.addMenu("&Window/level (right-drag on the image)")
+        self._action(levels, "&Auto (the study's percentiles)", lambda: self.set_display_window("auto"), "Ctrl+1")
+        self._action(levels, "From the &file (its VOI window)", lambda: self.set_display_window("file"), "Ctrl+2")
+        self._action(levels, "&Reset", lambda: self.set_display_window(None), "Ctrl+R")
+        self._action(view, "&Mirror left-right (display only)", lambda: self._turn(0, True), "Ctrl+M")
+        self._action(view, "Rotate 90° &clockwise (display only)", lambda: self._turn(1, False), "Ctrl+]")
+        self._action(view, "Original orie&ntation", lambda: self.viewer.set_orientation(0, False), "Ctrl+[")
         view.addSeparator()
         themes = view.addMenu("&Theme")
         group = QActionGroup(self)
@@ -342,14 +220,22 @@ class MainWindow(QMainWindow):
             self.tabs.setCurrentWidget(self.batch)
             self.batch.start(paths)
 
+    def open_folder_dialog(self) -> None:
+        """File > Open Folder: the batch runs in the Batch tab, so that tab comes to the front."""
+        self.tabs.setCurrentWidget(self.batch)
+        self.batch.choose_folder()
+
     def open_path(self, path: str, frame: int | None = None) -> None:
         if self.classifier is None:
             QMessageBox.warning(self, "No model", "No model is loaded (File > Load model).")
             return
         self.tabs.setCurrentIndex(0)
         scan = self.scan if (frame is not None and self.scan is not None and str(self.scan.path) == path) else None
+        if scan is None:  # another file: the old study's scoring must not jump or answer any more
+            self._cancel_study()
         self._open_task += 1
-        worker = OpenWorker(self.classifier, Path(path), frame, scan, task=self._open_task)
+        cached = self.slice_results.get(frame) if scan is not None and frame is not None else None
+        worker = OpenWorker(self.classifier, Path(path), frame, scan, task=self._open_task, cached=cached)
         worker.signals.opened.connect(self._on_opened)
         worker.signals.failed.connect(self._on_failed)
         self.statusBar().showMessage(f"Opening {display_path(Path(path).name)}…")
@@ -357,11 +243,17 @@ class MainWindow(QMainWindow):
         self.settings.setValue("last_folder", str(Path(path).parent))
         self._add_recent(path)
 
-    def _on_opened(self, task: int, scan: Scan, rgb: np.ndarray, result: Result) -> None:
+    def _on_opened(self, task: int, scan: Scan, plane: Plane, rgb: np.ndarray, result: Result) -> None:
         if task != self._open_task:  # a newer file or slice was asked for meanwhile
             return
         new_file = self.scan is None or self.scan.path != scan.path
-        self.scan, self.rgb, self.result = scan, rgb, result
+        if new_file:
+            self.display_window = None
+            self.viewer.has_slices = scan.n_frames > 1
+            self.viewer.edges = scan.edges
+            self.viewer.setFocus()  # keys and the wheel go to the image, not the tab bar
+        self.scan, self.plane, self.result = scan, plane, result
+        self.rgb = rgb if self.display_window is None else scan.display(plane, self.display_window)
         self._heat = heat_to_frame(result.heat, result.geometry, rgb.shape[0], rgb.shape[1])
         self.panel.show_result(result, scan, *self._rules())
         if new_file:
@@ -373,6 +265,7 @@ class MainWindow(QMainWindow):
             self._start_study(scan)
         self.panel.show_study(scan, self.study_result, self.strip.scored if scan.is_study else 0)
         self.panel.frame_label.setText(f"{self.panel.frame.value()} of 0–{scan.n_frames - 1}")
+        self._update_view_text()
         self.strip.set_current(self.panel.frame.value())
         self.render_image(keep_view=not new_file)
         self.statusBar().showMessage(self._models_text())
@@ -396,6 +289,13 @@ class MainWindow(QMainWindow):
         self.scan = self.rgb = self.result = None
         self.statusBar().showMessage(f"Could not read {display_path(Path(path).name)}: {display_path(reason.splitlines()[0])}")
 
+    def _n_frames(self) -> int:
+        return self.scan.n_frames if self.scan is not None else 0
+
+    def _go_to_slice(self, index: int) -> None:
+        if self.scan is not None and self.scan.n_frames > 1:
+            self.panel.frame.setValue(index)
+
     def _on_frame(self, index: int) -> None:
         if index != self._jump_target:
             self._slice_moved = True  # slider, keys or strip: the user's choice wins over the jump
@@ -404,12 +304,17 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- studies
 
-    def _start_study(self, scan: Scan) -> None:
-        """A new file: cancel the scoring of the previous study; score every slice of this one."""
+    def _cancel_study(self) -> None:
+        """Stop the scoring of the shown study: its late answers (and its jump) are dropped."""
         if self._study_worker is not None:
             self._study_worker.cancel()
             self._study_worker = None
         self._study_task += 1
+        self.slice_results = {}
+
+    def _start_study(self, scan: Scan) -> None:
+        """A new file: cancel the scoring of the previous study; score every slice of this one."""
+        self._cancel_study()
         self.study_result = None
         self._slice_moved = False
         self._jump_target = None
@@ -422,12 +327,15 @@ class MainWindow(QMainWindow):
         worker.signals.done.connect(self._on_study_done)
         worker.signals.failed.connect(self._on_study_failed)
         self._study_worker = worker
-        self.pool.start(worker)
+        self.long_pool.start(worker)
 
-    def _on_study_slices(self, task: int, slices: list, probabilities: list) -> None:
+    def _on_study_slices(self, task: int, results: list) -> None:
         if task != self._study_task or self.scan is None:
             return
-        self.strip.set_scores(slices, probabilities)
+        for r in results:
+            if r.ok:
+                self.slice_results[r.slice] = r
+        self.strip.set_scores([r.slice for r in results], [r.tumor_probability if r.ok else float("nan") for r in results])
         self.panel.show_study(self.scan, None, self.strip.scored)
 
     def _on_study_done(self, task: int, result: Result) -> None:
@@ -457,6 +365,74 @@ class MainWindow(QMainWindow):
             return
         shown = self.overlay_image() if self.panel.heat_toggle.isChecked() else self.rgb
         self.viewer.show_rgb(shown, keep_view=keep_view)
+        self.panel.show_heat_strength(self.result.heat if self.result is not None else None,
+                                      self.classifier is not None and self.classifier.detector.extra_outputs.count("heatmap") > 0)
+
+    # ---------------------------------------------------------------- window/level and the text on the image
+
+    def set_display_window(self, preset: str | None) -> None:
+        """A window/level preset: "auto" (the study's percentile window), "file" (the file's own VOI
+        window, where it has one) or None (reset: the file's, else the study's). Display only."""
+        if self.scan is None or self.plane is None:
+            return
+        if preset == "auto" and self.plane.values is not None:
+            self.display_window = self.scan.levels(self.plane).display
+        else:
+            self.display_window = None
+        self._redisplay()
+
+    def _on_window_drag(self, dx: float, dy: float, pressed: bool) -> None:
+        if self.scan is None or self.plane is None:
+            return
+        if pressed:
+            self._window_start = self.display_window or self._current_window()
+            return
+        if self._window_start is None:
+            return
+        self.display_window = dragged_window(self._window_start, dx, dy, self._display_span())
+        self._redisplay()
+
+    def _current_window(self) -> Window:
+        """The window in use now, as centre and width (the file's VOI shows as the study's range)."""
+        if self.plane.values is None:
+            return Window(127.5, 255.0, "LINEAR_EXACT")
+        return self.scan.levels(self.plane).display
+
+    def _display_span(self) -> float:
+        return 255.0 if self.plane.values is None else self.scan.levels(self.plane).display.width
+
+    def _redisplay(self) -> None:
+        """The shown frame again through the window in use, without decoding or classifying anything."""
+        if self.plane.values is None and self.display_window is not None:
+            self.rgb = self.display_window.apply(self.plane.rgb.astype(np.float32))
+        else:
+            self.rgb = self.scan.display(self.plane, self.display_window)
+        self.render_image()
+        self._update_view_text()
+
+    def _update_view_text(self) -> None:
+        """Slice, position and window/level on the image, as DICOM viewers show them."""
+        scan, k = self.scan, self.panel.frame.value()
+        where = ""
+        if scan is not None and scan.n_frames > 1:
+            where = f"slice {k} of 0–{scan.n_frames - 1}"
+            if scan.positions is not None and 0 <= k < len(scan.positions):
+                where += f"  ·  {scan.positions[k]:.1f} mm"
+        if self.display_window is not None:
+            w = self.display_window
+            level = f"W {w.width:.0f}  L {w.center:.0f}"
+        elif self.plane is not None and self.plane.voi is not None:
+            level = "window from the file"
+        else:
+            level = "auto window" if self.plane is not None and self.plane.values is not None else ""
+        self.viewer.corner_text.update(bottom_left=where, bottom_right=level,
+                                       top_left="" if scan is None or scan.edges is not None else "orientation unknown")
+        self.panel.window_label.setText(f"Window/level: {level} (right-drag on the image; View > Window/level)"
+                                        if level else "")
+        self.viewer.viewport().update()
+
+    def _turn(self, quarter_turns: int, mirror: bool) -> None:
+        self.viewer.set_orientation(self.viewer.turns + quarter_turns, self.viewer.flipped ^ mirror)
 
     def _on_opacity(self, value: int) -> None:
         self.settings.setValue("overlay_opacity", value)
@@ -501,6 +477,8 @@ class MainWindow(QMainWindow):
         self.models = [m for m in self.models if m.card["task"] != model.card["task"]] + [model]
         self.models.sort(key=lambda m: m.card["task"] != "binary")
         self.classifier = Classifier(self.models)
+        self.batch.table_model.thumbnails.clear()  # pictures drawn with the old model are not reused
+        self.batch.preview_pictures.clear()
         self.statusBar().showMessage(self._models_text())
         if self.scan is not None:
             self.open_path(str(self.scan.path), frame=self.panel.frame.value())
@@ -561,6 +539,7 @@ class MainWindow(QMainWindow):
             self.batch.cancel()
         if self._study_worker is not None:
             self._study_worker.cancel()
-        self.pool.waitForDone(5000)  # the batch stops between two batches of images
+        self.pool.waitForDone(5000)
+        self.long_pool.waitForDone(5000)  # the batch and a study stop between two batches of images
         self.settings.setValue("geometry", self.saveGeometry())
         super().closeEvent(event)

@@ -15,34 +15,39 @@ from PySide6.QtCore import QObject, QRunnable, Signal
 
 from gui.core import csvout, stream
 from gui.core.classifier import Classifier
+from gui.core.names import display_path
 from gui.core.overlay import overlay_label, result_frame, save_overlay_png
 from gui.core.readers import ImageReadError, Scan, open_study
+from gui.core.result import Result
 
 
 class OpenSignals(QObject):
-    opened = Signal(int, object, object, object)  # task number, Scan, frame rgb, Result
+    opened = Signal(int, object, object, object, object)  # task number, Scan, Plane, frame rgb, Result
     failed = Signal(int, str, str)  # task number, path, reason
 
 
 class OpenWorker(QRunnable):
-    """Open a file (or one frame of it) and classify the displayed image.
+    """Open a file (or one frame of it) and classify its model image; with ``cached`` (a slice the
+    study has scored already) only decode the frame, so moving through slices needs no inference.
 
     Results carry the ``task`` number they were started with, so the window can drop the answer
     of an older file or slice that finishes after a newer one was asked for.
     """
 
     def __init__(self, classifier: Classifier, path: Path, frame: int | None = None,
-                 scan: Scan | None = None, task: int = 0) -> None:
+                 scan: Scan | None = None, task: int = 0, cached: Result | None = None) -> None:
         super().__init__()
         self.classifier, self.path, self.frame, self.scan, self.task = classifier, path, frame, scan, task
+        self.cached = cached
         self.signals = OpenSignals()
 
     def run(self) -> None:
         try:
             scan = self.scan or open_study(self.path)
-            rgb, image = scan.images(self.frame)
-            result = self.classifier.classify_image(image, str(self.path))
-            self.signals.opened.emit(self.task, scan, rgb, result)
+            plane = scan.plane(self.frame)
+            rgb = scan.display(plane)
+            result = self.cached or self.classifier.classify_image(scan.model_image(plane), str(self.path))
+            self.signals.opened.emit(self.task, scan, plane, rgb, result)
         except ImageReadError as exc:
             self.signals.failed.emit(self.task, str(self.path), exc.reason)
         except Exception as exc:  # never let a worker die silently
@@ -111,25 +116,49 @@ class ExportWorker(QRunnable):
         self.signals = ExportSignals()
 
     def run(self) -> None:
+        """The CSV first; then each heatmap, whose failures are named per file (an unreadable scan is
+        counted and named, as the CLI's error rows do) without undoing the published CSV."""
         try:
             # The save dialog has already asked before replacing an existing file.
             csvout.write_csv_atomic(self.csv_path, self.classifier.columns(),
                                     (self.classifier.row(r) for r in self.results), force=True)
-            written = 0
-            if self.heatmap_dir is not None:
-                self.heatmap_dir.mkdir(parents=True, exist_ok=True)
-                for r in self.results:
-                    if r.ok and r.heat is not None:
-                        try:  # the batch keeps heat maps, not frames (memory): decode the scan again
-                            save_overlay_png(overlay_label(r.path, r.max_slice), result_frame(r), r.heat, r.geometry,
-                                             self.heatmap_dir)
-                            written += 1
-                        except ImageReadError:
-                            continue  # the file changed or vanished since it was classified
-            extra = f" and {written} heatmaps to {self.heatmap_dir}" if self.heatmap_dir else ""
-            self.signals.done.emit(f"Exported {len(self.results)} rows to {self.csv_path}{extra}")
         except OSError as exc:
-            self.signals.failed.emit(f"Could not write {self.csv_path}: {exc}")
+            self.signals.failed.emit(f"Could not write the CSV {display_path(str(self.csv_path))}: {exc.strerror or exc}")
+            return
+        except Exception as exc:  # never leave "Exporting..." on screen for ever
+            self.signals.failed.emit(f"Could not write the CSV {display_path(str(self.csv_path))}: {type(exc).__name__}: {exc}")
+            return
+        message = f"Exported {len(self.results)} rows to {display_path(str(self.csv_path))}"
+        if self.heatmap_dir is not None:
+            written, unreadable, failed = self._heatmaps()
+            message += f"; {written} heatmaps to {display_path(str(self.heatmap_dir))}"
+            if unreadable:
+                message += (f"; {len(unreadable)} not drawn, the scan can no longer be read: "
+                            + ", ".join(display_path(Path(p).name) for p in unreadable[:3]) + ("…" if len(unreadable) > 3 else ""))
+            if failed:
+                self.signals.failed.emit(message + f". Heatmaps could not be written: {failed[0]}"
+                                         + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""))
+                return
+        self.signals.done.emit(message)
+
+    def _heatmaps(self) -> tuple[int, list[str], list[str]]:
+        """Heatmap PNGs of the rows that have a map: (written, unreadable scans, other failures in words)."""
+        written, unreadable, failed = 0, [], []
+        try:
+            self.heatmap_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return 0, [], [f"{display_path(str(self.heatmap_dir))}: {exc.strerror or exc}"]
+        for r in self.results:
+            if not (r.ok and r.heat is not None):
+                continue
+            try:  # the batch keeps heat maps, not frames (memory): decode the scan again
+                save_overlay_png(overlay_label(r.path, r.max_slice), result_frame(r), r.heat, r.geometry, self.heatmap_dir)
+                written += 1
+            except ImageReadError:
+                unreadable.append(r.path)  # the file changed or vanished since it was classified
+            except Exception as exc:  # a full disk, no permission, out of memory: named, the rest go on
+                failed.append(f"{display_path(Path(r.path).name)}: {getattr(exc, 'strerror', None) or exc}")
+        return written, unreadable, failed
 
 
 class ReportSignals(QObject):
@@ -155,7 +184,7 @@ class ReportWorker(QRunnable):
 
 
 class StudySignals(QObject):
-    slices = Signal(int, list, list)  # task number, slice indices, their P(tumour) (NaN: unreadable)
+    slices = Signal(int, list)  # task number, the slices' own answers (Result, with .slice)
     done = Signal(int, object)  # task number, the study's Result
     failed = Signal(int, str)  # task number, reason
 
@@ -174,8 +203,7 @@ class StudyWorker(QRunnable):
         self._cancel.set()
 
     def _on_slices(self, _path: str, results: list) -> None:
-        self.signals.slices.emit(self.task, [r.slice for r in results],
-                                 [r.tumor_probability if r.ok else float("nan") for r in results])
+        self.signals.slices.emit(self.task, list(results))
 
     def run(self) -> None:
         try:

@@ -46,11 +46,17 @@ def heat_to_frame(grid: np.ndarray, geometry: Geometry, height: int, width: int)
     """Upsample a ``[h, w]`` map in 0..1 over the model input to the ``height x width`` frame.
 
     The map covers the square region of the frame the model saw (``geometry``, which may reach
-    past the frame's edges); it is resized to that square (bilinear) and placed on the frame, and
-    what falls outside the frame is dropped. Frame pixels outside the region get 0.
+    past the frame's edges); it is resized to that square (bilinear between cell centres) and placed
+    on the frame, and what falls outside the frame is dropped. A ring of zero cells around the grid
+    lets the map fade out over the outer half-cell instead of ending in a hard-edged square.
     """
     g = geometry
-    square = np.asarray(Image.fromarray(np.asarray(grid, np.float32)).resize((g.side, g.side), Image.BILINEAR))
+    grid = np.pad(np.asarray(grid, np.float32), 1)
+    h, w = grid.shape
+    big_h, big_w = round(g.side * h / (h - 2)), round(g.side * w / (w - 2))
+    padded = np.asarray(Image.fromarray(grid).resize((big_w, big_h), Image.BILINEAR))
+    top, left = (big_h - g.side) // 2, (big_w - g.side) // 2
+    square = padded[top:top + g.side, left:left + g.side]
     heat = np.zeros((height, width), np.float32)
     where = g.overlap(height, width)
     if where is not None:

@@ -12,6 +12,7 @@ import numpy as np
 from gui.core.display import Window, window_to_uint8
 from gui.core.readers.limits import MAX_INFLATED_BYTES, check_dimensions
 from gui.core.readers.scan import ImageReadError, Plane, Scan
+from gui.core.viewstate import Edges
 
 
 def read_dataset(path: Path, stop_before_pixels: bool = False, specific_tags: list | None = None):
@@ -74,7 +75,14 @@ def open_dicom(path: Path) -> Scan:
             return Plane(rgb=_palette_rgb(ds, apply_color_lut(frame, ds)))
         return Plane(values=np.asarray(apply_modality_lut(frame, ds), dtype=np.float32), voi=voi, inverted=inverted)
 
-    return Scan(path, "DICOM", n_frames, n_frames // 2, read, info, notes=notes)
+    iop = ds.get("ImageOrientationPatient")
+    edges = None
+    if iop is not None and len(iop) == 6:
+        try:
+            edges = Edges.from_directions(np.array(iop[:3], float), np.array(iop[3:], float))
+        except (TypeError, ValueError):
+            edges = None
+    return Scan(path, "DICOM", n_frames, n_frames // 2, read, info, notes=notes, edges=edges)
 
 
 def frame_order(ds, n_frames: int) -> tuple[list[int], list[str]]:

@@ -12,6 +12,7 @@ from gui.core.readers.dicom import open_dicom, read_dataset
 from gui.core.readers.orientation import DisplayPlan, lps_rotation_plan
 from gui.core.readers.scan import ImageReadError, Plane, Scan
 from gui.core.readers.sniff import is_image_file, sniff_file
+from gui.core.viewstate import RADIOLOGICAL
 
 
 @dataclass(frozen=True)
@@ -223,4 +224,6 @@ def open_series(series: DicomSeries, opened: Path | None = None) -> Scan:
     def read(k: int) -> Plane:
         return _oriented(open_dicom(series.files[k]).plane(0), series.plan)
 
-    return Scan(opened or series.path, "DICOM series", n, default, read, info, notes=missing_slices(series))
+    edges = RADIOLOGICAL[series.plan.plane] if series.plan is not None else None
+    return Scan(opened or series.path, "DICOM series", n, default, read, info, notes=missing_slices(series),
+                edges=edges, positions=list(series.positions) if series.positions is not None else None)

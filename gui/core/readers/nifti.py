@@ -12,6 +12,7 @@ from gui.core.readers.limits import MAX_INFLATED_BYTES, check_dimensions
 from gui.core.readers.orientation import RAS_PLAN, display_plan
 from gui.core.readers.scan import ImageReadError, Plane, Scan
 from gui.core.readers.sniff import HEAD_BYTES, is_nifti_header
+from gui.core.viewstate import RADIOLOGICAL
 
 
 def _stream(path: Path):
@@ -97,4 +98,14 @@ def open_nifti(path: Path) -> Scan:
     def read(k: int) -> Plane:
         return Plane(values=np.ascontiguousarray((plan or RAS_PLAN).apply(stored(k).astype(np.float32))))
 
-    return Scan(path, "NIfTI", n, n // 2, read, info, notes=notes)
+    return Scan(path, "NIfTI", n, n // 2, read, info, notes=notes,
+                edges=RADIOLOGICAL[plan.plane] if plan is not None else None,
+                positions=slice_positions(img.affine, first) if plan is not None else None)
+
+
+def slice_positions(affine: np.ndarray, shape: tuple[int, int, int]) -> list[float]:
+    """Each slice's centre in mm along the slice axis's nearest world axis (RAS+), from the affine."""
+    affine = np.asarray(affine, np.float64)
+    axis = int(np.argmax(np.abs(affine[:3, 2])))
+    centre = np.array([(shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0, 0.0])
+    return [float(affine[axis, :3] @ (centre + [0, 0, k]) + affine[axis, 3]) for k in range(shape[2])]

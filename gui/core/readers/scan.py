@@ -12,6 +12,7 @@ import numpy as np
 from gui.core.display import Window, grey_to_rgb
 from gui.core.errors import FileProblem
 from gui.core.readers.levels import Levels, sample_indices, study_levels
+from gui.core.viewstate import Edges
 
 
 class ImageReadError(FileProblem):
@@ -50,6 +51,10 @@ class Scan:
     info: dict[str, str] = field(default_factory=dict)
     #: What a result must say about the file (a 4-D file scored on its first volume, missing slices).
     notes: list[str] = field(default_factory=list)
+    #: The patient direction at each edge of the displayed image, when the file says (viewer letters).
+    edges: Edges | None = None
+    #: Each slice's position in mm along the slice normal, when the file says.
+    positions: list[float] | None = None
     #: Computed from up to 32 slices on first use (thread-safe: the engine decodes in a pool).
     _levels: Levels | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
