@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("scipy")
 
-from training.calibrate import fit_ood, fit_temperature  # noqa: E402
 from gui.core.ood import OodScorer, decode_array, encode_array  # noqa: E402
+from training.calibrate import fit_ood, fit_temperature  # noqa: E402
 
 
 def test_temperature_undoes_overconfidence():

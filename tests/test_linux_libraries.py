@@ -37,7 +37,18 @@ def test_no_check_off_x11(monkeypatch):
     assert ll.xcb_problem() is None
     monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
     monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
     assert ll.xcb_problem() is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="DISPLAY is a Linux/X11 matter")
+def test_no_display_is_a_sentence_not_qts_abort():
+    """Over SSH or in a container, the first README command prints what to do and exits 1 (Qt aborted, 134)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY", "DISPLAY")}
+    out = subprocess.run([sys.executable, "-m", "gui", "--exit-when-shown"], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 1 and "no display is available" in out.stderr
+    assert "mri-classifier classify" in out.stderr and "Could not load the Qt platform plugin" not in out.stderr
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 libraries are a Linux matter")

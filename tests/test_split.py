@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+import numpy as np
 
 from training import split
 from training.dedupe import group_ids, near_pairs
-
-import numpy as np
 
 
 def parts_by_file(doc: dict) -> dict[str, str]:

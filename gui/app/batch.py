@@ -374,7 +374,16 @@ class BatchPanel(QWidget):
         n = len(self.table_model.results)
         self.status.setText(f"Cancelled after {n} files." if cancelled else f"Done: {n} files.")
         self.update_summary()  # the counts by answer, cautions and disagreements
-        self.table.resizeColumnsToContents()
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Columns as wide as their contents, within bounds, so every one stays on screen; the last
+        (Warnings) takes the rest, and a long name or warning is elided with its tooltip whole."""
+        metrics = self.table.horizontalHeader().fontMetrics()
+        for k, (title, key) in enumerate(COLUMNS[:-1]):
+            self.table.resizeColumnToContents(k)
+            floor = metrics.horizontalAdvance(title) + 28
+            self.table.setColumnWidth(k, min(max(self.table.columnWidth(k), floor), 260 if key == "path" else max(floor, 150)))
 
     def _open_row(self, index) -> None:
         r = self.table_model.results[self.proxy.mapToSource(index).row()]

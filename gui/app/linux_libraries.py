@@ -74,13 +74,22 @@ def message(missing: list[str]) -> str:
             f"(`mri-classifier classify ...` works without them.)")
 
 
+#: Said instead of Qt's abort (exit 134) when there is no desktop to show the window on.
+NO_DISPLAY = ("MRI Tumor Classifier cannot open its window: no display is available (neither DISPLAY nor "
+              "WAYLAND_DISPLAY is set, as over SSH or in a container). Start it from a desktop session, or "
+              "classify without a window: `mri-classifier classify FOLDER --csv results.csv`. (To try the "
+              "window without a screen: QT_QPA_PLATFORM=offscreen mri-classifier --exit-when-shown.)")
+
+
 def xcb_problem() -> str | None:
     """The sentence to print instead of Qt's abort, or None when Qt's X11 plugin can load (or X11
-    is not what Qt will use: another platform is set, or there is no display)."""
+    is not what Qt will use: another platform is set, or Wayland). No display at all is said too."""
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM", "xcb") not in ("", "xcb"):
         return None
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        return NO_DISPLAY
     if not os.environ.get("DISPLAY"):
-        return None
+        return None  # Wayland only: Qt will use its Wayland plugin
     if os.environ.get("WAYLAND_DISPLAY") and os.environ.get("XDG_SESSION_TYPE") == "wayland":
         return None  # Qt will use its Wayland plugin
     missing = missing_libraries(xcb_plugin_files())
