@@ -89,7 +89,7 @@ def test_moving_through_scored_slices_needs_no_inference(study, qtbot, monkeypat
     for k in (3, 4, 5, 14):
         study.panel.frame.setValue(k)
         _at(study, qtbot, k)
-    assert calls == [] and study.result is study.slice_results[14]
+    assert calls == [] and study.result is study.study.slices[14]
 
 
 def test_window_level_by_right_drag_changes_the_picture_not_the_answer(study, qtbot):
@@ -107,7 +107,7 @@ def test_window_level_by_right_drag_changes_the_picture_not_the_answer(study, qt
     assert study.display_window == study.scan.levels(study.plane).display
     qtbot.keyClick(v, Qt.Key.Key_Down)  # another slice keeps the chosen window
     _at(study, qtbot, 13)
-    assert study.display_window is not None and study.result.tumor_probability == study.slice_results[13].tumor_probability
+    assert study.display_window is not None and study.result.tumor_probability == study.study.slices[13].tumor_probability
 
 
 def test_orientation_letters_follow_mirror_and_turns(study):

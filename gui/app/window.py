@@ -33,6 +33,7 @@ from gui.core.overlay import COLORMAPS, blend, heat_to_frame
 from gui.core.readers import IMAGE_SUFFIXES, Plane, Scan
 from gui.core.result import Result
 from gui.core.study import StudyRule
+from gui.core.studyview import StudyView
 from gui.core.viewstate import dragged_window, stepped
 
 MAX_RECENT = 10
@@ -61,11 +62,9 @@ class MainWindow(QMainWindow):
         self.rgb: np.ndarray | None = None
         self.result: Result | None = None
         self._open_task = 0  # number of the newest open/slice request; older answers are dropped
-        self._study_task = 0  # number of the newest study scoring; older ones are cancelled and dropped
+        self.study = StudyView()  # the shown study's task number, slice answers and jump (Qt-free rules)
         self._study_worker: StudyWorker | None = None
         self.study_result: Result | None = None
-        self._slice_moved = False  # the user chose a slice while the study was scored: do not jump
-        self._jump_target: int | None = None  # the slice the window itself moved to
         self._report_task = 0
         self._heat: np.ndarray | None = None
         self.startup_notice: QMessageBox | None = None  # set by start-up when a bundled model is refused
@@ -77,7 +76,6 @@ class MainWindow(QMainWindow):
         self.plane: Plane | None = None  # the shown frame as stored (window/level re-renders it)
         self.display_window: Window | None = None  # the user's window/level; None: the file's or the study's
         self._window_start: Window | None = None
-        self.slice_results: dict[int, Result] = {}  # the study's slice answers so far (moving needs no inference)
 
         self.viewer = ImageViewer()
         self.strip = SliceStrip()
@@ -234,7 +232,7 @@ class MainWindow(QMainWindow):
         if scan is None:  # another file: the old study's scoring must not jump or answer any more
             self._cancel_study()
         self._open_task += 1
-        cached = self.slice_results.get(frame) if scan is not None and frame is not None else None
+        cached = self.study.cached(frame) if scan is not None else None
         worker = OpenWorker(self.classifier, Path(path), frame, scan, task=self._open_task, cached=cached)
         worker.signals.opened.connect(self._on_opened)
         worker.signals.failed.connect(self._on_failed)
@@ -297,8 +295,7 @@ class MainWindow(QMainWindow):
             self.panel.frame.setValue(index)
 
     def _on_frame(self, index: int) -> None:
-        if index != self._jump_target:
-            self._slice_moved = True  # slider, keys or strip: the user's choice wins over the jump
+        self.study.slice_shown(index)  # slider, keys or strip: the user's choice wins over the jump
         if self.scan is not None:
             self.open_path(str(self.scan.path), frame=index)
 
@@ -309,20 +306,17 @@ class MainWindow(QMainWindow):
         if self._study_worker is not None:
             self._study_worker.cancel()
             self._study_worker = None
-        self._study_task += 1
-        self.slice_results = {}
+        self.study.restart()
 
     def _start_study(self, scan: Scan) -> None:
         """A new file: cancel the scoring of the previous study; score every slice of this one."""
         self._cancel_study()
         self.study_result = None
-        self._slice_moved = False
-        self._jump_target = None
         self.strip.setVisible(scan.is_study)
         if not scan.is_study or self.classifier is None:
             return
         self.strip.start(scan.n_frames, self.classifier.study_rule.threshold, scan.default_frame)
-        worker = StudyWorker(self.classifier, scan, self._study_task)
+        worker = StudyWorker(self.classifier, scan, self.study.task)
         worker.signals.slices.connect(self._on_study_slices)
         worker.signals.done.connect(self._on_study_done)
         worker.signals.failed.connect(self._on_study_failed)
@@ -330,26 +324,23 @@ class MainWindow(QMainWindow):
         self.long_pool.start(worker)
 
     def _on_study_slices(self, task: int, results: list) -> None:
-        if task != self._study_task or self.scan is None:
+        if self.scan is None or not self.study.add_slices(task, results):
             return
-        for r in results:
-            if r.ok:
-                self.slice_results[r.slice] = r
         self.strip.set_scores([r.slice for r in results], [r.tumor_probability if r.ok else float("nan") for r in results])
         self.panel.show_study(self.scan, None, self.strip.scored)
 
     def _on_study_done(self, task: int, result: Result) -> None:
-        if task != self._study_task or self.scan is None:
+        if self.scan is None or not self.study.current(task):
             return
+        jump = self.study.finish(task, result)
         self.study_result = result
         self._study_worker = None
         self.panel.show_study(self.scan, result)
-        if result.ok and result.max_slice is not None and not self._slice_moved:
-            self._jump_target = result.max_slice  # jump to the most suspicious slice
-            self.panel.frame.setValue(result.max_slice)
+        if jump is not None:
+            self.panel.frame.setValue(jump)  # the most suspicious slice
 
     def _on_study_failed(self, task: int, reason: str) -> None:
-        if task == self._study_task and self.scan is not None:
+        if self.study.current(task) and self.scan is not None:
             self._study_worker = None
             self.panel.study.setText(f"Study could not be scored: {reason}")
 
