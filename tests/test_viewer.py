@@ -149,13 +149,36 @@ def test_every_menu_has_unique_mnemonics(window):
 
 
 def test_a_new_file_opened_while_a_study_scores_keeps_its_answer(window, qtbot, tmp_path):
-    images, _ = stack(40, size=64)
-    window.open_path(str(write_nifti(tmp_path / "long.nii", images)))
-    qtbot.waitUntil(lambda: window.scan is not None and window._study_worker is not None, timeout=10000)
+    """Deterministic: the new file's answer is held until the old study has had every chance to finish
+    and jump to its key slice (3 s); neither its end nor its jump may replace the new file."""
+    import threading
+
     from PIL import Image
 
+    images, _ = stack(40, size=64)
+    images[len(images) * 3 // 4] = 230  # the key slice the old study would jump to
     Image.fromarray(images[5]).save(tmp_path / "one.png")
+    study_done, real, study_batches = threading.Event(), window.classifier.classify_batch, []
+    on_done = window._on_study_done
+
+    def done(*args):
+        on_done(*args)
+        study_done.set()
+
+    window._on_study_done = done
+
+    def held(inputs, paths, *args, **kwargs):
+        if len(paths) > 1 and paths[0].endswith("long.nii"):  # a batch of the old study's slices
+            study_batches.append(1)
+        if paths[0].endswith("one.png"):  # the new file: answer only after the old study could end
+            study_done.wait(3)
+        return real(inputs, paths, *args, **kwargs)
+
+    window.classifier.classify_batch = held
+    window.open_path(str(write_nifti(tmp_path / "long.nii", images)))
+    qtbot.waitUntil(lambda: window.scan is not None and bool(study_batches), timeout=10000)
     window.open_path(str(tmp_path / "one.png"))
-    qtbot.waitUntil(lambda: window.scan is not None and window.scan.path.name == "one.png", timeout=10000)
-    qtbot.wait(500)  # the old study, had it gone on, would have jumped back to its key slice by now
+    qtbot.waitUntil(lambda: window.scan is not None and window.scan.path.name == "one.png", timeout=15000)
+    qtbot.wait(300)
     assert window.scan.path.name == "one.png" and window.result.path.endswith("one.png")
+    assert window.study_result is None and not window.strip.isVisible()

@@ -121,15 +121,27 @@ def rss_for(n_files: int, folder_files: list[Path]) -> float:
     return int(proc.stdout.strip().splitlines()[-1]) / 1024
 
 
+def study_volume(n: int) -> Path:
+    """A synthetic ``n``-slice 256x256 NIfTI volume (head-like slices), for the GUI-stall measure."""
+    from tests.series_factory import write_nifti
+
+    yy, xx = np.mgrid[0:256, 0:256]
+    head = ((xx - 128) / 100.0) ** 2 + ((yy - 128) / 115.0) ** 2 < 1
+    rng = np.random.default_rng(1)
+    images = np.stack([np.where(head, 60 + rng.integers(0, 40, (256, 256)), 0).astype(np.uint8) for _ in range(n)])
+    return write_nifti(Path(tempfile.mkdtemp()) / "study.nii", images)
+
+
 def tmp_list(files: list[Path]) -> Path:
     p = Path(tempfile.mkdtemp()) / "files.txt"
     p.write_text("\n".join(map(str, files)))
     return p
 
 
-def gui_max_stall(files: list[Path]) -> float | None:
+def gui_max_stall(files: list[Path], volume: Path | None = None) -> float | None:
     """Longest gap (ms) between 10 ms timer ticks of the GUI event loop while a batch runs, with the
-    Batch tab shown (rows, thumbnails and summary updating)."""
+    Batch tab shown (rows, thumbnails and summary updating); with ``volume``, that study is opened and
+    scored at the same time (the two long jobs share the global pool, short ones have their own)."""
     code = f"""
 import os, sys, time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -144,6 +156,8 @@ w = MainWindow([load_model(p) for p in bundled_models()], QSettings("{tempfile.m
 w.show()
 ticks = []
 t = QTimer(); t.timeout.connect(lambda: ticks.append(time.perf_counter())); t.start(10)
+if len(sys.argv) > 2:
+    w.open_path(sys.argv[2])  # a study scoring while the batch runs
 w.tabs.setCurrentWidget(w.batch)  # the table on screen: its thumbnails are drawn during the batch
 w.batch.start([__import__("pathlib").Path(p) for p in open(sys.argv[1]).read().split(chr(10))])
 def check():
@@ -154,7 +168,9 @@ QTimer.singleShot(500, lambda: None)
 c = QTimer(); c.timeout.connect(check); c.start(200)
 app.exec()
 """
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_list(files))], cwd=ROOT, capture_output=True, text=True)
+    extra = [str(volume)] if volume is not None else []
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_list(files))] + extra, cwd=ROOT, capture_output=True,
+                          text=True)
     try:
         return float(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -184,6 +200,7 @@ def main() -> None:
     res[f"peak RSS, {args.rss_files} files (MB)"] = rss_for(args.rss_files, files)
     res["peak RSS, 500 files (MB)"] = rss_for(500, files)
     res["GUI event loop, longest stall during batch (ms)"] = gui_max_stall(files[:300])
+    res["GUI event loop, longest stall, batch + 150-slice study (ms)"] = gui_max_stall(files[:300], study_volume(150))
     res["Keras model.predict, both models (img/s)"] = keras_predict(files)  # last: TensorFlow stays loaded
     e2e = res["end-to-end `mri-classifier classify` (img/s)"]
     res["ratio end-to-end / pure inference"] = e2e / res["pure inference, both models (img/s)"]
