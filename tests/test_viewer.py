@@ -182,3 +182,17 @@ def test_a_new_file_opened_while_a_study_scores_keeps_its_answer(window, qtbot, 
     qtbot.wait(300)
     assert window.scan.path.name == "one.png" and window.result.path.endswith("one.png")
     assert window.study_result is None and not window.strip.isVisible()
+
+
+def test_the_heatmap_outline_marks_where_p_reaches_one_half(study):
+    from gui.core.overlay import contour
+
+    heat = np.zeros((20, 20), np.float32)
+    heat[5:15, 5:15] = 0.8
+    edge = contour(heat, 0.5)
+    assert edge[5, 5:15].all() and edge[5:15, 5].all() and not edge[10, 10] and not edge[2, 2]
+    plain = study.overlay_image()
+    study.panel.contour_toggle.setChecked(True)
+    outlined = study.overlay_image()
+    assert (study._heat >= 0.5).any() and not np.array_equal(plain, outlined)
+    assert "Strongest place" in study.panel.heat_strength.text()

@@ -54,6 +54,7 @@ class ResultPanel(QWidget):
 
         self.heat_toggle = QCheckBox("Show heatmap (H)")
         self.heat_toggle.setChecked(True)
+        self.contour_toggle = QCheckBox("Outline where P(tumour) ≥ 50 %")
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.colormap = QComboBox()
@@ -72,6 +73,7 @@ class ResultPanel(QWidget):
         heat_box = QGroupBox("Heatmap: where the model looked")
         hl = QFormLayout(heat_box)
         hl.addRow(self.heat_toggle)
+        hl.addRow(self.contour_toggle)
         hl.addRow("Opacity", self.opacity)
         hl.addRow("Colours", self.colormap)
         legend_row = QHBoxLayout()

@@ -29,7 +29,7 @@ from gui.core.classifier import Classifier
 from gui.core.display import Window
 from gui.core.model import DISCLAIMER, Model, ModelContractError, load_model
 from gui.core.names import display_path
-from gui.core.overlay import COLORMAPS, blend, heat_to_frame
+from gui.core.overlay import COLORMAPS, blend, draw_contour, heat_to_frame
 from gui.core.readers import IMAGE_SUFFIXES, Plane, Scan
 from gui.core.result import Result
 from gui.core.study import StudyRule
@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self.panel.colormap.setCurrentText(cmap if cmap in COLORMAPS else "inferno")
         self.panel._update_legend(self.panel.colormap.currentText())
         self.panel.heat_toggle.toggled.connect(self.render_image)
+        self.panel.contour_toggle.toggled.connect(self.render_image)
         self.panel.opacity.valueChanged.connect(self._on_opacity)
         self.panel.colormap.currentTextChanged.connect(self._on_colormap)
         self.panel.frame.valueChanged.connect(self._on_frame)
@@ -349,7 +350,8 @@ class MainWindow(QMainWindow):
     def overlay_image(self) -> np.ndarray | None:
         if self.rgb is None or self._heat is None:
             return None
-        return blend(self.rgb, self._heat, self.panel.opacity.value() / 100, self.panel.colormap.currentText())
+        over = blend(self.rgb, self._heat, self.panel.opacity.value() / 100, self.panel.colormap.currentText())
+        return draw_contour(over, self._heat, 0.5) if self.panel.contour_toggle.isChecked() else over
 
     def render_image(self, *_args, keep_view: bool = True) -> None:
         if self.rgb is None:

@@ -83,6 +83,22 @@ def blend(rgb: np.ndarray, heat: np.ndarray, opacity: float = 0.45, colormap: st
     return (rgb.astype(np.float32) * (1 - alpha) + colours * alpha + 0.5).astype(np.uint8)
 
 
+def contour(heat: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """The outline of the places where ``heat >= level``: pixels inside whose 4-neighbourhood leaves it
+    (bool ``[H, W]``), drawn over the overlay so the region reads without judging colours."""
+    inside = np.asarray(heat) >= level
+    padded = np.pad(inside, 1, constant_values=False)
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return inside & ~interior
+
+
+def draw_contour(rgb: np.ndarray, heat: np.ndarray, level: float = 0.5, colour=(0, 255, 255)) -> np.ndarray:
+    """``rgb`` with the outline of ``heat >= level`` in ``colour`` (cyan: apart from every colour map's hues)."""
+    out = rgb.copy()
+    out[contour(heat, level)] = colour
+    return out
+
+
 #: Longest file name most file systems accept, in bytes.
 _NAME_MAX = 255
 

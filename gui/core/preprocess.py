@@ -123,12 +123,29 @@ def head_box(small: np.ndarray, step: int = 1) -> tuple[int, int, int, int] | No
     low, high = np.percentile(small, [2, 99])
     if high - low < 8:
         return None
-    ys, xs = np.nonzero(small > low + _FOREGROUND_SHARE * (high - low))
-    if len(ys) < 0.01 * small.size:
+    foreground = small > low + _FOREGROUND_SHARE * (high - low)
+    rows = np.count_nonzero(foreground, axis=1)
+    if rows.sum() < 0.01 * small.size:
         return None
-    top, bottom = np.percentile(ys, [1, 99])
-    left, right = np.percentile(xs, [1, 99])
+    top, bottom = counted_percentiles(rows, (1, 99))
+    left, right = counted_percentiles(np.count_nonzero(foreground, axis=0), (1, 99))
     return int(top * step), int(left * step), int(bottom * step) + step, int(right * step) + step
+
+
+def counted_percentiles(counts: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """``np.percentile`` (linear) of the coordinates a foreground mask has ``counts[i]`` of at ``i``,
+    bit for bit, from the counts alone: a frame's foreground coordinates never need listing
+    (``np.nonzero``) or partitioning, which was a fifth of a frame's preparation time."""
+    ends = np.cumsum(counts)
+    n = int(ends[-1])
+    out = []
+    for q in qs:
+        virtual = (n - 1) * (q / 100.0)
+        lo = int(np.floor(virtual))
+        a, b = (float(np.searchsorted(ends, k, side="right")) for k in (lo, min(lo + 1, n - 1)))
+        t = virtual - lo  # numpy's _lerp, which computes from the upper end when t >= 0.5
+        out.append(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
+    return out
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
