@@ -20,7 +20,7 @@ from gui.core.classifier import (  # noqa: E402
     Classifier,
 )
 from gui.core.model import load_model  # noqa: E402
-from gui.core.readers import read_model_image  # noqa: E402
+from gui.core.readers import open_scan, read_model_image  # noqa: E402
 from gui.core.result import Result  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
@@ -157,12 +157,12 @@ def test_window_batch_and_training_see_the_same_pixels(tmp_path, preprocessing):
     card = make_card("binary", 64)
     card["input"]["preprocessing"] = preprocessing
     clf = Classifier([load_model(make_contract_model(tmp_path / "m.onnx", card=card))])
-    frame, image = open_scan(path).images()
-    assert np.array_equal(frame, image)  # a JPEG's model image is its pixels as stored
-    window = clf.classify_image(image, str(path))
+    scan = open_scan(path)
+    image, scale = scan.model_view(None, clf.min_side, in_hand=scan.plane())  # as the window does
+    window = clf.classify_image(image, str(path), scale=scale)
     (batch,) = list(stream.classify_files([path], clf))
     assert window.probabilities == batch.probabilities and window.geometry == batch.geometry
-    fitted = clf.fit(image)[(64, preprocessing)].pixels
+    fitted = clf.fit(image, scale)[(64, preprocessing)].pixels
     assert np.array_equal(fitted, model_input(image, 64, preprocessing).pixels)
     if preprocessing == "pad-resize":
         assert np.array_equal(fitted, load_model_image(path, 64))
@@ -247,3 +247,34 @@ def test_the_window_command_help_names_the_headless_command_from_its_parser(caps
     out = capsys.readouterr().out
     assert cli.build_parser().format_usage().removeprefix("usage: ").split()[0] in out
     assert "--csv CSV" in out and "--exit-when-shown" in out
+
+
+def test_a_large_jpeg_is_decoded_reduced_and_the_window_and_the_batch_see_the_same_pixels(tmp_path):
+    """A 1,400 px JPEG: the model image is a DCT-reduced decode (at least twice the model's input
+    across the crop); the window's path, the batch's and training's give identical model inputs, and
+    the geometry is in the full frame's pixels (where the heatmap is drawn). A PNG is never reduced."""
+    from tests.onnx_factory import make_card
+    from training.features import item_input
+
+    yy, xx = np.mgrid[0:1400, 0:1400]
+    head = (((yy - 700) / 560.0) ** 2 + ((xx - 700) / 500.0) ** 2 < 1) * 120
+    Image.fromarray(head.astype(np.uint8)).convert("RGB").save(tmp_path / "big.jpg", quality=92)
+    Image.fromarray(head.astype(np.uint8)).save(tmp_path / "big.png")
+    card = make_card("binary", 224)  # the shipped size: training reads with the same reduction
+    card["input"]["preprocessing"] = "brain-crop-v1"
+    clf = Classifier([load_model(make_contract_model(tmp_path / "m.onnx", size=224, card=card))])
+    scan = open_scan(tmp_path / "big.jpg")
+    image, scale = scan.model_view(None, clf.min_side)
+    assert scale in (2.0, 4.0, 8.0) and image.shape[0] * scale == 1400
+    window = clf.fit(*scan.model_view(None, clf.min_side, in_hand=scan.plane()))[(224, "brain-crop-v1")]
+    _frame, batch = stream.decode_file(tmp_path / "big.jpg", clf)
+    _shown, kept = stream.decode_file(tmp_path / "big.jpg", clf, keep_frame=True)
+    for other in (batch[(224, "brain-crop-v1")], kept[(224, "brain-crop-v1")]):
+        assert np.array_equal(window.pixels, other.pixels) and window.geometry == other.geometry
+    assert 1100 <= window.geometry.side <= 1300 and _shown.shape[:2] == (1400, 1400)  # frame pixels
+    assert window.geometry.side / scale >= clf.min_side  # still twice the model's input across the crop
+    doc = {"datasets": {"d": str(tmp_path)}}
+    _f, trained = item_input(doc, {"dataset": "d", "path": "big.jpg"})
+    assert trained.geometry == window.geometry  # training reads the same reduced decode
+    png = open_scan(tmp_path / "big.png")
+    assert png.model_view(None, clf.min_side)[1] == 1.0

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training import multitask as mt, split as splits
+from training import multitask as mt
+from training import split as splits
 from training.metrics import roc_auc
 
 TARGET_ACCURACY = 0.95

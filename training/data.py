@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from gui.core.preprocess import model_input
-from gui.core.readers import is_image_file, read_model_image
+from gui.core.readers import is_image_file, open_scan
 
 IMAGE_SIZE = 224
 
@@ -92,8 +92,10 @@ def discover_all(data_dirs: Sequence[str | Path]) -> tuple[list[Item], dict[str,
 
 
 def load_model_image(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:
-    """The model input for one file: the app's reader, then the app's square fit."""
-    return model_input(read_model_image(path), size, "pad-resize").pixels
+    """The model input for one file: the app's reader (a large JPEG decoded reduced, as the app does
+    for a model of this size), then the app's square fit."""
+    image, _scale = open_scan(path).model_view(min_side=2 * size)
+    return model_input(image, size, "pad-resize").pixels
 
 
 def load_images(files: Iterable[Path], size: int, cache_dir: Path | None = None) -> np.ndarray:

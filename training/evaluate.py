@@ -10,7 +10,12 @@ import numpy as np
 
 from training import split as splits
 from training.data import load_images
-from training.metrics import CALIBRATION_BINS, classification_metrics, roc_curve, tumor_scores
+from training.metrics import (
+    CALIBRATION_BINS,
+    classification_metrics,
+    roc_curve,
+    tumor_scores,
+)
 
 
 def predict_run(run: Path, config: dict, x: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from gui.core.preprocess import Geometry, ModelInput, model_input
+from gui.core.preprocess import Geometry, ModelInput, model_input_scaled
 from gui.core.readers import open_scan
 
 PREPROCESSING = "brain-crop-v1"
@@ -47,8 +47,10 @@ def backbone(weights: str | Path):
 def item_input(doc: dict, rec: dict) -> tuple[np.ndarray, ModelInput]:
     """A catalogue item's displayed frame and its model input, exactly as the app makes them: the
     one path used by feature extraction, export verification and the figures."""
-    frame, image = open_scan(Path(doc["datasets"][rec["dataset"]]) / rec["path"]).images()
-    return frame, model_input(image, SIZE, PREPROCESSING)
+    scan = open_scan(Path(doc["datasets"][rec["dataset"]]) / rec["path"])
+    plane = scan.plane()
+    image, scale = scan.model_view(min_side=2 * SIZE, in_hand=plane)
+    return scan.display(plane), model_input_scaled(image, scale, SIZE, PREPROCESSING)
 
 
 def augment(pixels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:

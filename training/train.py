@@ -22,10 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from training.calibrate import fit_temperature
 from training import split as splits
+from training.calibrate import fit_temperature
 from training.data import IMAGE_SIZE, load_images
-from training.models import FEATURES, build_baseline, build_cnn, build_mobilenetv2, set_trainable_top
+from training.models import (
+    FEATURES,
+    build_baseline,
+    build_cnn,
+    build_mobilenetv2,
+    set_trainable_top,
+)
 
 #: (epochs, learning rate, first unfrozen block or None) per phase and arch.
 SCHEDULES = {

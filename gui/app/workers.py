@@ -46,7 +46,11 @@ class OpenWorker(QRunnable):
             scan = self.scan or open_study(self.path)
             plane = scan.plane(self.frame)
             rgb = scan.display(plane)
-            result = self.cached or self.classifier.classify_image(scan.model_image(plane), str(self.path))
+            if self.cached is not None:
+                result = self.cached
+            else:
+                image, scale = scan.model_view(self.frame, self.classifier.min_side, in_hand=plane)
+                result = self.classifier.classify_image(image, str(self.path), scale=scale)
             self.signals.opened.emit(self.task, scan, plane, rgb, result)
         except ImageReadError as exc:
             self.signals.failed.emit(self.task, str(self.path), exc.reason)

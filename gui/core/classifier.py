@@ -13,7 +13,7 @@ import numpy as np
 from gui.core import csvout, study
 from gui.core.model import Model
 from gui.core.overlay import normalise_cam
-from gui.core.preprocess import ModelInput, model_input
+from gui.core.preprocess import ModelInput, model_input_scaled
 from gui.core.result import Result
 
 OOD_MESSAGE = "image looks unlike the brain MRI the model was trained on"
@@ -90,10 +90,17 @@ class Classifier:
                     out.append((group, label, col))
         return out
 
-    def fit(self, image: np.ndarray) -> dict[InputKey, ModelInput]:
-        """A model image (``Scan.model_frame``) fitted to every model's input: the one path from pixels
-        to models. Never a displayed frame: a display window must not change an answer."""
-        return {key: model_input(image, *key) for key in self.input_keys}
+    @property
+    def min_side(self) -> int:
+        """Pixels a model image keeps across its crop (twice the largest input): a larger JPEG is decoded
+        reduced to this (``Scan.model_view``), at no cost to what the models see after resizing."""
+        return 2 * max(size for size, _p in self.input_keys)
+
+    def fit(self, image: np.ndarray, scale: float = 1.0) -> dict[InputKey, ModelInput]:
+        """A model image (``Scan.model_view``) fitted to every model's input, geometry in the frame's
+        pixels: the one path from pixels to models. Never a displayed frame: a display window must
+        not change an answer."""
+        return {key: model_input_scaled(image, scale, *key) for key in self.input_keys}
 
     def classify_batch(self, inputs: Sequence[dict[InputKey, ModelInput]], paths: Sequence[str],
                        with_heat: bool = False) -> list[Result]:
@@ -183,10 +190,10 @@ class Classifier:
         yes = [k for k in range(len(labels)) if k not in no]
         return normalise_cam(cam[..., yes if is_tumor else no].sum(axis=-1))
 
-    def classify_image(self, image: np.ndarray, path: str = "", with_heat: bool = True) -> Result:
-        """One model image (``Scan.model_frame``: uint8 grey or RGB) -> result with heatmap."""
+    def classify_image(self, image: np.ndarray, path: str = "", with_heat: bool = True, scale: float = 1.0) -> Result:
+        """One model image (``Scan.model_view``) -> result with heatmap."""
         t0 = time.perf_counter()
-        r = self.classify_batch([self.fit(image)], [path], with_heat=with_heat)[0]
+        r = self.classify_batch([self.fit(image, scale)], [path], with_heat=with_heat)[0]
         r.seconds = time.perf_counter() - t0
         return r
 

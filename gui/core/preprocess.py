@@ -30,6 +30,12 @@ class Geometry:
     left: int
     side: int
 
+    def scaled(self, scale: float) -> "Geometry":
+        """The same region in a frame ``scale`` times larger (a model image decoded reduced)."""
+        if scale == 1.0:
+            return self
+        return Geometry(int(round(self.top * scale)), int(round(self.left * scale)), max(1, int(round(self.side * scale))))
+
     def overlap(self, height: int, width: int) -> tuple[slice, slice, slice, slice] | None:
         """Where this square and a ``height`` x ``width`` frame overlap, as (frame rows, frame columns,
         square rows, square columns); None when they do not: the one clipping rule for crops and maps."""
@@ -66,6 +72,13 @@ def model_input(image: np.ndarray, size: int, preprocessing: str = "pad-resize")
     if preprocessing == "brain-crop-v1":
         return brain_crop(image, size)
     raise ValueError(f"unknown preprocessing {preprocessing!r}; known: {PREPROCESSING}")
+
+
+def model_input_scaled(image: np.ndarray, scale: float, size: int, preprocessing: str) -> ModelInput:
+    """:func:`model_input` of a model image decoded at 1/``scale`` of its frame, with the geometry
+    given in the frame's pixels (where the heatmap is drawn)."""
+    fitted = model_input(image, size, preprocessing)
+    return fitted if scale == 1.0 else ModelInput(fitted.pixels, fitted.geometry.scaled(scale), fitted.head_found)
 
 
 #: Largest square canvas (side, pixels) built before resizing; regions beyond it are resized first.
@@ -159,6 +172,23 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return total.astype(np.float32) / np.float32(3)
 
 
+def _head_square(grey, h: int, w: int):
+    """The head box (None if unclear), the box used (the whole frame without a head) and the square
+    crop around it with its margin: the brain crop's framing, from ``grey(rows, cols)``."""
+    step = max(1, max(h, w) // 256)
+    box = head_box(grey(slice(None, None, step), slice(None, None, step)), step)
+    top, left, bottom, right = box if box is not None else (0, 0, h, w)
+    side = int(round(max(bottom - top, right - left) * (1 + 2 * _CROP_MARGIN))) if box else max(h, w)
+    side = max(side, 8)
+    return box, (top, left, bottom, right), Geometry((top + bottom - side) // 2, (left + right - side) // 2, side)
+
+
+def crop_side(image: np.ndarray) -> int:
+    """The side, in ``image`` pixels, of the square the brain crop would cut from it."""
+    h, w = image.shape[:2]
+    return _head_square(lambda rows, cols: _grey(image[rows, cols]), h, w)[2].side
+
+
 def brain_crop(image: np.ndarray, size: int) -> ModelInput:
     """Crop a square around the head and standardise grey levels, so that framing, borders, colour
     tint and intensity range (which identify the collection an image comes from, not the tumour)
@@ -176,12 +206,8 @@ def brain_crop(image: np.ndarray, size: int) -> ModelInput:
     def grey(rows: slice, cols: slice) -> np.ndarray:
         return full[rows, cols] if full is not None else _grey(image[rows, cols])
 
-    step = max(1, max(h, w) // 256)
-    box = head_box(grey(slice(None, None, step), slice(None, None, step)), step)
-    top, left, bottom, right = box if box is not None else (0, 0, h, w)
-    side = int(round(max(bottom - top, right - left) * (1 + 2 * _CROP_MARGIN))) if box else max(h, w)
-    side = max(side, 8)
-    g = Geometry((top + bottom - side) // 2, (left + right - side) // 2, side)
+    box, (top, left, bottom, right), g = _head_square(grey, h, w)
+    side = g.side
     rows, cols = slice(max(top, 0), bottom), slice(max(left, 0), right)
     step = max(1, max(len(range(h)[rows]), len(range(w)[cols])) // 256)
     low = float(np.percentile(grey(slice(None, None, step), slice(None, None, step)), 1))

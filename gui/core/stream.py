@@ -119,12 +119,11 @@ def has_subfolders(paths: Iterable[str | Path]) -> bool:
 
 
 def decode_slice(scan: Scan, k: int | None, classifier: Classifier, keep_frame: bool = False) -> tuple[np.ndarray | None, dict]:
-    """A frame's model image fitted to every model's input (the window's path), with its displayed
-    frame when ``keep_frame`` (for heatmap export, from the same decode)."""
-    if keep_frame:
-        shown, image = scan.images(k)
-        return shown, classifier.fit(image)
-    return None, classifier.fit(scan.model_frame(k))
+    """A frame's model image fitted to every model's input (the window's path: ``Scan.model_view``,
+    a large JPEG decoded reduced), with its displayed frame when ``keep_frame`` (heatmap export)."""
+    plane = scan.plane(k) if keep_frame else None
+    image, scale = scan.model_view(k, classifier.min_side, in_hand=plane)
+    return (scan.display(plane) if keep_frame else None), classifier.fit(image, scale)
 
 
 def decode_file(path: Path, classifier: Classifier, keep_frame: bool = False) -> tuple[np.ndarray | None, dict]:

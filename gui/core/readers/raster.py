@@ -49,14 +49,59 @@ def _decode_opened(path: Path, img: Image.Image) -> np.ndarray:
 
 
 def open_raster(path: Path) -> Scan:
-    """A raster file as a one-frame scan (a multi-frame GIF or TIFF: its first frame, said in ``info``)."""
-    with open_checked(path) as img:  # one open for the facts and the pixels
+    """A raster file as a one-frame scan (a multi-frame GIF or TIFF: its first frame, said in ``info``).
+    The header is checked now; the pixels are decoded when first asked for, once: a batch that feeds
+    a large JPEG to a model decodes it reduced (:func:`reduced_jpeg`) and never at full size."""
+    with open_checked(path) as img:
         fmt = img.format or "image"
         info = {"format": fmt, "size": f"{img.size[0]}x{img.size[1]}", "mode": img.mode}
         if getattr(img, "n_frames", 1) > 1:
             info["frames in file"] = f"{img.n_frames} (first shown)"
-        plane = Plane(rgb=_decode_opened(path, img))
-    return Scan(path, fmt, 1, 0, lambda _i: plane, info)
+    decoded: list[Plane] = []
+
+    def read(_i: int) -> Plane:
+        if not decoded:
+            with open_checked(path) as img:
+                decoded.append(Plane(rgb=_decode_opened(path, img)))
+        return decoded[0]
+
+    reduce = (lambda min_side: reduced_jpeg(path, min_side)) if fmt == "JPEG" else None
+    return Scan(path, fmt, 1, 0, read, info, reduce=reduce)
+
+
+#: JPEG's DCT scaling: the decoder can give 1/1, 1/2, 1/4 or 1/8 of the size almost for free.
+_JPEG_SCALES = (8, 4, 2)
+
+
+def reduced_jpeg(path: Path, min_side: int) -> tuple[np.ndarray, float] | None:
+    """A JPEG decoded at the smallest DCT scale (1/2, 1/4, 1/8) that still keeps ``min_side`` pixels
+    across the head's crop, and the scale (full size / this size); None when only the full size keeps
+    them (most scans under ~900 px), so those are decoded exactly as before.
+
+    The crop is found on a 1/8 decode first (a fraction of a millisecond): the same head box and
+    margin as the brain crop (``gui.core.preprocess``), else the whole frame."""
+    from gui.core.preprocess import crop_side
+
+    with open_checked(path) as img:
+        w, h = img.size
+        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF turns it a quarter: shown as h x w
+            w, h = h, w
+    if max(w, h) < 2 * min_side:
+        return None
+    small = _draft_decode(path, 8)
+    side = crop_side(small) * (w / small.shape[1])
+    scale = next((s for s in _JPEG_SCALES if side / s >= min_side), 1)
+    if scale == 1:
+        return None
+    rgb = small if scale == 8 else _draft_decode(path, scale)
+    return rgb, w / rgb.shape[1]
+
+
+def _draft_decode(path: Path, scale: int) -> np.ndarray:
+    """The JPEG decoded at 1/``scale`` by the decoder's DCT scaling, EXIF-upright, as RGB."""
+    with open_checked(path) as img:
+        img.draft(img.mode, (max(1, img.size[0] // scale), max(1, img.size[1] // scale)))
+        return _decode_opened(path, img)
 
 
 def pil_to_rgb(img: Image.Image) -> np.ndarray:

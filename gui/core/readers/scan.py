@@ -55,6 +55,9 @@ class Scan:
     edges: Edges | None = None
     #: Each slice's position in mm along the slice normal, when the file says.
     positions: list[float] | None = None
+    #: A cheaper decode for the model, when the format has one (JPEG's DCT scaling): given the pixels the
+    #: model needs across its crop, the reduced image and its scale, or None for the full decode.
+    reduce: Callable[[int], tuple[np.ndarray, float] | None] | None = field(default=None, repr=False)
     #: Computed from up to 32 slices on first use (thread-safe: the engine decodes in a pool).
     _levels: Levels | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -125,6 +128,23 @@ class Scan:
         if plane.inverted:
             scaled = np.float32(255.0) - scaled
         return np.maximum(scaled, np.float32(0.0), dtype=np.float32)
+
+    def model_view(self, index: int | None = None, min_side: int | None = None,
+                   in_hand: Plane | None = None) -> tuple[np.ndarray, float]:
+        """The model image of a frame and its scale (frame pixels per model-image pixel): a JPEG larger
+        than needed is decoded reduced, keeping ``min_side`` pixels across the crop (the window and the
+        batch both call this, so they feed a model identical pixels); anything else at full size
+        (``in_hand``: a plane already decoded)."""
+        if min_side is not None and self.reduce is not None:
+            try:
+                reduced = self.reduce(min_side)
+            except ImageReadError:
+                raise
+            except Exception as exc:  # a decoder failing must not escape raw
+                raise ImageReadError(self.path, f"cannot decode the image: {exc}") from exc
+            if reduced is not None:
+                return reduced
+        return self.model_image(in_hand if in_hand is not None else self.plane(index)), 1.0
 
     def frame(self, index: int | None = None, window: Window | None = None) -> np.ndarray:
         """The displayed uint8 RGB image of a frame."""
