@@ -1,5 +1,6 @@
-"""``mri-classifier``: the entry point. ``classify ...`` runs the Qt-free headless command
-(``gui.core.cli``); anything else opens the window (``gui.app``), which is only imported then."""
+"""``mri-classifier``: the entry point. ``classify ...`` and ``merge ...`` run the Qt-free headless
+commands (``gui.core.cli``, ``gui.core.merge``); anything else opens the window (``gui.app``), which
+is only imported then."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     quiet_decoder_warnings()
     if argv and argv[0] == "classify":
         return classify_main(argv[1:])
+    if argv and argv[0] == "merge":
+        from gui.core.merge import merge_main
+
+        return merge_main(argv[1:])
     try:
         app_parser().parse_known_args(argv)  # -h/--help prints the generated usage; Qt's own options pass
     except SystemExit as exc:

@@ -14,7 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
-from gui.core import csvout, stream
+from gui.core import archive, csvout, stream
 from gui.core.classifier import Classifier
 from gui.core.logs import attach_log_file, log
 from gui.core.model import ModelContractError, load_model
@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-slice", metavar="FILE", help="also write one row per slice of every study into this CSV")
     p.add_argument("--model", action="append", metavar="FILE", help="ONNX model to use instead of the bundled ones (repeatable)")
     p.add_argument("--force", action="store_true", help="replace an existing CSV")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run into the same --csv: rows of unchanged files (path, size, "
+                        "modification time) are taken from its journal, the rest classified")
+    p.add_argument("--shard", metavar="K/N", help="classify only shard K of N (an array job): a stable hash of each "
+                                                  "path relative to the folder given; a study's files stay together")
     p.add_argument("--batch-size", type=int, default=16, help=argparse.SUPPRESS)
     return p
 
@@ -118,7 +123,13 @@ def _classify(args) -> int:
     out = Path(args.csv)
     heat_dir = Path(args.heatmaps) if args.heatmaps else None
     per_slice = Path(args.per_slice) if args.per_slice else None
-    check_targets(out, heat_dir, args.force)
+    try:
+        shard = archive.parse_shard(args.shard) if args.shard else None
+    except ValueError:
+        raise UsageError(f"--shard {args.shard}: give K/N with 1 <= K <= N, such as 2/4") from None
+    journal_file = out.with_name(f".{out.name}.journal")
+    resuming = args.resume and journal_file.exists()
+    check_targets(out, heat_dir, args.force or resuming)
     if per_slice is not None:
         check_targets(per_slice, None, args.force, "--per-slice")
         if per_slice.resolve() == out.resolve():
@@ -131,6 +142,11 @@ def _classify(args) -> int:
     except ModelContractError as exc:
         raise UsageError(f"cannot use model {exc}") from exc
     files = list(stream.collect_files(args.paths, recursive=args.recursive))
+    if shard is not None:
+        roots = [Path(p) for p in args.paths if Path(p).is_dir()]
+        files = [f for f in files if archive.shard_of(f, roots, shard[1]) == shard[0]]
+    if not files and shard is not None:
+        raise UsageError(f"shard {args.shard} holds no files of {', '.join(args.paths)}")
     if not files:
         hint = "; sub-folders were not searched: add --recursive" if not args.recursive and \
             stream.has_subfolders(args.paths) else ""
@@ -150,9 +166,10 @@ def _classify(args) -> int:
     attach_log_file()
     log.info("classify %d file(s) from %s with %s into %s", len(files), ", ".join(map(display_path, args.paths)),
              "; ".join(m.name for m in classifier.models), display_path(str(out)))
-    csv_out = _open_csv(out, classifier.columns(), args.force)
+    csv_out = _open_csv(out, classifier.columns(), args.force or resuming)
     try:
-        slices_out = _open_csv(per_slice, classifier.slice_columns(), args.force) if per_slice is not None else None
+        slices_out = _open_csv(per_slice, classifier.slice_columns(), args.force or resuming) \
+            if per_slice is not None else None
     except BaseException:
         csv_out.discard()
         raise
@@ -176,34 +193,51 @@ def _open_csv(path: Path, columns: list[str], force: bool) -> csvout.AtomicCsv:
 
 def _stream(args, classifier: Classifier, files: list, csv_out: csvout.AtomicCsv,
             slices_out: csvout.AtomicCsv | None, progress, heat_dir: Path | None) -> int:
-    """Rows stream straight into the temporary CSV (memory stays flat however many files); Ctrl-C
-    or SIGTERM ends the stream and the rows finished so far are still published."""
+    """Rows stream straight into the temporary CSV (memory stays flat however many files) and into
+    the run's journal; Ctrl-C or SIGTERM ends the stream and the rows finished so far are still
+    published; after a kill, ``--resume`` takes the journal's rows of unchanged files back, in order."""
     counts = {"rows": 0, "failed": 0, "tumours": 0, "cautioned": 0, "disagree": 0, "studies": 0}
     interrupted = False
     t0 = time.perf_counter()
+    journal = archive.Journal(csv_out.path, classifier.columns())
+    keys = [archive.identity(f) for f in files]
+    done = journal.load() if args.resume else {}
+    done = {k: done[k] for k in keys if k is not None and k in done}
+    journal.start(done.values())
+    results = stream.classify_files([f for f, k in zip(files, keys) if k not in done], classifier,
+                                    batch_size=args.batch_size, with_heat=heat_dir is not None,
+                                    keep_frames=heat_dir is not None)
     try:
-        for r in stream.classify_files(files, classifier, batch_size=args.batch_size,
-                                       with_heat=heat_dir is not None, keep_frames=heat_dir is not None):
-            if heat_dir is not None and r.ok and r.frame is not None:
-                write_heatmap(r, heat_dir)
+        for key in keys:
+            if key in done:
+                row, slice_rows = done[key]["row"], done[key]["slices"]
+            else:
+                r = next(results)
+                if heat_dir is not None and r.ok and r.frame is not None:
+                    write_heatmap(r, heat_dir)
+                if not r.ok:
+                    log.warning("%s: %s", display_path(r.path), display_path(r.error))
+                row, slice_rows = classifier.row(r), [classifier.slice_row(r.path, s) for s in r.slices or []]
+                journal.add(key, row, slice_rows)
+            ok = row["status"] == "ok"
             counts["rows"] += 1
-            counts["failed"] += not r.ok
-            if not r.ok:
-                log.warning("%s: %s", display_path(r.path), display_path(r.error))
-            counts["tumours"] += r.ok and r.prediction == "tumor"
-            counts["cautioned"] += r.ok and bool(r.ood_warning)
-            counts["disagree"] += r.ok and bool(r.models_disagree)
-            counts["studies"] += r.is_study
+            counts["failed"] += not ok
+            counts["tumours"] += ok and row["prediction"] == "tumor"
+            counts["cautioned"] += ok and bool(row["ood_warning"])
+            counts["disagree"] += ok and row[csvout.DISAGREE_COLUMN] == "yes"
+            counts["studies"] += bool(row["n_slices"])
             progress.update(1)
             progress.set_postfix(failed=counts["failed"], refresh=False)
-            csv_out.write(classifier.row(r))
-            if slices_out is not None and r.slices:
-                for s in r.slices:
-                    slices_out.write(classifier.slice_row(r.path, s))
+            csv_out.write(row)
+            if slices_out is not None:
+                for s in slice_rows:
+                    slices_out.write(s)
     except KeyboardInterrupt:
         interrupted = True
     except OSError as exc:  # the CSV itself cannot be written (disk full): nothing sensible is left to do
+        journal.close(finished=False)
         return _write_failed(exc, csv_out, slices_out)
+    journal.close(finished=False)
     progress.close()
     try:
         target = csv_out.publish(partial=interrupted)
@@ -212,6 +246,8 @@ def _stream(args, classifier: Classifier, files: list, csv_out: csvout.AtomicCsv
             print(f"per-slice rows: {slices_target}", file=sys.stderr)
     except OSError as exc:  # a full disk at the last flush or the rename: no half-written CSV is left
         return _write_failed(exc, csv_out, slices_out)
+    if not interrupted:
+        journal.close(finished=True)  # the CSV is whole: nothing left to resume
     seconds = time.perf_counter() - t0
     n, failed, tumours = counts["rows"], counts["failed"], counts["tumours"]
     studies = f" ({counts['studies']} of them studies, every slice scored)" if counts["studies"] else ""
@@ -226,7 +262,8 @@ def _stream(args, classifier: Classifier, files: list, csv_out: csvout.AtomicCsv
             f"{csv_out.path} appeared while this run was working, so it was kept"
         print(f"note: {why}; these results are in {target}", file=sys.stderr)
     if interrupted:
-        print(f"interrupted: the {n} rows finished so far are in {target}", file=sys.stderr)
+        print(f"interrupted: the {n} rows finished so far are in {target}; the same command with --resume "
+              "continues from them", file=sys.stderr)
         return 130
     return 1 if failed else 0
 
