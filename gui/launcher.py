@@ -35,6 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         from gui.core.merge import merge_main
 
         return merge_main(argv[1:])
+    if argv and argv[0] == "watch":
+        from gui.core.watch import watch_main
+
+        return watch_main(argv[1:])
+    if argv and argv[0] == "listen":
+        from gui.core.listen import listen_main
+
+        return listen_main(argv[1:])
     try:
         app_parser().parse_known_args(argv)  # -h/--help prints the generated usage; Qt's own options pass
     except SystemExit as exc:

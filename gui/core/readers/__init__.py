@@ -17,6 +17,7 @@ from gui.core.readers.dicom_series import (
     group_dicom_series,
     open_series,
     series_of,
+    stack_key,
 )
 from gui.core.readers.limits import MAX_PIXELS, check_file_size, guarded
 from gui.core.readers.nifti import nifti_slices, open_nifti
@@ -31,7 +32,8 @@ from gui.core.readers.sniff import (
 )
 
 __all__ = ["DicomSeries", "IMAGE_SUFFIXES", "ImageReadError", "MAX_PIXELS", "Plane", "Scan", "group_dicom_series",
-           "is_image_file", "is_study_file", "open_item", "open_scan", "open_study", "read_image", "read_model_image", "sniff_format"]
+           "is_image_file", "is_study_file", "open_item", "open_scan", "open_study", "read_image", "read_model_image", "sniff_format",
+           "stack_key"]
 
 
 def open_scan(path: str | Path) -> Scan:

@@ -123,6 +123,13 @@ def group_dicom_series(files: list[Path]) -> list[Path | DicomSeries]:
     return out
 
 
+def stack_key(path: Path) -> tuple | None:
+    """The series stack a single-frame DICOM file belongs to (series UID and orientation), or None
+    (not such a file): what a folder watcher waits on before scoring a series whole."""
+    h = _slice_header(path)
+    return None if h is None else _stack_key(h)
+
+
 def _stack_key(h: _SliceHeader) -> tuple:
     """One volume per series and orientation: a localiser series with three planes is three stacks."""
     return h.series_uid, None if h.orientation is None else tuple(round(v, 2) for v in h.orientation)
