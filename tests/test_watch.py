@@ -86,6 +86,7 @@ def test_files_dropped_over_ten_seconds_are_classified_once_each_across_a_restar
             watcher.send_signal(signal.SIGTERM)
             assert watcher.wait(30) == 0
             watcher = _watch(folder, out, model)
+            restarted = time.monotonic()
         tmp = folder / f".s{k:03d}.png.part"
         Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(tmp, format="PNG")
         os.replace(tmp, folder / f"s{k:03d}.png")
@@ -98,10 +99,15 @@ def test_files_dropped_over_ten_seconds_are_classified_once_each_across_a_restar
         for r in _rows(out):
             seen.setdefault(Path(r["path"]).name, time.monotonic())
         time.sleep(0.1)
+    for r in _rows(out):
+        seen.setdefault(Path(r["path"]).name, time.monotonic())
     watcher.send_signal(signal.SIGINT)
     assert watcher.wait(30) == 0
     rows = _rows(out)
     names = [Path(r["path"]).name for r in rows]
     assert len(names) == 100 and len(set(names)) == 100  # each file once, the restart included
-    late = {n: seen[n] - written[n] for n in written if n in seen and seen[n] - written[n] > 0.5 + 2.0 + 3.0}
-    assert not late, late  # settled after 0.5 s, then classified within 2 s (+3 s for the restart's start-up)
+    # settled after 0.5 s, then classified within 2 s; files dropped while the new watcher loads its
+    # model (the 3 s after the restart) wait for it
+    late = {n: round(seen[n] - written[n], 2) for n in written
+            if not restarted <= written[n] <= restarted + 3 and seen[n] - written[n] > 0.5 + 2.0}
+    assert not late, late
