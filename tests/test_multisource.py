@@ -178,3 +178,24 @@ def test_multitask_head_learns_detection_type_and_where():
     peaks = pred["heatmap"].reshape(60, -1).argmax(1)
     truth = np.array([np.argmax(feats[180 + i, :, :, :32].astype(np.float32).mean(-1)) for i in range(60)])
     assert (peaks[tumour] == truth[tumour]).mean() > 0.8
+
+
+def test_orientation_measure_reports_every_turn_of_a_fold(four_sets, tmp_path):
+    """The synthetic model answers from the image's mean brightness, which no mirror or turn changes:
+    the measure, through the app's reader and brain crop, must find (almost) no dependence on
+    orientation, for every transform, on every test image of the fold."""
+    import json
+
+    from tests.onnx_factory import make_card, make_contract_model
+    from training.orientation import TRANSFORMS, measure
+
+    doc = catalogue.build(four_sets)
+    path = tmp_path / "catalogue.json"
+    path.write_text(json.dumps(doc))
+    card = make_card("binary", 64)
+    card["input"]["preprocessing"] = "brain-crop-v1"
+    res = measure(str(make_contract_model(tmp_path / "m.onnx", card=card)), str(path), "in-distribution", batch=8)
+    assert res["n"] == len(catalogue.fold(doc, None)["test"]) > 0
+    assert set(TRANSFORMS) <= set(res)
+    for name in TRANSFORMS:
+        assert res[name]["mean_abs_dp"] < 0.02 and res[name]["answers_flipped"] <= 0.1, (name, res[name])

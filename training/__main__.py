@@ -1,4 +1,4 @@
-"""``python -m training audit|split|catalogue|features|multitask|score|caution|series|train|evaluate|report``: thin command-line entry point."""
+"""``python -m training audit|split|catalogue|features|multitask|score|caution|series|orientation|train|evaluate|report``: thin command-line entry point."""
 
 from __future__ import annotations
 
@@ -63,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     se.add_argument("--check-model", nargs="*", metavar="ONNX",
                     help="also score the in-distribution test patients' volumes with these models through the app's engine")
     se.add_argument("--lgg", default="../shared/data/lgg", help="the lgg data folder (for --check-model)")
+
+    o = sub.add_parser("orientation", help="how P(tumour) moves when a fold's test images are mirrored or turned")
+    o.add_argument("model")
+    o.add_argument("--catalogue", default="runs/splits/multisource.json")
+    o.add_argument("--fold", default="in-distribution")
+    o.add_argument("--out", help="write the figures as JSON here")
 
     t = sub.add_parser("train", help="train one model")
     t.add_argument("--arch", choices=["baseline", "cnn", "mobilenetv2"], required=True)
@@ -150,6 +156,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rule {result['rule']}; pooled {json.dumps(result['pooled_with_final_rule'])}; nested per hospital: "
               + "; ".join(f"{h} sens {v['sensitivity']:.1%} spec {v['specificity']:.1%} key slice {v['key_slice_in_marked_range_pm1']:.1%} "
                           f"slice AUC {v['slice_auc']:.3f}" for h, v in result["hospitals"].items()))
+    elif args.command == "orientation":
+        from pathlib import Path
+
+        from training.orientation import measure
+
+        res = measure(args.model, args.catalogue, args.fold)
+        for name, v in res.items():
+            if isinstance(v, dict):
+                print(f"{name}: " + ", ".join(f"{k} {x:.4f}" for k, x in v.items()))
+        if args.out:
+            Path(args.out).write_text(json.dumps(res, indent=1))
     elif args.command == "train":
         from training.train import train
 
