@@ -57,13 +57,16 @@ class Journal:
     def start(self, reused: Iterable[dict]) -> None:
         """A new journal holding the header and the rows taken over from the old one."""
         tmp = self.path.with_name(self.path.name + ".new")
-        with tmp.open("w", encoding="utf-8", errors="surrogateescape") as fh:
-            fh.write(json.dumps({"columns": self.columns}) + "\n")
-            for entry in reused:
-                fh.write(json.dumps(entry) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with tmp.open("w", encoding="utf-8", errors="surrogateescape") as fh:
+                fh.write(json.dumps({"columns": self.columns}) + "\n")
+                for entry in reused:
+                    fh.write(json.dumps(entry) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
         self._fh = self.path.open("a", encoding="utf-8", errors="surrogateescape")
 
     def add(self, key: Identity | None, row: dict, slice_rows: list[dict]) -> None:
@@ -81,13 +84,15 @@ class Journal:
             self._unsynced = 0
 
     def close(self, finished: bool) -> None:
-        """Flush; remove the journal when the run finished and its CSV is published whole."""
+        """Flush; remove the journal when the run finished and its CSV is published whole. A full disk
+        here costs only what a later ``--resume`` could have reused: it is not an error."""
         if self._fh is not None:
             try:
                 self.sync()
-            finally:
                 self._fh.close()
-                self._fh = None
+            except OSError:
+                pass
+            self._fh = None
         if finished:
             self.path.unlink(missing_ok=True)
 

@@ -203,7 +203,10 @@ def _stream(args, classifier: Classifier, files: list, csv_out: csvout.AtomicCsv
     keys = [archive.identity(f) for f in files]
     done = journal.load() if args.resume else {}
     done = {k: done[k] for k in keys if k is not None and k in done}
-    journal.start(done.values())
+    try:
+        journal.start(done.values())
+    except OSError as exc:  # no room even for the journal: nothing was written yet
+        return _write_failed(exc, csv_out, slices_out)
     results = stream.classify_files([f for f, k in zip(files, keys) if k not in done], classifier,
                                     batch_size=args.batch_size, with_heat=heat_dir is not None,
                                     keep_frames=heat_dir is not None)

@@ -123,6 +123,9 @@ def listen_main(argv: list[str]) -> int:
         poll(store, live, classifier, Arrivals(settle=0.2, quiet=args.series_quiet), 0.5)
     except KeyboardInterrupt:
         pass
+    except OSError as exc:  # the CSV or its journal cannot be written (a full disk): say so and stop
+        print(f"error: cannot write {out} ({exc.strerror or exc}); stopped", file=sys.stderr)
+        return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.shutdown()

@@ -118,6 +118,9 @@ def watch_main(argv: list[str]) -> int:
         poll(folder, live, classifier, arrivals, args.interval, args.recursive)
     except KeyboardInterrupt:
         pass
+    except OSError as exc:  # the CSV or its journal cannot be written (a full disk): say so and stop
+        print(f"error: cannot write {out} ({exc.strerror or exc}); stopped", file=sys.stderr)
+        return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
         live.close()
