@@ -104,8 +104,11 @@ def latency(files: list[Path], classifier) -> tuple[float, float]:
         classifier.classify_image(open_scan(f).model_frame())
     for f in files:
         t0 = time.perf_counter()
-        rgb, image = open_scan(f).images()
-        r = classifier.classify_image(image)
+        scan = open_scan(f)  # the window's path: the shown frame, and the model view (reduced when large)
+        plane = scan.plane()
+        rgb = scan.display(plane)
+        image, scale = scan.model_view(None, classifier.min_side, in_hand=plane)
+        r = classifier.classify_image(image, scale=scale)
         blend(rgb, heat_to_frame(r.heat, r.geometry, *rgb.shape[:2]))
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1000, float(np.percentile(times, 95)) * 1000
