@@ -95,7 +95,8 @@ def check_not_an_input(out: Path, paths: list[str], items: list) -> None:
             raise UsageError(f"--csv {out} is one of the files to classify; choose another name")
 
 
-def _interrupt(_signum, _frame) -> None:
+def interrupt(_signum, _frame) -> None:
+    """A SIGTERM handler: a polite kill stops a command the way Ctrl-C does."""
     raise KeyboardInterrupt
 
 
@@ -106,7 +107,7 @@ def classify_main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # a polite kill writes the finished rows too
+    previous = signal.signal(signal.SIGTERM, interrupt)  # a polite kill writes the finished rows too
     try:
         return _classify(args)
     except UsageError as exc:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import sys
 from pathlib import Path
 
 from gui.core.arrivals import Arrivals
 from gui.core.classifier import Classifier
+from gui.core.cli import load_models
 from gui.core.logs import attach_log_file, log
 from gui.core.model import ModelContractError
-from gui.core.watch import LiveCsv, poll
+from gui.core.watch import LiveCsv, serve
 
 #: A SOP Instance UID is digits and dots (PS3.5 9.1): anything else is refused, never used as a file name.
 _UID = re.compile(r"[0-9][0-9.]{0,63}")
@@ -81,8 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def listen_main(argv: list[str]) -> int:
     """Exit 0 when stopped, 2 on bad arguments, an unusable model, a busy port or no pynetdicom."""
-    from gui.core.cli import load_models
-
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
@@ -116,23 +114,9 @@ def listen_main(argv: list[str]) -> int:
         live.close()
         print(f"error: cannot listen on {args.bind}:{args.port} ({exc.strerror or exc})", file=sys.stderr)
         return 2
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     print(f"listening as {args.ae_title} on {args.bind}:{args.port}, storing into {store}; Ctrl-C stops", file=sys.stderr)
     log.info("DICOM node %s on %s:%d", args.ae_title, args.bind, args.port)
     try:
-        poll(store, live, classifier, Arrivals(settle=0.2, quiet=args.series_quiet), 0.5)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:  # the CSV or its journal cannot be written (a full disk): say so and stop
-        print(f"error: cannot write {out} ({exc.strerror or exc}); stopped", file=sys.stderr)
-        return 2
+        return serve(store, out, live, classifier, Arrivals(settle=0.2, quiet=args.series_quiet), 0.5)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         server.shutdown()
-        live.close()
-    print(f"stopped: {live.rows} rows in {out}", file=sys.stderr)
-    return 0
-
-
-def _interrupt(_signum, _frame) -> None:
-    raise KeyboardInterrupt

@@ -16,6 +16,7 @@ from pathlib import Path
 from gui.core import archive, csvout, stream
 from gui.core.arrivals import Arrivals
 from gui.core.classifier import Classifier
+from gui.core.cli import interrupt, load_models
 from gui.core.logs import attach_log_file, log
 from gui.core.model import ModelContractError
 from gui.core.names import display_path
@@ -68,8 +69,23 @@ def poll(folder: Path, live: LiveCsv, classifier: Classifier, arrivals: Arrivals
         time.sleep(interval)
 
 
-def _interrupt(_signum, _frame) -> None:
-    raise KeyboardInterrupt
+def serve(folder: Path, out: Path, live: LiveCsv, classifier: Classifier, arrivals: Arrivals, interval: float,
+          recursive: bool = False) -> int:
+    """:func:`poll` until Ctrl-C or SIGTERM (exit 0) or until the CSV cannot be written, a full disk
+    (exit 2, said); the CSV and its journal are closed either way. ``watch`` and ``listen`` both end here."""
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        poll(folder, live, classifier, arrivals, interval, recursive)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"error: cannot write {out} ({exc.strerror or exc}); stopped", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        live.close()
+    print(f"stopped: {live.rows} rows in {out}", file=sys.stderr)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,8 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def watch_main(argv: list[str]) -> int:
     """Exit 0 when stopped with Ctrl-C or SIGTERM, 2 on bad arguments or an unusable model."""
-    from gui.core.cli import load_models
-
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
@@ -110,19 +124,7 @@ def watch_main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"error: cannot write {out} ({exc.strerror or exc})", file=sys.stderr)
         return 2
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # a polite kill stops like Ctrl-C
     arrivals = Arrivals(settle=args.settle, quiet=args.series_quiet)
     print(f"watching {folder} into {out} ({live.rows} rows already); Ctrl-C stops", file=sys.stderr)
     log.info("watch %s into %s", display_path(str(folder)), display_path(str(out)))
-    try:
-        poll(folder, live, classifier, arrivals, args.interval, args.recursive)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:  # the CSV or its journal cannot be written (a full disk): say so and stop
-        print(f"error: cannot write {out} ({exc.strerror or exc}); stopped", file=sys.stderr)
-        return 2
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        live.close()
-    print(f"stopped: {live.rows} rows in {out}", file=sys.stderr)
-    return 0
+    return serve(folder, out, live, classifier, arrivals, args.interval, args.recursive)
