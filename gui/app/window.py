@@ -396,10 +396,7 @@ class MainWindow(QMainWindow):
 
     def _redisplay(self) -> None:
         """The shown frame again through the window in use, without decoding or classifying anything."""
-        if self.plane.values is None and self.display_window is not None:
-            self.rgb = self.display_window.apply(self.plane.rgb.astype(np.float32))
-        else:
-            self.rgb = self.scan.display(self.plane, self.display_window)
+        self.rgb = self.scan.display(self.plane, self.display_window)
         self.render_image()
         self._update_view_text()
 

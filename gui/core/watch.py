@@ -20,7 +20,6 @@ from gui.core.cli import interrupt, load_models
 from gui.core.logs import attach_log_file, log
 from gui.core.model import ModelContractError
 from gui.core.names import display_path
-from gui.core.readers import DicomSeries
 
 
 class LiveCsv:
@@ -49,8 +48,8 @@ class LiveCsv:
         self.journal.add(key, row, [])
         self.journal.sync()
         self.rows += 1
-        files = item.files if isinstance(item, DicomSeries) else (item,)
-        self.done |= set(key) if key is not None else {(str(f), -1, -1) for f in files}
+        if key is not None:  # a file gone since it was read has no identity: it cannot come back as done
+            self.done |= set(key)
 
     def close(self) -> None:
         self._fh.close()

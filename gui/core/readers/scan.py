@@ -104,9 +104,10 @@ class Scan:
         return levels
 
     def display(self, plane: Plane, window: Window | None = None) -> np.ndarray:
-        """``plane`` as shown: uint8 [H, W, 3] through ``window``, else the file's VOI, else the study's."""
+        """``plane`` as shown: uint8 [H, W, 3] through ``window``, else the file's VOI, else the study's.
+        Colour pixels are shown as stored, or each channel through ``window`` when one is given."""
         if plane.values is None:
-            return plane.rgb
+            return plane.rgb if window is None else window.apply(plane.rgb.astype(np.float32))
         if window is not None:
             grey = window.apply(plane.values)
         elif plane.voi is not None:
