@@ -87,7 +87,8 @@ def test_a_display_window_changes_the_picture_never_the_model_input(tmp_path):
     images, _ = stack(6, size=64)
     [f] = write_dicom_series(tmp_path / "s", images[2:3], window=(1200.0, 1200.0))
     scan = open_scan(f)
-    shown, model = scan.images()
+    plane = scan.plane()
+    shown, model = scan.display(plane), scan.model_image(plane)
     other = scan.frame(window=Window(300.0, 100.0))
     assert not np.array_equal(shown, other)
     assert np.array_equal(scan.model_frame(), model)
@@ -164,8 +165,9 @@ def test_the_window_and_the_cli_agree_on_one_file_of_a_series(tmp_path, shipped)
     images, _ = stack(size=128)
     files = write_dicom_series(tmp_path / "s", images, window=(1200.0, 1200.0))
     for f in (files[len(files) // 2], files[len(files) // 3]):
-        scan = open_study(f)
-        in_window = shipped.classify_image(scan.images()[1], str(f))
+        scan = open_study(f)  # as the window's OpenWorker does: the shown plane, then its model view
+        image, scale = scan.model_view(None, shipped.min_side, in_hand=scan.plane())
+        in_window = shipped.classify_image(image, str(f), scale=scale)
         [alone] = list(stream.classify_files([f], shipped))
         assert alone.path == str(f) and not alone.is_study
         assert abs(in_window.tumor_probability - alone.tumor_probability) <= 0.02

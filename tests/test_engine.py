@@ -20,7 +20,7 @@ from gui.core.classifier import (  # noqa: E402
     Classifier,
 )
 from gui.core.model import load_model  # noqa: E402
-from gui.core.readers import open_scan, read_model_image  # noqa: E402
+from gui.core.readers import open_scan  # noqa: E402
 from gui.core.result import Result  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
@@ -236,7 +236,7 @@ def test_a_blank_frame_gets_a_caution_not_a_confident_answer(tmp_path):
     assert NO_HEAD_MESSAGE in blank.ood_warning
     from tests.conftest import brain_like
 
-    head = clf.classify_image(read_model_image(brain_like(tmp_path / "h.png", tumour=False)))
+    head = clf.classify_image(open_scan(brain_like(tmp_path / "h.png", tumour=False)).model_frame())
     assert NO_HEAD_MESSAGE not in head.ood_warning
 
 

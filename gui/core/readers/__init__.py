@@ -32,7 +32,7 @@ from gui.core.readers.sniff import (
 )
 
 __all__ = ["DicomSeries", "IMAGE_SUFFIXES", "ImageReadError", "MAX_PIXELS", "Plane", "Scan", "group_dicom_series",
-           "is_image_file", "is_study_file", "open_item", "open_scan", "open_study", "read_image", "read_model_image", "sniff_format",
+           "is_image_file", "is_study_file", "open_item", "open_scan", "open_study", "read_image", "sniff_format",
            "stack_key"]
 
 
@@ -65,11 +65,6 @@ def open_study(path: str | Path) -> Scan:
 def read_image(path: str | Path) -> np.ndarray:
     """The displayed 8-bit RGB image of a file's default frame (what the window shows)."""
     return open_scan(path).frame()
-
-
-def read_model_image(path: str | Path) -> np.ndarray:
-    """The model image of a file's default frame (what the window, the CLI and training feed a model)."""
-    return open_scan(path).model_frame()
 
 
 def is_study_file(path: Path) -> bool:

@@ -154,8 +154,3 @@ class Scan:
     def model_frame(self, index: int | None = None) -> np.ndarray:
         """A frame's model image (see :meth:`model_image`)."""
         return self.model_image(self.plane(index))
-
-    def images(self, index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The displayed frame and the model image of one frame, from one decode."""
-        plane = self.plane(index)
-        return self.display(plane), self.model_image(plane)
