@@ -57,6 +57,7 @@ def open_raster(path: Path) -> Scan:
         info = {"format": fmt, "size": f"{img.size[0]}x{img.size[1]}", "mode": img.mode}
         if getattr(img, "n_frames", 1) > 1:
             info["frames in file"] = f"{img.n_frames} (first shown)"
+        shown = img.size[::-1] if fmt == "JPEG" and img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else img.size
     decoded: list[Plane] = []
 
     def read(_i: int) -> Plane:
@@ -65,7 +66,7 @@ def open_raster(path: Path) -> Scan:
                 decoded.append(Plane(rgb=_decode_opened(path, img)))
         return decoded[0]
 
-    reduce = (lambda min_side: reduced_jpeg(path, min_side)) if fmt == "JPEG" else None
+    reduce = (lambda min_side: reduced_jpeg(path, min_side, shown)) if fmt == "JPEG" else None
     return Scan(path, fmt, 1, 0, read, info, reduce=reduce)
 
 
@@ -73,19 +74,17 @@ def open_raster(path: Path) -> Scan:
 _JPEG_SCALES = (8, 4, 2)
 
 
-def reduced_jpeg(path: Path, min_side: int) -> tuple[np.ndarray, float] | None:
+def reduced_jpeg(path: Path, min_side: int, shown: tuple[int, int]) -> tuple[np.ndarray, float] | None:
     """A JPEG decoded at the smallest DCT scale (1/2, 1/4, 1/8) that still keeps ``min_side`` pixels
     across the head's crop, and the scale (full size / this size); None when only the full size keeps
-    them (most scans under ~900 px), so those are decoded exactly as before.
+    them (most scans under ~900 px), so those are decoded exactly as before. ``shown`` is the image's
+    width and height as displayed (after its EXIF turn), read from the header when it was opened.
 
     The crop is found on a 1/8 decode first (a fraction of a millisecond): the same head box and
     margin as the brain crop (``gui.core.preprocess``), else the whole frame."""
     from gui.core.preprocess import crop_side
 
-    with open_checked(path) as img:
-        w, h = img.size
-        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF turns it a quarter: shown as h x w
-            w, h = h, w
+    w, h = shown
     if max(w, h) < 2 * min_side:
         return None
     small = _draft_decode(path, 8)
