@@ -24,17 +24,16 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication, QGroupBox, QLabel
 from gui.app.window import MainWindow
 from gui.core.model import load_model
-from tests.onnx_factory import make_contract_model
+from gui.core.resources import bundled_models
 from tests.series_factory import stack, write_nifti
 
 app = QApplication([])
 tmp = Path(tempfile.mkdtemp())
-w = MainWindow([load_model(make_contract_model(tmp / "m.onnx", multitask=True))],
+w = MainWindow([load_model(p) for p in bundled_models()],  # the shipped model: its long name wraps
                QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat))
 w.resize(1280, 800)
 w.show()
-images, _ = stack(12, size=64)
-images[6] = 230
+images, _ = stack(12, size=128)
 w.open_path(str(write_nifti(tmp / "a long name of a study volume from the scanner.nii", images)))
 t0 = time.time()
 while time.time() - t0 < 20 and (w.study_result is None or w.result is None):
@@ -47,6 +46,10 @@ for widget in w.findChildren(QLabel):
         need = widget.fontMetrics().horizontalAdvance(widget.text())
         if need > widget.contentsRect().width():
             clipped.append(f"label {widget.text()!r}: {need} > {widget.contentsRect().width()}")
+    if widget.isVisible() and widget.wordWrap() and widget.text():
+        need = widget.heightForWidth(widget.width())
+        if need > widget.height() + 1:
+            clipped.append(f"wrapped label {widget.text()[:40]!r}: {need} > {widget.height()} high")
 for box in w.findChildren(QGroupBox):
     if box.isVisible() and box.title():
         need = box.fontMetrics().horizontalAdvance(box.title()) + 16
@@ -66,7 +69,7 @@ print(json.dumps(clipped))
 
 @pytest.mark.parametrize("scale", ["1", "2"])
 def test_nothing_is_clipped_at_1280_by_800(scale):
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR=scale)
+    env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"), QT_SCALE_FACTOR=scale)
     proc = subprocess.run([sys.executable, "-c", CHECK], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     clipped = json.loads(proc.stdout.strip().splitlines()[-1])

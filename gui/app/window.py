@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, QThreadPool
+from PySide6.QtCore import QSettings, Qt, QThreadPool
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -86,11 +87,18 @@ class MainWindow(QMainWindow):
         image_layout.addWidget(self.viewer, 1)
         image_layout.addWidget(self.strip)
         self.panel = ResultPanel()
-        self.panel.setMinimumWidth(320)
-        self.panel.setMaximumWidth(440)
+        # In a scroll area: on a short screen or at 200 % the panel scrolls instead of being squeezed
+        # (a squeezed word-wrapped label, such as a long model name, had its second line cut off).
+        panel_scroll = QScrollArea()
+        panel_scroll.setWidget(self.panel)
+        panel_scroll.setWidgetResizable(True)
+        panel_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        panel_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        panel_scroll.setMinimumWidth(320)
+        panel_scroll.setMaximumWidth(440)
         splitter = QSplitter()
         splitter.addWidget(image_area)
-        splitter.addWidget(self.panel)
+        splitter.addWidget(panel_scroll)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 0)
         splitter.setSizes([800, 380])
