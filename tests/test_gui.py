@@ -6,6 +6,7 @@ import csv
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -150,8 +151,13 @@ def test_invalid_model_shows_dialog_and_keeps_models(window, tmp_path, monkeypat
 
 
 def test_volume_gets_a_slice_slider_starting_in_the_middle(window, qtbot):
+    """Deterministic: the study's scoring is held until the user has chosen a slice (on a fast machine
+    it could otherwise finish, and jump to its key slice, before the first check), then it runs."""
     import nibabel
 
+    held = []
+    real_pool = window.long_pool
+    window.long_pool = SimpleNamespace(start=held.append)
     path = Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii"
     window.open_path(str(path))
     qtbot.waitUntil(lambda: window.result is not None, timeout=10000)
@@ -161,6 +167,9 @@ def test_volume_gets_a_slice_slider_starting_in_the_middle(window, qtbot):
     window.panel.frame.setValue(3)
     qtbot.waitUntil(lambda: window.panel.frame_label.text() == "3 of 0–24", timeout=10000)
     assert not np.array_equal(window.rgb, first)
+    assert len(held) == 1 and window.study_result is None
+    window.long_pool = real_pool
+    real_pool.start(held[0])
     qtbot.waitUntil(lambda: window.study_result is not None, timeout=20000)
     qtbot.wait(200)
     assert window.panel.frame.value() == 3  # the user's slice is kept: no jump once they chose one
