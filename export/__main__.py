@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     from export.verify import VerificationError
 
     try:
-        if "multitask" in json.loads((Path(args.run) / "config.json").read_text())["arch"]:
+        if (Path(args.run) / "choice.json").exists():
+            from export.finetuned import export_finetuned
+
+            given = {k: v for k, v in (("name", args.name), ("version", args.version)) if v}
+            export_finetuned(args.run, args.out, args.weights, **given)
+        elif "multitask" in json.loads((Path(args.run) / "config.json").read_text())["arch"]:
             from export.multitask import export_multitask
 
             given = {k: v for k, v in (("name", args.name), ("version", args.version)) if v}

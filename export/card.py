@@ -56,11 +56,11 @@ def build_card(name: str, version: str, config: dict, metrics: dict, verificatio
 
 
 def _decision_and_provenance(rule: str, temperature: float, ood: dict, verification: dict, intended_use: str,
-                             limitations: str) -> dict:
+                             limitations: str, threshold: float = DECISION_THRESHOLD) -> dict:
     """The fields every card ends with: decision rule, calibration, OOD statistics, verification,
     date, intended use, limitations and the disclaimer."""
     return {
-        "decision_threshold": DECISION_THRESHOLD,
+        "decision_threshold": threshold,
         "decision_rule": rule,
         "calibration": {"method": "temperature scaling fitted on the validation part", "temperature": temperature},
         "ood": ood,
@@ -168,10 +168,13 @@ def _series_entry(series: dict) -> dict:
 
 
 def build_multitask_card(name: str, version: str, config: dict, folds: dict[str, dict], verification: dict,
-                         ood: dict, source_run: str, caution: dict | None = None, series: dict | None = None) -> dict:
+                         ood: dict, source_run: str, caution: dict | None = None, series: dict | None = None,
+                         grid: int = 7, operating_point: dict | None = None, orientation: dict | None = None) -> dict:
     """The card of the multi-task model: in-distribution test figures and, as the headline, every
-    leave-one-source-out fold."""
+    leave-one-source-out fold; where given, the operating point chosen on the pooled held-out folds
+    (``training/choose.py``) and how much the answer moves when the scan is turned."""
     shipped = folds["in-distribution"]
+    threshold = operating_point["operating_point"]["threshold"] if operating_point else DECISION_THRESHOLD
     return {
         "name": name,
         "version": version,
@@ -186,7 +189,7 @@ def build_multitask_card(name: str, version: str, config: dict, folds: dict[str,
                     "cam": "class activation map of both classes [N, 7, 7, 2] (adapter features x classifier kernel)",
                     "embedding": "globally pooled adapter features [N, 256]",
                     "type_probabilities": "P(type | tumour) for type_labels [N, 3]",
-                    "heatmap": "P(tumour) at each location of a 7x7 grid over the model input [N, 7, 7]"},
+                    "heatmap": f"P(tumour) at each location of a {grid}x{grid} grid over the model input [N, {grid}, {grid}]"},
         "architecture": config["arch"],
         "parameters": config["parameters"],
         "training": {
@@ -205,6 +208,10 @@ def build_multitask_card(name: str, version: str, config: dict, folds: dict[str,
         "type_metrics": shipped.get("type"),
         **({"caution": _caution_entry(caution)} if caution else {}),
         **({"series_rule": _series_entry(series)} if series else {}),
+        **({"operating_point": {**operating_point["operating_point"], "epochs_chosen_on": "mean ROC AUC of the held-out "
+                                "source folds", "epochs": operating_point["epoch"]}} if operating_point else {}),
+        **({"orientation": orientation} if orientation else {}),
         **_decision_and_provenance("tumour if P(tumour) >= decision_threshold", shipped["temperature"], ood,
-                                   verification, MULTITASK_INTENDED_USE, MULTITASK_LIMITATIONS),
+                                   verification, MULTITASK_INTENDED_USE,
+                                   MULTITASK_LIMITATIONS.replace("7x7", f"{grid}x{grid}"), threshold),
     }

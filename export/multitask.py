@@ -38,11 +38,16 @@ SHIPPED_FOLD = "in-distribution"
 
 def build_keras(head, weights: str, temperature: float):
     """Backbone + head with the contract's outputs, sharing the trained weights."""
+    backbone = feats.backbone(weights)
+    return contract_model(backbone.inputs, head(backbone.output, training=False), head, temperature)
+
+
+def contract_model(inputs, out: dict, head, temperature: float, heat_key: str = "heat_logits",
+                   grid: int = feats.GRID):
+    """The app's contract outputs from a trunk's head outputs ``out`` (``features``, ``logits``,
+    ``type_logits`` and the heatmap logits ``heat_key`` on a ``grid`` x ``grid`` map)."""
     import keras
 
-    backbone = feats.backbone(weights)
-    fmap = backbone.output
-    out = head(fmap, training=False)
     adapter = out["features"]  # the head's own adapter output: computed once in the graph
     kernel, _bias = head.get_layer("logits").get_weights()
     cam_layer = keras.layers.Dense(kernel.shape[1], use_bias=False, name="cam")
@@ -51,11 +56,11 @@ def build_keras(head, weights: str, temperature: float):
     probabilities = keras.layers.Softmax(name="calibrated")(
         keras.layers.Rescaling(1.0 / temperature, name="temperature")(out["logits"]))
     type_probabilities = keras.layers.Softmax(name="type_softmax")(out["type_logits"])
-    heat = keras.layers.Activation("sigmoid", name="heat_sigmoid")(out["heat_logits"])
-    heat = keras.layers.Reshape((feats.GRID, feats.GRID), name="heat_map")(heat)
+    heat = keras.layers.Activation("sigmoid", name="heat_sigmoid")(out[heat_key])
+    heat = keras.layers.Reshape((grid, grid), name="heat_map")(heat)
     embedding = keras.layers.GlobalAveragePooling2D(name="embedding_pool")(adapter)
-    model = keras.Model(backbone.inputs, {"probabilities": probabilities, "cam": cam, "embedding": embedding,
-                                          "type_probabilities": type_probabilities, "heatmap": heat})
+    model = keras.Model(inputs, {"probabilities": probabilities, "cam": cam, "embedding": embedding,
+                                 "type_probabilities": type_probabilities, "heatmap": heat})
     model(np.zeros((1, feats.SIZE, feats.SIZE, 3), np.float32))
     return model
 
@@ -87,7 +92,10 @@ def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour m
         draft = Path(tmp) / "draft.onnx"
         convert.to_onnx(model, draft)
         session = ort.InferenceSession(str(draft), sess_options=session_options(), providers=["CPUExecutionProvider"])
-        report = verify(session, model, head, doc, parts["test"], f0, meta, metrics["temperature"], rng)
+        idx = verification_items(doc, parts["test"], rng)
+        cached = mt.predict(head, np.asarray(f0[idx]), metrics["temperature"])["probabilities"]
+        report = verify(session, model, doc, idx, cached, head.get_layer("logits").get_weights()[1],
+                        metrics["temperature"], meta)
         report["opset"] = convert.OPSET
         caution_file = run / "caution.json"
         caution = json.loads(caution_file.read_text()) if caution_file.exists() else None
@@ -100,11 +108,16 @@ def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour m
     return card
 
 
-def verify(session, model, head, doc: dict, test_idx: np.ndarray, f0: np.ndarray, meta: dict,
-           temperature: float, rng: np.random.Generator) -> dict:
-    """The checks in the module docstring, on up to ``VERIFY_IMAGES`` test images of every source."""
-    idx = np.sort(np.concatenate([rng.permutation(test_idx[np.array([doc["items"][i]["source"] == s for i in test_idx])])
-                                  [: VERIFY_IMAGES // len(doc["sources"])] for s in doc["sources"]]))
+def verification_items(doc: dict, test_idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``VERIFY_IMAGES`` test images, the same share of every source."""
+    return np.sort(np.concatenate([rng.permutation(test_idx[np.array([doc["items"][i]["source"] == s for i in test_idx])])
+                                   [: VERIFY_IMAGES // len(doc["sources"])] for s in doc["sources"]]))
+
+
+def verify(session, model, doc: dict, idx: np.ndarray, cached: np.ndarray, bias: np.ndarray, temperature: float,
+           meta: dict) -> dict:
+    """The checks in the module docstring on items ``idx``; ``cached`` holds the probabilities the
+    figures were measured with (from cached features), ``bias`` the detector's bias."""
     x = np.stack([feats.item_input(doc, doc["items"][i])[1].pixels for i in idx]).astype(np.float32)
     names = [o.name for o in session.get_outputs()]
     onnx_out = dict(zip(names, session.run(names, {"image": x})))
@@ -114,12 +127,10 @@ def verify(session, model, head, doc: dict, test_idx: np.ndarray, f0: np.ndarray
              for k in onnx_out}
     if max(diffs.values()) > 1e-4:
         raise VerificationError(f"ONNX Runtime and Keras disagree: max relative differences {diffs}")
-    cached = mt.predict(head, np.asarray(f0[idx]), temperature)
-    pipeline_diff = float(np.abs(cached["probabilities"] - onnx_out["probabilities"]).max())
-    same_answers = float(np.mean((cached["probabilities"][:, 1] >= 0.5) == (onnx_out["probabilities"][:, 1] >= 0.5)))
+    pipeline_diff = float(np.abs(cached - onnx_out["probabilities"]).max())
+    same_answers = float(np.mean((cached[:, 1] >= 0.5) == (onnx_out["probabilities"][:, 1] >= 0.5)))
     if pipeline_diff > MAX_PIPELINE_DIFF:
         raise VerificationError(f"the app's reader + ONNX differ from the measured pipeline by {pipeline_diff:.4f}")
-    bias = head.get_layer("logits").get_weights()[1]
     from_cam = softmax((onnx_out["cam"].mean(axis=(1, 2)) + bias) / temperature, axis=1)
     cam_error = float(np.abs(from_cam - onnx_out["probabilities"]).max())
     if cam_error > 1e-4:

@@ -1,4 +1,4 @@
-"""``python -m training audit|split|catalogue|features|multitask|score|caution|series|orientation|train|evaluate|report``: thin command-line entry point."""
+"""``python -m training audit|split|catalogue|features|front|finetune|multitask|score|caution|series|orientation|train|evaluate|report``: thin command-line entry point."""
 
 from __future__ import annotations
 
@@ -32,6 +32,22 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--out", default="runs/.cache/features")
     f.add_argument("--views", type=int, default=2, help="view 0 as read, views 1.. appearance-augmented")
     f.add_argument("--mirror", action="store_true", help="also the mirrored view (test-time augmentation, for the caution study)")
+
+    fr = sub.add_parser("front", help="augmented views through the frozen front (block_12_add), cached (resumable)")
+    fr.add_argument("--catalogue", default="runs/splits/multisource.json")
+    fr.add_argument("--weights", required=True, help="local ImageNet MobileNetV2 no-top weights (.h5)")
+    fr.add_argument("--out", default="runs/.cache/front")
+
+    ft = sub.add_parser("finetune", help="LP-FT of block_13...Conv_1 + heads on cached views, every fold (resumable)")
+    ft.add_argument("--front", default="runs/.cache/front")
+    ft.add_argument("--catalogue", default="runs/splits/multisource.json")
+    ft.add_argument("--weights", required=True, help="local ImageNet MobileNetV2 no-top weights (.h5)")
+    ft.add_argument("--out", default="runs/finetune")
+    ft.add_argument("--families", nargs="+", default=["as read", "geometry", "mild", "strong", "paste"])
+    ft.add_argument("--epochs", type=int, default=3)
+    ft.add_argument("--lr", type=float, default=1e-4)
+    ft.add_argument("--freeze", action="store_true", help="train the head only (the augmented-views arm)")
+    ft.add_argument("--folds", nargs="*")
 
     m = sub.add_parser("multitask", help="train the multi-task head in-distribution and leave-one-source-out")
     m.add_argument("--catalogue", default="runs/splits/multisource.json")
@@ -117,6 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         doc = split.load(args.catalogue)
         for view in [*range(args.views), *([features.MIRROR_VIEW] if args.mirror else [])]:
             features.extract(doc, args.weights, args.out, view=view)
+    elif args.command == "front":
+        from training import front
+
+        front.extract(args.catalogue, args.weights, args.out)
+    elif args.command == "finetune":
+        from training import finetune
+
+        finetune.run(args.catalogue, args.front, args.out, args.weights, args.families, args.epochs, args.freeze,
+                     args.lr, args.folds)
     elif args.command == "multitask":
         from training import multitask
 

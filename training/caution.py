@@ -29,26 +29,28 @@ from training.metrics import roc_auc
 TARGET_ACCURACY = 0.95
 
 
-def fold_scores(run: Path, fold: str, tg: dict) -> dict[str, np.ndarray]:
+def fold_scores(run: Path, fold: str, tg: dict, threshold: float = 0.5) -> dict[str, np.ndarray]:
+    """Per test image of a fold: P(tumour), error at ``threshold``, the caution scores, and whether
+    the heads disagree as the app decides it (answer at the threshold vs a map location >= 0.5)."""
     z = np.load(run / fold / "predictions.npz")
     idx = z["index"]
     p = z["probabilities"][:, 1]
-    err = ((p >= 0.5) != (tg["y"][idx] == 1)).astype(np.int64)
+    err = ((p >= threshold) != (tg["y"][idx] == 1)).astype(np.int64)
     heat = z["heatmap"].reshape(len(idx), -1).max(axis=1)
     ve = z["val_embedding"].astype(np.float64)
     precision = np.linalg.pinv(np.cov(ve.T) + 1e-3 * np.eye(ve.shape[1]))
     d = z["embedding"] - ve.mean(axis=0)
-    return {"p": p, "error": err, "margin": 1 - np.abs(2 * p - 1), "heads": np.abs(p - heat),
-            "disagree": (p >= 0.5) != (heat >= 0.5), "embedding": np.einsum("nf,fg,ng->n", d, precision, d)}
+    return {"p": p, "error": err, "margin": 1 - np.abs(2 * p - 1), "heads": np.abs(p - heat), "threshold": threshold,
+            "disagree": (p >= threshold) != (heat >= 0.5), "embedding": np.einsum("nf,fg,ng->n", d, precision, d)}
 
 
 def flagged(s: dict[str, np.ndarray], h: float) -> np.ndarray:
     """The shipped rule: heads disagree, or P(tumour) within ``h`` of the threshold."""
-    return s["disagree"] | (np.abs(s["p"] - 0.5) < h)
+    return s["disagree"] | (np.abs(s["p"] - s["threshold"]) < h)
 
 
 def band_for(folds: dict[str, dict], target: float = TARGET_ACCURACY) -> float:
-    """Half-width h of the band ``|p - 0.5| < h`` flagged as uncertain (beside disagreeing heads): the
+    """Half-width h of the band ``|p - threshold| < h`` flagged as uncertain (beside disagreeing heads): the
     smallest h (0.01 steps) whose unflagged answers are at least ``target`` accurate, pooling folds
     with equal weight."""
     for h in np.arange(0.0, 0.5, 0.01):
@@ -63,11 +65,14 @@ def analyse(run_dir: str, catalogue_path: str, target: float = TARGET_ACCURACY) 
     run = Path(run_dir)
     tg = mt.targets(splits.load(catalogue_path))
     names = sorted(p.parent.name for p in run.glob("*/predictions.npz"))
-    scores = {f: fold_scores(run, f, tg) for f in names}
+    from training.choose import decision_threshold
+
+    t = decision_threshold(run)
+    scores = {f: fold_scores(run, f, tg, t) for f in names}
     held_out = {f: s for f, s in scores.items() if f != "in-distribution"}
     h = band_for(held_out, target)
     out: dict = {"target_unflagged_accuracy": target, "band_half_width": h,
-                 "rule": f"caution when the heads disagree or |P(tumour) - 0.5| < {h:.2f}", "folds": {}}
+                 "rule": f"caution when the heads disagree or |P(tumour) - {t:.2f}| < {h:.2f}", "folds": {}}
     for f, s in scores.items():
         flags = flagged(s, h)
         err = s["error"]

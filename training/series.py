@@ -118,12 +118,15 @@ def choose(records: list[dict], thresholds: tuple[float, ...] = (DECISION_THRESH
 
 
 def analyse(run_dir: str, catalogue_path: str) -> dict:
+    from training.choose import decision_threshold
+
     run = Path(run_dir)
+    threshold = decision_threshold(run)
     vols = volumes(run, catalogue_path)
     out: dict = {"free_margin": FREE_MARGIN, "min_free_slices": MIN_FREE_SLICES, "hospitals": {}}
     for h in HOSPITALS:
         others = [r for g in HOSPITALS if g != h for r in vols[g]]
-        rule = choose(others)
+        rule = choose(others, (threshold,))
         p = np.concatenate([r["p"] for r in vols[h]])
         y = np.concatenate([r["tumour"] for r in vols[h]])
         out["hospitals"][h] = {"rule_chosen_on_others": rule.as_dict(), **evaluate(vols[h], rule),
@@ -131,10 +134,10 @@ def analyse(run_dir: str, catalogue_path: str) -> dict:
                                "per_rule": {f"k={k}": evaluate(vols[h], StudyRule(k, rule.threshold))["balanced_accuracy"]
                                             for k in RUN_LENGTHS}}
     every = [r for h in HOSPITALS for r in vols[h]]
-    final = choose(every)
+    final = choose(every, (threshold,))
     out["rule"] = final.as_dict()
     out["pooled_with_final_rule"] = evaluate(every, final)
-    out["pooled_by_run_length"] = {f"k={k}": evaluate(every, StudyRule(k, DECISION_THRESHOLD)) for k in RUN_LENGTHS}
+    out["pooled_by_run_length"] = {f"k={k}": evaluate(every, StudyRule(k, threshold)) for k in RUN_LENGTHS}
     free = choose(every, THRESHOLDS)
     out["free_threshold_for_comparison"] = {"rule": free.as_dict(), "pooled": evaluate(every, free)}
     return out

@@ -1,0 +1,90 @@
+"""Export the fine-tuned multi-task run (``python -m training finetune`` + ``choose``) as one ONNX file.
+
+The graph is the whole path from pixels: ImageNet MobileNetV2's front (frozen), the fine-tuned
+``block_13`` ... ``Conv_1``, the head and the 14x14 heatmap, with the same contract outputs as the
+frozen multi-task model (``export/multitask.py``: same verification, same checks). The card carries
+the operating point chosen on the pooled held-out folds (``runs/<run>/choice.json``), the held-out
+figures it was chosen on, the orientation figures (``orientation.json``) and the study rule.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from export import card as cards, convert
+from export.multitask import contract_model, verification_items, verify
+from export.pipeline import OOD_TRAIN_IMAGES
+from gui.core.model import session_options
+from training import calibrate, catalogue, finetune as ft, front
+from training import multitask as mt
+from training import split as splits
+
+SHIPPED_FOLD = "in-distribution"
+
+
+def build_keras(weights: str, fold_weights: Path, temperature: float):
+    """(the pixel model with the contract's outputs, the trainable model on front maps, the head)."""
+    full, model, head, _ = ft.build(weights, None)
+    model.load_weights(fold_weights)
+    fmap, expand = ft._tail(full, full.get_layer(front.LAYER).output)
+    out = ft._reuse(model, head, fmap, expand)
+    return contract_model(full.inputs, out, head, temperature, "heat14_logits", ft.HEAT_GRID), model, head
+
+
+def export_finetuned(run_dir: str, out: str, weights: str, name: str = "Tumour model (MobileNetV2, fine-tuned multi-task)",
+                     version: str = "3.0.0", seed: int = 0) -> dict:
+    import onnxruntime as ort
+
+    run = Path(run_dir)
+    choice = json.loads((run / "choice.json").read_text())
+    metrics = json.loads((run / SHIPPED_FOLD / "metrics.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    frozen = json.loads(Path("runs/multitask/config.json").read_text())
+    folds = {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob("*/metrics.json"))}
+    doc = splits.load(frozen["catalogue"])
+    t0 = time.time()
+    model, trainable, head = build_keras(weights, run / SHIPPED_FOLD / f"epoch-{choice['epoch']}.weights.h5",
+                                         metrics["temperature"])
+    parts = catalogue.fold(doc, None)
+    mm, meta = front.load(config["front_dir"])
+    f0 = mm[0]
+    tg = mt.targets(doc)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.permutation(parts["train"])[:OOD_TRAIN_IMAGES])
+    train_emb = ft.predict(trainable, np.asarray(f0[pick]))["embedding"]
+    val_emb = ft.predict(trainable, np.asarray(f0[parts["val"]]))["embedding"]
+    ood = calibrate.fit_ood(train_emb, tg["y"][pick], val_emb)
+    out_path = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        draft = Path(tmp) / "draft.onnx"
+        convert.to_onnx(model, draft)
+        session = ort.InferenceSession(str(draft), sess_options=session_options(), providers=["CPUExecutionProvider"])
+        idx = verification_items(doc, parts["test"], rng)
+        cached = ft.predict(trainable, np.asarray(f0[idx]), metrics["temperature"])["probabilities"]
+        report = verify(session, model, doc, idx, cached, head.get_layer("logits").get_weights()[1],
+                        metrics["temperature"], meta)
+        report["opset"] = convert.OPSET
+        card_config = {**frozen, "arch": ARCH, "parameters": int(model.count_params()),
+                       "method": {**frozen["method"], "fine_tuning": config,
+                                  "views": "as read + the families of training/views.py, one drawn per image and epoch"}}
+        extras = {name: json.loads((run / f"{name}.json").read_text()) if (run / f"{name}.json").exists() else None
+                  for name in ("caution", "series", "orientation")}
+        shipped = {**metrics, "epochs": choice["epoch"],
+                   "train_seconds": sum(json.loads((run / SHIPPED_FOLD / f"metrics-{e}.json").read_text()).get("seconds", 0)
+                                        for e in range(1, choice["epoch"] + 1))}
+        card = cards.build_multitask_card(name, version, card_config, {**folds, SHIPPED_FOLD: shipped}, report, ood,
+                                          str(run), extras["caution"], extras["series"], grid=ft.HEAT_GRID,
+                                          operating_point=choice, orientation=extras["orientation"])
+        convert.publish(draft, card, out_path)
+    print(f"{out_path}: {out_path.stat().st_size / 1e6:.1f} MB in {time.time() - t0:.0f} s; verification "
+          f"{json.dumps(report)}; OOD threshold {ood['threshold']:.2f}; decision threshold {card['decision_threshold']}")
+    return card
+
+
+ARCH = ("mobilenetv2-multitask-finetuned (ImageNet MobileNetV2: front to block_12_add frozen, block_13...Conv_1 "
+        "fine-tuned after a linear probe (LP-FT); 1x1-conv adapter + detector, type and 14x14 heatmap heads)")

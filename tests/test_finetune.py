@@ -1,0 +1,161 @@
+"""Generalisation round 2: augmented views, LP-FT on the cached front, the choice of epochs and
+operating point on held-out folds, and the fine-tuned model's export graph."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import synthetic_slice
+from training import choose, views
+
+
+def _head_and_mask(size: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """A model-input-like image (uint8 RGB) with a bright square lesion, and the lesion's mask."""
+    grey = synthetic_slice(np.random.default_rng(0), size=size).astype(np.float32) / 255 * 0.5
+    mask = np.zeros((size, size), np.float32)
+    mask[30:46, 50:66] = 1
+    grey[mask > 0] = 1.0
+    pixels = np.repeat((grey * 255).astype(np.uint8)[:, :, None], 3, axis=2)
+    return pixels, mask
+
+
+def test_the_eight_orientations_are_distinct_and_mirror_is_the_last_four():
+    a = np.arange(16).reshape(4, 4)
+    turned = [views.dihedral(a, k) for k in range(8)]
+    assert len({t.tobytes() for t in turned}) == 8
+    assert np.array_equal(views.dihedral(a, 4), a[:, ::-1])
+
+
+@pytest.mark.parametrize("family", ["geometry", "mild", "strong"])
+def test_masks_follow_the_view(family):
+    """Wherever the view moves the lesion, the mask goes with it (the lesion is the brightest thing
+    before an appearance change; with the geometry family alone, it is still the brightest)."""
+    pixels, mask = _head_and_mask()
+    for seed in range(6):
+        out, m, pasted = views.make_view(family, pixels, mask, np.random.default_rng(seed))
+        assert out.shape == pixels.shape and out.dtype == np.uint8 and not pasted
+        assert m.shape == mask.shape and 0.7 < m.sum() / mask.sum() < 1.4  # scale 0.9-1.1
+        if family == "geometry":
+            grey = out[..., 0].astype(np.float32)
+            assert grey[m > 0.9].mean() > grey[m < 0.1].mean() + 60
+
+
+def test_strong_views_keep_the_background_dark():
+    pixels, mask = _head_and_mask()
+    for seed in range(8):
+        out, _, _ = views.make_view("strong", pixels, mask, np.random.default_rng(seed))
+        assert out[:4, :4].max() <= 10 and out[-4:, -4:].max() <= 10  # corners: no inverted background
+
+
+def test_a_pasted_tumour_lands_in_the_head_with_its_mask_and_makes_a_positive():
+    pixels, mask = _head_and_mask()
+    clean = np.repeat(synthetic_slice(np.random.default_rng(1), size=96)[:, :, None], 3, axis=2)
+    pasted = 0
+    for seed in range(10):
+        out, m, did = views.make_view("paste", clean, np.zeros((96, 96), np.float32), np.random.default_rng(seed),
+                                      donor=(pixels[..., 0], mask))
+        if did:
+            pasted += 1
+            head = views.head_of(out[..., 0].astype(np.float32) / 255) > 0.5  # the view is turned too
+            assert m.sum() > 0.5 * mask.sum() and head[m > 0.5].mean() > 0.95
+    assert pasted >= 5
+
+
+def test_the_operating_point_needs_both_targets_else_takes_the_youden_point():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(500), np.zeros(500)].astype(int)
+    easy = np.clip(np.where(y == 1, rng.normal(0.7, 0.1, 1000), rng.normal(0.2, 0.1, 1000)), 0, 1)
+    point = choose.operating_point({"a": y[::2], "b": y[1::2]}, {"a": easy[::2], "b": easy[1::2]})
+    assert point["rule"].startswith("pooled held-out sensitivity")
+    assert point["pooled"]["sensitivity"] >= 0.9 and point["pooled"]["specificity"] >= 0.85
+    assert set(point["folds"]) == {"a", "b"}
+    hard = np.clip(np.where(y == 1, rng.normal(0.55, 0.2, 1000), rng.normal(0.45, 0.2, 1000)), 0, 1)
+    point = choose.operating_point({"a": y}, {"a": hard})
+    assert point["rule"].startswith("Youden")
+    s, p = choose.rates(y, hard, point["threshold"])
+    assert all(s + p >= a + b - 1e-9 for a, b in (choose.rates(y, hard, t) for t in choose.GRID))
+
+
+def test_the_epoch_is_chosen_on_held_out_auc_and_zero_is_a_candidate():
+    def m(auc):
+        return {"tumor_detection": {"roc_auc": auc}}
+
+    folds = {"a": {0: m(0.9), 1: m(0.8), 2: m(0.95)}, "b": {0: m(0.9), 1: m(0.85), 2: m(0.80)},
+             "in-distribution": {0: m(0.5), 1: m(0.99), 2: m(0.99)}}
+    assert choose.choose_epoch(folds, ["a", "b"])[0] == 0  # 0.9 vs 0.825 vs 0.875: the start wins
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    keras = pytest.importorskip("keras")
+    base = keras.applications.MobileNetV2(input_shape=(224, 224, 3), include_top=False, weights=None)
+    path = tmp_path_factory.mktemp("w") / "mnv2.weights.h5"
+    base.save_weights(path)
+    return path
+
+
+def test_the_fine_tuned_graph_starts_as_the_frozen_model_and_exports_the_contract(tiny_weights):
+    """Epoch 0 is the starting model: the pixel model equals tail(front(pixels)) and the 14x14 map
+    equals the frozen 7x7 map upsampled; the exported graph's CAM is exact and its map is 14x14."""
+    import keras
+    from scipy.special import softmax
+
+    from export.multitask import contract_model
+    from training import finetune as ft, front
+
+    full, model, head, pixels = ft.build(str(tiny_weights), None)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype(np.float32)
+    fr = keras.Model(full.inputs, full.get_layer(front.LAYER).output)
+    a, b = pixels(x), model(fr(x))
+    for k in b:
+        assert np.allclose(np.asarray(a[k]), np.asarray(b[k]), atol=1e-4), k
+    h7, h14 = np.asarray(b["heat_logits"])[..., 0], np.asarray(b["heat14_logits"])[..., 0]
+    assert np.allclose(h14, h7.repeat(2, 1).repeat(2, 2), atol=1e-5)
+    fmap, expand = ft._tail(full, full.get_layer(front.LAYER).output)
+    exported = contract_model(full.inputs, ft._reuse(model, head, fmap, expand), head, 1.5, "heat14_logits", 14)
+    out = {k: np.asarray(v) for k, v in exported(x).items()}
+    assert out["heatmap"].shape == (2, 14, 14) and out["cam"].shape == (2, 7, 7, 2)
+    bias = head.get_layer("logits").get_weights()[1]
+    assert np.allclose(softmax((out["cam"].mean(axis=(1, 2)) + bias) / 1.5, axis=1), out["probabilities"], atol=1e-5)
+
+
+def test_a_fold_is_fine_tuned_from_its_start_scored_every_epoch_and_resumes(tiny_weights, tmp_path, monkeypatch):
+    """Front maps whose mean says tumour or not: the fold learns it, epoch 0 is scored before any
+    step, a pasted view whose donor is outside the training part is never used, and a second call
+    with more epochs continues from the last one instead of starting again."""
+    from training import catalogue, finetune as ft, multitask as mt
+
+    n, rng = 240, np.random.default_rng(1)
+    items = [{"source": "s1" if i < 200 else "s2", "label": "tumor" if i % 2 else "no_tumor",
+              "tumor_type": "glioma" if i % 2 else "", "mask": "", "patient": "", "slice": -1, "group": i,
+              "part": ("train", "train", "val")[i % 3] if i < 200 else "test", "dataset": "d", "path": f"{i}.png"}
+             for i in range(n)]
+    doc = {"items": items, "sources": ["s1", "s2"], "datasets": {"d": str(tmp_path)}}
+    y = np.array([i % 2 for i in range(n)])
+    data = rng.normal(0, 1, (len(views.FAMILIES), n, 14, 14, 96)).astype(np.float16)
+    data += (y[None, :, None, None, None] * 3.0).astype(np.float16)
+    nv = len(views.FAMILIES)
+    meta = {"label": np.repeat(y[None].astype(np.int8), nv, 0), "type": np.where(y == 1, 0, -1)[None].repeat(nv, 0),
+            "donor": np.full((nv, n), -1), "mask14": np.full((nv, n, 14, 14), np.nan, np.float16),
+            "geometry": np.tile([0, 0, 224], (n, 1))}
+    meta["donor"][views.FAMILIES.index("paste"), :] = 210  # a held-out test image: never a training donor
+    seen = []
+    real_choice = ft._view_choice
+    monkeypatch.setattr(ft, "_view_choice", lambda *a: seen.append(real_choice(*a)) or seen[-1])
+    tg = mt.targets(doc)
+    ft.fit_fold("s2", doc, tg, data, meta, ft.level_fifths(doc), tmp_path, str(tiny_weights), list(range(nv)),
+                epochs=1, freeze=False, lr=1e-3, frozen_run=None, batch=16)
+    folder = tmp_path / "s2"
+    assert {p.name for p in folder.glob("metrics-*.json")} == {"metrics-0.json", "metrics-1.json"}
+    assert seen and not any((v == views.FAMILIES.index("paste")).any() for v in seen)
+    first = json.loads((folder / "metrics-0.json").read_text())
+    stamp = (folder / "metrics-0.json").stat().st_mtime_ns
+    ft.fit_fold("s2", doc, tg, data, meta, ft.level_fifths(doc), tmp_path, str(tiny_weights), list(range(nv)),
+                epochs=2, freeze=False, lr=1e-3, frozen_run=None, batch=16)
+    assert (folder / "metrics-2.json").exists() and (folder / "metrics-0.json").stat().st_mtime_ns == stamp
+    last = json.loads((folder / "metrics-2.json").read_text())
+    assert last["n"] == len(catalogue.fold(doc, "s2")["test"]) == first["n"] == 40
+    assert last["tumor_detection"]["roc_auc"] > 0.9
