@@ -8,7 +8,8 @@ import sys
 
 def recard(argv: list[str]) -> int:
     """``python -m export recard MODEL.onnx --run runs/multitask``: the card's input and study rules
-    made again (export.card.refresh), the graph untouched, checked by the app's loader before it replaces the file."""
+    made again, and the run's orientation figures (measured on this very file) added (export.card.refresh);
+    the graph untouched, checked by the app's loader before it replaces the file."""
     import json
     import shutil
     import tempfile
@@ -24,7 +25,9 @@ def recard(argv: list[str]) -> int:
     args = p.parse_args(argv)
     series_file = Path(args.run) / "series.json"
     series = json.loads(series_file.read_text()) if series_file.exists() else None
-    card = refresh(load_model(args.model).card, series)
+    orientation_file = Path(args.run) / "orientation.json"
+    orientation = json.loads(orientation_file.read_text()) if orientation_file.exists() else None
+    card = refresh(load_model(args.model).card, series, orientation)
     with tempfile.TemporaryDirectory() as tmp:
         draft = Path(tmp) / "draft.onnx"
         shutil.copyfile(args.model, draft)

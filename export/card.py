@@ -140,13 +140,23 @@ def input_rule() -> dict:
                      "grey levels standardised (background 0, the head's 99.5th percentile 255)"}
 
 
-def refresh(card: dict, series: dict | None) -> dict:
+def refresh(card: dict, series: dict | None, orientation: dict | None = None) -> dict:
     """A shipped card with its input rule and study rule made again from the code and the run's
-    ``series.json`` (``python -m export recard``): the graph and every measured figure stay."""
+    ``series.json``, and the orientation figures measured on the exported file added
+    (``python -m export recard``): the graph and every other measured figure stay."""
     out = {**card, "input": {**card["input"], **input_rule()}}
     if series is not None:
         out["series_rule"] = _series_entry(series)
+    if orientation is not None:
+        out["orientation"] = _orientation_entry(orientation)
     return out
+
+
+def _orientation_entry(o: dict) -> dict:
+    """How much P(tumour) moves when the scan is mirrored or turned (training/orientation.py)."""
+    turns = {k: v for k, v in o.items() if isinstance(v, dict) and "answers_flipped" in v}
+    return {"measured_on": f"{o['fold']} test part, {o['n']} images, each turned before the brain crop",
+            "mean_abs_dp_all": o["all transforms"]["mean_abs_dp"], "by_transform": turns}
 
 
 def _series_entry(series: dict) -> dict:
@@ -210,7 +220,7 @@ def build_multitask_card(name: str, version: str, config: dict, folds: dict[str,
         **({"series_rule": _series_entry(series)} if series else {}),
         **({"operating_point": {**operating_point["operating_point"], "epochs_chosen_on": "mean ROC AUC of the held-out "
                                 "source folds", "epochs": operating_point["epoch"]}} if operating_point else {}),
-        **({"orientation": orientation} if orientation else {}),
+        **({"orientation": _orientation_entry(orientation)} if orientation else {}),
         **_decision_and_provenance("tumour if P(tumour) >= decision_threshold", shipped["temperature"], ood,
                                    verification, MULTITASK_INTENDED_USE,
                                    MULTITASK_LIMITATIONS.replace("7x7", f"{grid}x{grid}"), threshold),

@@ -1,4 +1,4 @@
-"""``python -m training audit|split|catalogue|features|front|finetune|multitask|score|caution|series|orientation|train|evaluate|report``: thin command-line entry point."""
+"""``python -m training audit|split|catalogue|features|front|finetune|choose|ablation|multitask|score|caution|series|orientation|train|evaluate|report``: thin command-line entry point."""
 
 from __future__ import annotations
 
@@ -49,6 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     ft.add_argument("--freeze", action="store_true", help="train the head only (the augmented-views arm)")
     ft.add_argument("--folds", nargs="*")
 
+    ch = sub.add_parser("choose", help="epochs and operating point of a fine-tuned run, chosen on the pooled held-out folds")
+    ch.add_argument("run", nargs="?", default="runs/finetune")
+    ch.add_argument("--catalogue", default="runs/splits/multisource.json")
+
+    ab = sub.add_parser("ablation", help="the round-2 ablation tables into training/RESULTS.md")
+    ab.add_argument("--catalogue", default="runs/splits/multisource.json")
+    ab.add_argument("--out", default="training/RESULTS.md")
+
     m = sub.add_parser("multitask", help="train the multi-task head in-distribution and leave-one-source-out")
     m.add_argument("--catalogue", default="runs/splits/multisource.json")
     m.add_argument("--features", default="runs/.cache/features")
@@ -72,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also compare mirror test-time augmentation and a seed ensemble with these runs "
                          "(python -m training multitask --seed N; needs the mirror view: features --mirror)")
     ca.add_argument("--features", default="runs/.cache/features")
+    ca.add_argument("--pair", action="store_true",
+                    help="also measure a diverse pair: the fine-tuned run's chosen epoch with the frozen model it started from")
 
     se = sub.add_parser("series", help="study verdict rule chosen and measured on the lgg volumes (held-out hospitals)")
     se.add_argument("run", nargs="?", default="runs/multitask")
@@ -142,6 +152,17 @@ def main(argv: list[str] | None = None) -> int:
 
         finetune.run(args.catalogue, args.front, args.out, args.weights, args.families, args.epochs, args.freeze,
                      args.lr, args.folds)
+    elif args.command == "choose":
+        from training import choose
+
+        c = choose.write(args.run, args.catalogue)
+        op = c["operating_point"]
+        print(f"epoch {c['epoch']} (mean held-out AUC by epoch {json.dumps(c['mean_held_out_auc_by_epoch'])}); "
+              f"threshold {op['threshold']:.2f}: {op['rule']}; pooled {json.dumps(op['pooled'])}")
+    elif args.command == "ablation":
+        from training import ablation
+
+        print(ablation.write(args.catalogue, args.out))
     elif args.command == "multitask":
         from training import multitask
 
@@ -165,6 +186,15 @@ def main(argv: list[str] | None = None) -> int:
         result = caution.write(args.run, args.catalogue)
         print(f"{result['rule']}; per fold: " + "; ".join(
             f"{k} flagged {v['flagged_share']:.1%}, unflagged accuracy {v['accuracy_unflagged']}" for k, v in result["folds"].items()))
+        if args.pair:
+            from pathlib import Path
+
+            paired = caution.pair(args.run, args.catalogue)
+            (Path(args.run) / "caution-pair.json").write_text(json.dumps(paired, indent=1))
+            for name, s in paired["schemes"].items():
+                print(f"{name}: " + "; ".join(f"{f} acc {v['accuracy']:.3f} AUROC {v['error_auroc']} answered "
+                                              f"{v['answered']:.1%} unflagged acc {v['accuracy_unflagged']}"
+                                              for f, v in s["folds"].items()))
         if args.compare is not None:
             from pathlib import Path
 

@@ -40,7 +40,7 @@ def fold_scores(run: Path, fold: str, tg: dict, threshold: float = 0.5) -> dict[
     ve = z["val_embedding"].astype(np.float64)
     precision = np.linalg.pinv(np.cov(ve.T) + 1e-3 * np.eye(ve.shape[1]))
     d = z["embedding"] - ve.mean(axis=0)
-    return {"p": p, "error": err, "margin": 1 - np.abs(2 * p - 1), "heads": np.abs(p - heat), "threshold": threshold,
+    return {"p": p, "error": err, "margin": -np.abs(p - threshold), "heads": np.abs(p - heat), "threshold": threshold,
             "disagree": (p >= threshold) != (heat >= 0.5), "embedding": np.einsum("nf,fg,ng->n", d, precision, d)}
 
 
@@ -142,19 +142,40 @@ def schemes(run: Path, seeds: list[Path], fold: str, features_dir: str) -> dict[
     return out
 
 
-def _band(folds: list[dict], target: float) -> float:
+def _band(folds: list[dict], target: float, t: float = 0.5) -> float:
     for h in np.arange(0.0, 0.5, 0.01):
-        accs = [1 - f["error"][~(f["disagree"] | (np.abs(f["p"] - 0.5) < h))].mean() for f in folds
-                if (~(f["disagree"] | (np.abs(f["p"] - 0.5) < h))).any()]
+        accs = [1 - f["error"][~(f["disagree"] | (np.abs(f["p"] - t) < h))].mean() for f in folds
+                if (~(f["disagree"] | (np.abs(f["p"] - t) < h))).any()]
         if accs and np.mean(accs) >= target:
             return float(round(h, 2))
     return 0.5
 
 
+def _nested(data: dict[str, dict[str, dict]], target: float, t: float = 0.5) -> dict:
+    """Every scheme on every fold: accuracy, error AUROC of its margin (+ disagreement), and the band
+    rule chosen on the *other* held-out folds (nested: each fold's coverage is what a new collection
+    would get)."""
+    out: dict = {"target_unflagged_accuracy": target, "threshold": t, "schemes": {}}
+    for name, folds in data.items():
+        held = {f: s for f, s in folds.items() if f != "in-distribution"}
+        rows = {}
+        for fold, s in folds.items():
+            others = [v for f, v in held.items() if f != fold]
+            h = _band(others, target, t)
+            flags = s["disagree"] | (np.abs(s["p"] - t) < h)
+            err = s["error"]
+            score = -np.abs(s["p"] - t) + s["disagree"]
+            rows[fold] = {"n": int(len(err)), "accuracy": float(1 - err.mean()),
+                          "error_auroc": roc_auc(err, score) if 0 < err.sum() < len(err) else None,
+                          "band_from_other_folds": h, "answered": float(1 - flags.mean()),
+                          "accuracy_unflagged": float(1 - err[~flags].mean()) if (~flags).any() else None}
+        out["schemes"][name] = {"band_all_held_out": _band(list(held.values()), target, t), "folds": rows}
+    return out
+
+
 def compare(run_dir: str, seed_dirs: list[str], features_dir: str, catalogue_path: str,
             target: float = TARGET_ACCURACY) -> dict:
-    """Every scheme on every fold: accuracy, error AUROC of its margin, and the band rule chosen on
-    the *other* held-out folds (nested, so each fold's coverage is what a new collection would get)."""
+    """Test-time mirroring and seed ensembles of the frozen run on every fold (``_nested``)."""
     run, seeds = Path(run_dir), [Path(s) for s in seed_dirs]
     tg = mt.targets(splits.load(catalogue_path))
     names = sorted(p.parent.name for p in run.glob("*/predictions.npz"))
@@ -164,19 +185,28 @@ def compare(run_dir: str, seed_dirs: list[str], features_dir: str, catalogue_pat
         for name, s in schemes(run, seeds, fold, features_dir).items():
             s["error"] = ((s["p"] >= 0.5) != y).astype(np.int64)
             data.setdefault(name, {})[fold] = s
-    out: dict = {"target_unflagged_accuracy": target, "schemes": {}}
-    for name, folds in data.items():
-        held = {f: s for f, s in folds.items() if f != "in-distribution"}
-        rows = {}
-        for fold, s in folds.items():
-            others = [v for f, v in held.items() if f != fold]
-            h = _band(others, target)
-            flags = s["disagree"] | (np.abs(s["p"] - 0.5) < h)
-            err = s["error"]
-            score = 1 - np.abs(2 * s["p"] - 1) + s["disagree"]
-            rows[fold] = {"n": int(len(err)), "accuracy": float(1 - err.mean()),
-                          "error_auroc": roc_auc(err, score) if 0 < err.sum() < len(err) else None,
-                          "band_from_other_folds": h, "answered": float(1 - flags.mean()),
-                          "accuracy_unflagged": float(1 - err[~flags].mean()) if (~flags).any() else None}
-        out["schemes"][name] = {"band_all_held_out": _band(list(held.values()), target), "folds": rows}
-    return out
+    return _nested(data, target)
+
+
+def pair(run_dir: str, catalogue_path: str, target: float = TARGET_ACCURACY) -> dict:
+    """A diverse pair: the fine-tuned model (the run's chosen epoch) with the frozen model it started
+    from (its epoch 0): mean P(tumour), a caution when either member's heads or the two members'
+    answers disagree; against the fine-tuned model alone, at the run's threshold."""
+    from training.choose import decision_threshold
+
+    run = Path(run_dir)
+    t = decision_threshold(run)
+    tg = mt.targets(splits.load(catalogue_path))
+    data: dict[str, dict[str, dict]] = {}
+    for fold in sorted(p.parent.name for p in run.glob("*/predictions.npz")):
+        z1, z0 = np.load(run / fold / "predictions.npz"), np.load(run / fold / "predictions-0.npz")
+        y = tg["y"][z1["index"]] == 1
+        ps = [z1["probabilities"][:, 1], z0["probabilities"][:, 1]]
+        heads = [(p >= t) != (z["heatmap"].reshape(len(p), -1).max(axis=1) >= 0.5) for p, z in zip(ps, (z1, z0))]
+        for name, members in (("fine-tuned alone", [0]), ("pair: fine-tuned + frozen", [0, 1])):
+            p = np.mean([ps[k] for k in members], axis=0)
+            votes = np.stack([ps[k] >= t for k in members])
+            disagree = np.any([heads[k] for k in members], axis=0) | (votes.any(axis=0) != votes.all(axis=0))
+            data.setdefault(name, {})[fold] = {"p": p, "disagree": disagree,
+                                               "error": ((p >= t) != y).astype(np.int64)}
+    return _nested(data, target, t)

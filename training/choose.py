@@ -9,8 +9,9 @@ epochs. So both choices are made on the held-out sources' test parts, pooled:
 * threshold: the one giving pooled held-out sensitivity >= 90% with specificity >= 85% (the highest
   specificity among those), else the Youden point (highest sensitivity + specificity).
 
-The chosen epoch's predictions and metrics become each fold's ``predictions.npz`` / ``metrics.json``,
-the layout ``training/caution.py``, ``training/series.py`` and export read.
+The chosen epoch's predictions become each fold's ``predictions.npz`` and its figures, answered at
+the chosen threshold, its ``metrics.json``: the layout ``training/caution.py``, ``training/series.py``,
+export and the card read.
 """
 
 from __future__ import annotations
@@ -90,10 +91,17 @@ def write(run_dir: str, catalogue_path: str) -> dict:
         z = np.load(run / s / f"predictions-{epoch}.npz")
         ys[s], ps[s] = tg["y"][z["index"]], z["probabilities"][:, 1]
     point = operating_point(ys, ps)
+    t = point["threshold"]
     for f in folds:
         if epoch in folds[f]:
             shutil.copyfile(run / f / f"predictions-{epoch}.npz", run / f / "predictions.npz")
-            (run / f / "metrics.json").write_text(json.dumps(folds[f][epoch], indent=1))
+            z = np.load(run / f / "predictions.npz")
+            pred = {"probabilities": z["probabilities"], "type_probabilities": z["type_probabilities"],
+                    "heatmap": z["heatmap"].astype(np.float32)}
+            at_t = mt.fold_metrics(doc, tg, z["index"], pred, {}, with_heatmaps=False, threshold=t)
+            kept = {k: v for k, v in folds[f][epoch].items() if k in ("heatmap", "lgg_by_level", "epoch", "temperature",
+                                                                      "train_loss", "seconds")}
+            (run / f / "metrics.json").write_text(json.dumps({**at_t, **kept, "decision_threshold": t}, indent=1))
     choice = {"epoch": epoch, "mean_held_out_auc_by_epoch": mean_auc, "held_out_sources": sources,
               "operating_point": point}
     (run / "choice.json").write_text(json.dumps(choice, indent=1))

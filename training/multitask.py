@@ -187,14 +187,16 @@ def predict(head, x: np.ndarray, temperature: float = 1.0, batch: int = 256) -> 
 # ---------------------------------------------------------------- evaluation
 
 
-def fold_metrics(doc: dict, tg: dict, idx: np.ndarray, pred: dict, meta: dict, with_heatmaps: bool = True) -> dict:
-    """Detection, type and heatmap figures of one test set, pooled and per source."""
+def fold_metrics(doc: dict, tg: dict, idx: np.ndarray, pred: dict, meta: dict, with_heatmaps: bool = True,
+                 threshold: float = 0.5) -> dict:
+    """Detection, type and heatmap figures of one test set, pooled and per source, answers at ``threshold``."""
     y, probs = tg["y"][idx], pred["probabilities"]
-    out = classification_metrics(y, probs, DETECTOR_LABELS, ["no_tumor"])
+    out = classification_metrics(y, probs, DETECTOR_LABELS, ["no_tumor"], threshold)
     by_source = {}
     for s in sorted(set(tg["source"][idx].tolist())):
         m = tg["source"][idx] == s
-        by_source[doc["sources"][s]] = _brief(classification_metrics(y[m], probs[m], DETECTOR_LABELS, ["no_tumor"]))
+        by_source[doc["sources"][s]] = _brief(classification_metrics(y[m], probs[m], DETECTOR_LABELS, ["no_tumor"],
+                                                                     threshold))
     out["by_source"] = by_source
     typed = tg["type"][idx] >= 0
     if typed.any():

@@ -70,6 +70,14 @@ def card_html(model: Model) -> str:
         f"{m['tumour_free_volumes']} tumour-free runs of slices; key slice inside the tumour's slices (±1) "
         f"{measured_percent(m['key_slice_in_marked_range_pm1'])}</li>"
         for h, m in (series.get("measured_nested") or {}).items())
+    op = c.get("operating_point") or {}
+    op_folds = "".join(
+        f"<li>{html.escape(f)}: sensitivity {measured_percent(v['sensitivity'])}, specificity "
+        f"{measured_percent(v['specificity'])} (n = {v['n']})</li>" for f, v in (op.get("folds") or {}).items())
+    turns = (c.get("orientation") or {}).get("by_transform") or {}
+    orientation = "".join(
+        f"<li>{html.escape(name)}: P(tumour) moves by {v['mean_abs_dp']:.3f} on average; "
+        f"{measured_percent(v['answers_flipped'])} of answers change</li>" for name, v in turns.items())
     others = "".join(
         f"<li>{html.escape(name)}: n = {m['n']}, accuracy {measured_percent(m['accuracy'])}, sensitivity {measured_percent(m['sensitivity'])}, "
         f"specificity {measured_percent(m['specificity'])}</li>" for name, m in (c.get("other_evaluations") or {}).items())
@@ -80,6 +88,13 @@ def card_html(model: Model) -> str:
                f"and tested on it.</p><table cellpadding=3><tr><th>held out</th><th>n</th><th>accuracy</th>"
                f"<th>sensitivity</th><th>specificity</th><th>ROC AUC</th><th>heatmap on tumour</th></tr>{cross}</table>"
                if cross else "")
+            + (f"<h3>Decision threshold</h3><p>Tumour when P(tumour) ≥ {c['decision_threshold']:.2f}: "
+               f"{html.escape(op.get('rule', ''))}, chosen on collections the model was not trained on (pooled "
+               f"sensitivity {measured_percent(op['pooled']['sensitivity'])}, specificity "
+               f"{measured_percent(op['pooled']['specificity'])}, n = {op['pooled']['n']}). At this threshold:</p>"
+               f"<ul>{op_folds}</ul>" if op else "")
+            + (f"<h3>Orientation</h3><p>The same scan mirrored or turned ({html.escape((c.get('orientation') or {}).get('measured_on', ''))}):"
+               f"</p><ul>{orientation}</ul>" if orientation else "")
             + (f"<h3>Studies (volumes and series)</h3><p>{html.escape(series.get('rule', ''))}. Measured on "
                f"the lgg volumes of hospitals the model never saw, each with the rule chosen on the other two "
                f"hospitals:</p><ul>{studies}</ul>"
