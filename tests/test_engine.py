@@ -278,3 +278,12 @@ def test_a_large_jpeg_is_decoded_reduced_and_the_window_and_the_batch_see_the_sa
     assert trained.geometry == window.geometry  # training reads the same reduced decode
     png = open_scan(tmp_path / "big.png")
     assert png.model_view(None, clf.min_side)[1] == 1.0
+
+
+def test_uncertain_means_close_to_the_threshold_the_answer_was_given_at():
+    """A model whose card sets its threshold at 0.25: 0.30 is a borderline tumour, 0.45 a clear one."""
+    from gui.core.result import Result
+
+    assert Result(path="a", prediction="tumor", tumor_probability=0.30, threshold=0.25).uncertain
+    assert not Result(path="a", prediction="tumor", tumor_probability=0.45, threshold=0.25).uncertain
+    assert Result(path="a", prediction="no_tumor", tumor_probability=0.45).uncertain  # at the usual 0.5

@@ -142,7 +142,7 @@ class ResultsModel(QAbstractTableModel):
 
 class ResultsFilter(QSortFilterProxyModel):
     """The table's filter: the text box (any column) and, with ``uncertain_only``, only the rows to
-    look at twice (``Result.uncertain``: a caution, disagreeing answers, P(tumour) 0.35-0.65)."""
+    look at twice (``Result.uncertain``: a caution, disagreeing answers, P(tumour) within 0.15 of the threshold)."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -198,7 +198,7 @@ class BatchPanel(QWidget):
         self.uncertain = QPushButton("Only uncertain rows")
         self.uncertain.setCheckable(True)
         self.uncertain.setToolTip("Show only answers with a caution, answers where the models disagree, "
-                                  "and tumour probabilities between 35 % and 65 %")
+                                  "and tumour probabilities within 15 points of the decision threshold")
         self.counts = QLabel("")
         self.counts.setWordWrap(True)
         self.histogram = ProbabilityHistogram()

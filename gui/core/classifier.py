@@ -113,7 +113,7 @@ class Classifier:
         p_tumor = self.detector.tumor_probability(det.probabilities)
         results = []
         for i, path in enumerate(paths):
-            r = Result(path=path, seconds=per_image)
+            r = Result(path=path, seconds=per_image, threshold=self.detector.threshold)
             bad = [m.name for m in self.models if not _finite_row(preds[id(m)], i)]
             if bad:
                 results.append(Result(path=path, status="error",

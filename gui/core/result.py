@@ -8,8 +8,9 @@ import numpy as np
 
 from gui.core.preprocess import Geometry
 
-#: P(tumour) a batch filter calls uncertain whatever the caution says.
-UNCERTAIN_BAND = (0.35, 0.65)
+#: How close to the decision threshold P(tumour) must be for a batch filter to call an answer
+#: uncertain whatever the caution says (0.35-0.65 around the usual 0.5).
+UNCERTAIN_HALF_WIDTH = 0.15
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Result:
     slices: list["Result"] | None = field(default=None, repr=False)  # study only: every slice's answer
     slice: int | None = None  # a slice's own answer: its index in the study
     series_description: str = ""  # study only: a DICOM series' SeriesDescription, where present
+    threshold: float = 0.5  # the decision threshold the answer was given at (the model card's; a study's rule's)
 
     @property
     def ok(self) -> bool:
@@ -54,7 +56,7 @@ class Result:
     @property
     def uncertain(self) -> bool:
         """An answer to look at twice: any caution (unlike the training images, low confidence, no head,
-        missing slices...), answers that disagree, or P(tumour) within UNCERTAIN_BAND."""
+        missing slices...), answers that disagree, or P(tumour) within UNCERTAIN_HALF_WIDTH of the threshold."""
         p = self.tumor_probability
         return self.ok and (bool(self.ood_warning) or bool(self.models_disagree)
-                            or (p is not None and UNCERTAIN_BAND[0] <= p <= UNCERTAIN_BAND[1]))
+                            or (p is not None and abs(p - self.threshold) <= UNCERTAIN_HALF_WIDTH))

@@ -135,4 +135,4 @@ def summarise(path: str, slices: list[Result], rule: StudyRule, notes: list[str]
         probabilities=at_key.probabilities, heat=at_key.heat, geometry=at_key.geometry,
         seconds=float(sum(r.seconds for r in slices)), n_slices=len(slices), max_slice=key,
         tumor_slices=format_ranges(tumour_ranges(p, rule)) if is_tumour else "", slices=slices,
-        series_description=description)
+        series_description=description, threshold=rule.threshold)
