@@ -31,8 +31,8 @@ def build_keras(weights: str, fold_weights: Path, temperature: float):
     """(the pixel model with the contract's outputs, the trainable model on front maps, the head)."""
     full, model, head, _ = ft.build(weights, None)
     model.load_weights(fold_weights)
-    fmap, expand = ft._tail(full, full.get_layer(front.LAYER).output)
-    out = ft._reuse(model, head, fmap, expand)
+    fmap, expand = ft.tail_of(full, full.get_layer(front.LAYER).output)
+    out = ft.heads_on(model, head, fmap, expand)
     return contract_model(full.inputs, out, head, temperature, "heat14_logits", ft.HEAT_GRID), model, head
 
 

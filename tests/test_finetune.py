@@ -114,8 +114,8 @@ def test_the_fine_tuned_graph_starts_as_the_frozen_model_and_exports_the_contrac
         assert np.allclose(np.asarray(a[k]), np.asarray(b[k]), atol=1e-4), k
     h7, h14 = np.asarray(b["heat_logits"])[..., 0], np.asarray(b["heat14_logits"])[..., 0]
     assert np.allclose(h14, h7.repeat(2, 1).repeat(2, 2), atol=1e-5)
-    fmap, expand = ft._tail(full, full.get_layer(front.LAYER).output)
-    exported = contract_model(full.inputs, ft._reuse(model, head, fmap, expand), head, 1.5, "heat14_logits", 14)
+    fmap, expand = ft.tail_of(full, full.get_layer(front.LAYER).output)
+    exported = contract_model(full.inputs, ft.heads_on(model, head, fmap, expand), head, 1.5, "heat14_logits", 14)
     out = {k: np.asarray(v) for k, v in exported(x).items()}
     assert out["heatmap"].shape == (2, 14, 14) and out["cam"].shape == (2, 7, 7, 2)
     bias = head.get_layer("logits").get_weights()[1]

@@ -37,7 +37,7 @@ BLOCKS = ((13, 2, False), (14, 1, True), (15, 1, True), (16, 1, False))
 HEAT_GRID = front.GRID14
 
 
-def _tail(full, x):
+def tail_of(full, x):
     """MobileNetV2's layers after ``block_12_add`` applied to ``x`` (the same layer objects, so the
     trained weights are the full network's): the 7x7x1280 map and ``block_13_expand_relu``."""
     expand = None
@@ -81,19 +81,19 @@ def build(weights: str, head_weights: str | Path | None, freeze: bool = False):
         layer.trainable = not freeze and not isinstance(layer, keras.layers.BatchNormalization)
     head.get_layer("heat_logits").trainable = False  # replaced by the 14x14 map, which starts from it
     x_in = keras.Input((front.GRID14, front.GRID14, front.CH), name="front_features")
-    fmap, expand = _tail(full, x_in)
+    fmap, expand = tail_of(full, x_in)
     out = _heads(head, fmap, expand)
     model = keras.Model(x_in, out, name="finetuned")
     heat7, bias7 = head.get_layer("heat_logits").get_weights()
     k14 = np.zeros((1, 1, expand.shape[-1] + heat7.shape[2], 1), np.float32)
     k14[0, 0, expand.shape[-1]:, 0] = heat7[0, 0, :, 0]
     model.get_layer("heat14_logits").set_weights([k14, bias7])
-    pix_fmap, pix_expand = _tail(full, full.get_layer(front.LAYER).output)
-    pixels = keras.Model(full.inputs, _reuse(model, head, pix_fmap, pix_expand), name="pixels_to_outputs")
+    pix_fmap, pix_expand = tail_of(full, full.get_layer(front.LAYER).output)
+    pixels = keras.Model(full.inputs, heads_on(model, head, pix_fmap, pix_expand), name="pixels_to_outputs")
     return full, model, head, pixels
 
 
-def _reuse(model, head, fmap, expand):
+def heads_on(model, head, fmap, expand):
     """The same head layers applied to the pixel model's tail: the pixel model shares every weight."""
     out = dict(head(fmap))
     up = model.get_layer("adapter_up")(out["features"])
