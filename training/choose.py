@@ -44,9 +44,11 @@ def epochs_of(run: Path) -> dict[str, dict[int, dict]]:
 
 
 def choose_epoch(folds: dict[str, dict[int, dict]], sources: list[str]) -> tuple[int, dict[int, float]]:
-    """The epoch with the best mean held-out ROC AUC over the source folds that reached it."""
+    """The epoch with the best mean held-out ROC AUC over the source folds that reached it (a fold
+    with one class only, figshare's tumours, has no AUC and does not vote)."""
     common = set.intersection(*(set(folds[s]) for s in sources))
-    mean = {e: float(np.mean([folds[s][e]["tumor_detection"]["roc_auc"] for s in sources])) for e in sorted(common)}
+    mean = {e: float(np.mean([a for s in sources if (a := folds[s][e]["tumor_detection"]["roc_auc"]) is not None]))
+            for e in sorted(common)}
     best = max(mean.values())
     return min(e for e, v in mean.items() if v >= best - 1e-9), mean
 
