@@ -103,7 +103,9 @@ def write(run_dir: str, catalogue_path: str) -> dict:
             at_t = mt.fold_metrics(doc, tg, z["index"], pred, {}, with_heatmaps=False, threshold=t)
             kept = {k: v for k, v in folds[f][epoch].items() if k in ("heatmap", "lgg_by_level", "epoch", "temperature",
                                                                       "train_loss", "seconds")}
-            (run / f / "metrics.json").write_text(json.dumps({**at_t, **kept, "decision_threshold": t}, indent=1))
+            seconds = sum(folds[f][e].get("seconds", 0) for e in range(1, epoch + 1) if e in folds[f])
+            (run / f / "metrics.json").write_text(json.dumps({**at_t, **kept, "decision_threshold": t,
+                                                              "train_seconds": seconds}, indent=1))
     choice = {"epoch": epoch, "mean_held_out_auc_by_epoch": mean_auc, "held_out_sources": sources,
               "operating_point": point}
     (run / "choice.json").write_text(json.dumps(choice, indent=1))

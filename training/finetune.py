@@ -282,6 +282,9 @@ def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: l
         "start": "the frozen multi-task model of each fold (runs/multitask/<fold>/head.weights.h5, ImageNet MobileNetV2)",
         "trained": "head only" if freeze else "block_13 ... Conv_1 (BatchNorm frozen) + head + 14x14 heatmap",
         "families": families, "epochs": epochs, "lr": lr, "heat_lr": 10 * lr, "batch": 64,
+        "method": {"weighting": "1/count**0.5 of each (source, label) cell", "epochs_max": epochs,
+                   "early_stopping": "none: every epoch scored on the held-out folds, the count chosen on their mean "
+                                     "ROC AUC (training/choose.py)"},
         "front": front.LAYER, "front_dir": front_dir, "catalogue": catalogue_path}, indent=1))
     for name in folds or [*doc["sources"], "in-distribution"]:
         print(f"[{name}] start", flush=True)
