@@ -74,9 +74,9 @@ def export_finetuned(run_dir: str, out: str, weights: str, name: str = "Tumour m
                                   "views": "as read + the families of training/views.py, one drawn per image and epoch"}}
         extras = {name: json.loads((run / f"{name}.json").read_text()) if (run / f"{name}.json").exists() else None
                   for name in ("caution", "series", "orientation")}
-        shipped = {**metrics, "epochs": choice["epoch"],
-                   "train_seconds": sum(json.loads((run / SHIPPED_FOLD / f"metrics-{e}.json").read_text()).get("seconds", 0)
-                                        for e in range(1, choice["epoch"] + 1))}
+        epochs = choice["epoch"] if isinstance(choice["epoch"], int) else \
+            f"the average of epochs {metrics['averaged_epochs'][0]}-{metrics['averaged_epochs'][-1]}'s weights"
+        shipped = {**metrics, "epochs": epochs}
         card = cards.build_multitask_card(name, version, card_config, {**folds, SHIPPED_FOLD: shipped}, report, ood,
                                           str(run), extras["caution"], extras["series"], grid=ft.HEAT_GRID,
                                           operating_point=choice, orientation=extras["orientation"])

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ft.add_argument("--lr", type=float, default=1e-4)
     ft.add_argument("--freeze", action="store_true", help="train the head only (the augmented-views arm)")
     ft.add_argument("--folds", nargs="*")
+    ft.add_argument("--swa", action="store_true", help="also score the average of each fold's epoch weights")
 
     ch = sub.add_parser("choose", help="epochs and operating point of a fine-tuned run, chosen on the pooled held-out folds")
     ch.add_argument("run", nargs="?", default="runs/finetune")
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         from training import finetune
 
         finetune.run(args.catalogue, args.front, args.out, args.weights, args.families, args.epochs, args.freeze,
-                     args.lr, args.folds)
+                     args.lr, args.folds, args.swa)
     elif args.command == "choose":
         from training import choose
 

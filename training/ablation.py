@@ -71,9 +71,9 @@ def table(catalogue_path: str) -> str:
 def epochs_table(run: Path, sources: list[str]) -> str:
     """Held-out ROC AUC of every fold at every epoch of a fine-tuned run (0: the frozen start)."""
     folds = choose.epochs_of(run)
-    epochs = sorted(set.union(*(set(v) for v in folds.values()))) if folds else []
+    epochs = sorted(set.union(*(set(v) for v in folds.values())), key=choose.order) if folds else []
     lines = [f"`{run}`, held-out ROC AUC by epoch (0 = the frozen model it starts from):", "",
-             "| fold | " + " | ".join(f"epoch {e}" for e in epochs) + " |", "|---|" + "---|" * len(epochs)]
+             "| fold | " + " | ".join(f"epoch {e}" if isinstance(e, int) else "average of epochs" for e in epochs) + " |", "|---|" + "---|" * len(epochs)]
     for f in ["in-distribution", *sources]:
         if f in folds:
             lines.append(f"| {f} | " + " | ".join(

@@ -5,7 +5,8 @@ In-distribution figures are a floor, not a guide: a threshold chosen on the vali
 epochs. So both choices are made on the held-out sources' test parts, pooled:
 
 * epochs: the count with the highest mean held-out ROC AUC over the source folds (0, the frozen
-  starting model, is a candidate; ties go to fewer epochs);
+  starting model, is a candidate, and so is ``swa``, the average of every epoch's weights; ties go
+  to fewer epochs);
 * threshold: the one giving pooled held-out sensitivity >= 90% with specificity >= 85% (the highest
   specificity among those), else the Youden point (highest sensitivity + specificity).
 
@@ -35,22 +36,28 @@ def decision_threshold(run: Path) -> float:
     return json.loads(choice.read_text())["operating_point"]["threshold"] if choice.exists() else 0.5
 
 
-def epochs_of(run: Path) -> dict[str, dict[int, dict]]:
-    """Every fold's metrics by epoch."""
-    out: dict[str, dict[int, dict]] = {}
+def epochs_of(run: Path) -> dict[str, dict[int | str, dict]]:
+    """Every fold's metrics by epoch (``swa``: the average of its epochs' weights)."""
+    out: dict[str, dict[int | str, dict]] = {}
     for f in sorted(run.glob("*/metrics-*.json")):
-        out.setdefault(f.parent.name, {})[int(f.stem.split("-")[1])] = json.loads(f.read_text())
+        key = f.stem.split("-", 1)[1]
+        out.setdefault(f.parent.name, {})[int(key) if key.isdigit() else key] = json.loads(f.read_text())
     return out
 
 
-def choose_epoch(folds: dict[str, dict[int, dict]], sources: list[str]) -> tuple[int, dict[int, float]]:
+def order(e: int | str) -> tuple[int, int]:
+    """Candidates in order of cost: fewer epochs first, the weight average after every epoch."""
+    return (0, e) if isinstance(e, int) else (1, 0)
+
+
+def choose_epoch(folds: dict[str, dict[int | str, dict]], sources: list[str]) -> tuple[int | str, dict]:
     """The epoch with the best mean held-out ROC AUC over the source folds that reached it (a fold
     with one class only, figshare's tumours, has no AUC and does not vote)."""
     common = set.intersection(*(set(folds[s]) for s in sources))
     mean = {e: float(np.mean([a for s in sources if (a := folds[s][e]["tumor_detection"]["roc_auc"]) is not None]))
-            for e in sorted(common)}
+            for e in sorted(common, key=order)}
     best = max(mean.values())
-    return min(e for e, v in mean.items() if v >= best - 1e-9), mean
+    return min((e for e, v in mean.items() if v >= best - 1e-9), key=order), mean
 
 
 def rates(y: np.ndarray, p: np.ndarray, t: float) -> tuple[float, float]:
@@ -102,8 +109,9 @@ def write(run_dir: str, catalogue_path: str) -> dict:
                     "heatmap": z["heatmap"].astype(np.float32)}
             at_t = mt.fold_metrics(doc, tg, z["index"], pred, {}, with_heatmaps=False, threshold=t)
             kept = {k: v for k, v in folds[f][epoch].items() if k in ("heatmap", "lgg_by_level", "epoch", "temperature",
-                                                                      "train_loss", "seconds")}
-            seconds = sum(folds[f][e].get("seconds", 0) for e in range(1, epoch + 1) if e in folds[f])
+                                                                      "train_loss", "seconds", "averaged_epochs")}
+            last = epoch if isinstance(epoch, int) else max(e for e in folds[f] if isinstance(e, int))
+            seconds = sum(folds[f][e].get("seconds", 0) for e in range(1, last + 1) if e in folds[f])
             (run / f / "metrics.json").write_text(json.dumps({**at_t, **kept, "decision_threshold": t,
                                                               "train_seconds": seconds}, indent=1))
     choice = {"epoch": epoch, "mean_held_out_auc_by_epoch": mean_auc, "held_out_sources": sources,

@@ -13,7 +13,8 @@ view per image from the chosen families; a pasted view is used only when its don
 image of the fold. After every epoch the fold's held-out test part is scored (view 0, as read):
 the epoch count is chosen across the leave-one-source-out folds, never on in-distribution figures.
 
-``--freeze`` trains only the head on the same views (the "augmented views, frozen backbone" arm).
+``--freeze`` trains only the head on the same views (the "augmented views, frozen backbone" arm);
+``--swa`` also scores the average of each fold's epoch weights, a candidate like any epoch.
 """
 
 from __future__ import annotations
@@ -258,6 +259,31 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
         _say(name, m)
 
 
+def average(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, levels: np.ndarray, out: Path,
+            weights: str, epochs: int) -> None:
+    """The mean of a fold's fine-tuned weights over epochs 1..``epochs`` (stochastic weight averaging
+    along one run: flatter optima hold up better on other data, and with BatchNorm frozen no
+    statistics need re-estimating), scored like an epoch as ``swa``."""
+    folder = out / name
+    if (folder / "metrics-swa.json").exists():
+        return
+    parts = catalogue.fold(doc, None if name == "in-distribution" else name)
+    _full, model, _head, _ = build(weights, None)
+    stack = []
+    for e in range(1, epochs + 1):
+        model.load_weights(folder / f"epoch-{e}.weights.h5")
+        stack.append(model.get_weights())
+    model.set_weights([np.mean(ws, axis=0).astype(ws[0].dtype) for ws in zip(*stack)])
+    m = score(model, doc, tg, data[0], parts, meta, levels, SWA, folder, heatmaps=True)
+    m["averaged_epochs"] = list(range(1, epochs + 1))
+    model.save_weights(folder / f"epoch-{SWA}.weights.h5")
+    (folder / f"metrics-{SWA}.json").write_text(json.dumps(m, indent=1))
+    _say(name, m)
+
+
+SWA = "swa"
+
+
 def _say(name: str, m: dict) -> None:
     d = m["tumor_detection"]
     pg = m.get("heatmap", {}).get("heatmap", {}).get("pointing_game")
@@ -267,8 +293,9 @@ def _say(name: str, m: dict) -> None:
 
 
 def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: list[str], epochs: int = 3,
-        freeze: bool = False, lr: float = 1e-4, folds: list[str] | None = None) -> None:
-    """Every fold (default: each source held out, then in-distribution), resumable by epoch."""
+        freeze: bool = False, lr: float = 1e-4, folds: list[str] | None = None, swa: bool = False) -> None:
+    """Every fold (default: each source held out, then in-distribution), resumable by epoch; with
+    ``swa`` also the average of each fold's epochs (``average``)."""
     from training import split as splits
 
     doc = splits.load(catalogue_path)
@@ -289,3 +316,5 @@ def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: l
     for name in folds or [*doc["sources"], "in-distribution"]:
         print(f"[{name}] start", flush=True)
         fit_fold(name, doc, tg, data, meta, levels, Path(out), weights, fam, epochs, freeze, lr)
+        if swa:
+            average(name, doc, tg, data, meta, levels, Path(out), weights, epochs)
