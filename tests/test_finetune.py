@@ -159,3 +159,13 @@ def test_a_fold_is_fine_tuned_from_its_start_scored_every_epoch_and_resumes(tiny
     last = json.loads((folder / "metrics-2.json").read_text())
     assert last["n"] == len(catalogue.fold(doc, "s2")["test"]) == first["n"] == 40
     assert last["tumor_detection"]["roc_auc"] > 0.9
+
+
+def test_the_weight_average_is_a_candidate_and_loses_ties_to_fewer_epochs():
+    def m(auc):
+        return {"tumor_detection": {"roc_auc": auc}}
+
+    folds = {"a": {0: m(0.8), 1: m(0.9), "swa": m(0.95)}, "b": {0: m(0.8), 1: m(0.9), "swa": m(0.9)}}
+    assert choose.choose_epoch(folds, ["a", "b"])[0] == "swa"
+    folds["a"]["swa"] = m(0.9)
+    assert choose.choose_epoch(folds, ["a", "b"])[0] == 1
