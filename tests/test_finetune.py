@@ -69,7 +69,7 @@ def test_the_operating_point_needs_both_targets_else_takes_the_youden_point():
     y = np.r_[np.ones(500), np.zeros(500)].astype(int)
     easy = np.clip(np.where(y == 1, rng.normal(0.7, 0.1, 1000), rng.normal(0.2, 0.1, 1000)), 0, 1)
     point = choose.operating_point({"a": y[::2], "b": y[1::2]}, {"a": easy[::2], "b": easy[1::2]})
-    assert point["rule"].startswith("pooled held-out sensitivity")
+    assert point["rule"].startswith("held-out sensitivity")
     assert point["pooled"]["sensitivity"] >= 0.9 and point["pooled"]["specificity"] >= 0.85
     assert set(point["folds"]) == {"a", "b"}
     hard = np.clip(np.where(y == 1, rng.normal(0.55, 0.2, 1000), rng.normal(0.45, 0.2, 1000)), 0, 1)
@@ -77,6 +77,17 @@ def test_the_operating_point_needs_both_targets_else_takes_the_youden_point():
     assert point["rule"].startswith("Youden")
     s, p = choose.rates(y, hard, point["threshold"])
     assert all(s + p >= a + b - 1e-9 for a, b in (choose.rates(y, hard, t) for t in choose.GRID))
+
+
+def test_every_held_out_collection_counts_alike_in_the_operating_point():
+    """A big collection whose tumours all score high must not pull the threshold up past a small
+    collection's tumours: by image count the threshold would be 0.75; by collection it cannot be."""
+    big_y, big_p = np.ones(5000, int), np.full(5000, 0.9)
+    small_y = np.r_[np.ones(100), np.zeros(100)].astype(int)
+    small_p = np.r_[np.full(100, 0.6), np.full(100, 0.2)]
+    point = choose.operating_point({"big": big_y, "small": small_y}, {"big": big_p, "small": small_p})
+    assert point["threshold"] <= 0.6 and point["folds"]["small"]["sensitivity"] == 1.0
+    assert point["folds"]["big"]["specificity"] is None
 
 
 def test_the_epoch_is_chosen_on_held_out_auc_and_zero_is_a_candidate():

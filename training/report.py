@@ -101,7 +101,7 @@ def multitask_tables(run: Path, bundled_scores: Path | None = None) -> str:
             rows.append(f"| {name} | {f['n']} | {_pct(f['accuracy'])} | {_auc(a['margin'])} | {_auc(a['heads'])} "
                         f"| {_auc(a['embedding'])} | {_pct(f['flagged_share'])} | {_pct(f['accuracy_unflagged'])} "
                         f"| {_pct(f['accuracy_flagged'])} | {_pct(top60)} |")
-        text += (f"\nWhen to caution (`python -m training caution runs/multitask`, `training/caution.py`): how well "
+        text += (f"\nWhen to caution (`python -m training caution {run}`, `training/caution.py`): how well "
                  f"each score ranks the wrong answers first (AUROC for errors), and the band rule \"{c['rule']}\", "
                  f"the narrowest that brings the unflagged answers to {100 * c['target_unflagged_accuracy']:.0f}% on "
                  "the held-out folds pooled:\n\n" + "\n".join(rows) + "\n")
