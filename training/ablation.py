@@ -116,8 +116,9 @@ def write(catalogue_path: str, out: str = "training/RESULTS.md") -> str:
     for _label, run in ARMS[1:]:
         if choose.epochs_of(Path(run)):
             body += "\n" + epochs_table(Path(run), sources)
-    if (Path(ARMS[-1][1]) / "choice.json").exists():
-        body += "\n" + levels_table(Path(ARMS[-1][1]), doc)
+    for run in (Path(ARMS[0][1]), Path(ARMS[-1][1])):  # the frozen start beside the candidate
+        if (run / "lgg-HT" / "predictions.npz").exists():
+            body += "\n" + levels_table(run, doc)
     text = Path(out).read_text()
     Path(out).write_text(_replace_between(text, "<!-- round2:start -->", "<!-- round2:end -->", body))
     return body
