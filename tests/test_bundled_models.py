@@ -33,7 +33,12 @@ def test_bundled_model_loads_validates_and_classifies(path, tmp_path):
     assert path.stat().st_size < 15_000_000
     result = Classifier([model]).classify_image(read_image(brain_like(tmp_path / "b.png", tumour=True)))
     assert result.prediction in ("tumor", "no_tumor") and 0 <= result.tumor_probability <= 1
-    assert result.heat.shape == (7, 7) and 0 <= result.heat.min() <= result.heat.max() <= 1
+    assert result.heat.shape == (14, 14) and 0 <= result.heat.min() <= result.heat.max() <= 1
+    op = card["operating_point"]  # chosen on the held-out collections, and the app answers at it
+    assert card["decision_threshold"] == op["threshold"] == model.threshold
+    assert set(op["folds"]) == {"br35h", "sartaj", "figshare", "lgg-CS", "lgg-DU", "lgg-HT"}
+    assert result.prediction == ("tumor" if result.tumor_probability >= op["threshold"] else "no_tumor")
+    assert card["orientation"]["mean_abs_dp_all"] >= 0 and "mirror left-right" in card["orientation"]["by_transform"]
     noise = np.random.default_rng(0).integers(0, 256, (1, 224, 224, 3)).astype(np.float32)
     assert model.predict(noise).ood_flag[0]  # colour noise does not look like brain MRI
 
@@ -44,3 +49,5 @@ def test_model_card_dialog_text_states_cross_source_figures_and_limits():
     text = card_html(load_model(bundled_models()[0]))
     assert "Research use only" in text and "Limitations" in text
     assert "leave-one-source-out" in text and "lgg-HT" in text
+    assert "Decision threshold</h3>" in text and "chosen on collections the model was not trained on" in text
+    assert "Orientation</h3>" in text and "mirror left-right" in text

@@ -40,6 +40,19 @@ def test_choose_puts_sensitivity_first():
     assert series.evaluate([a, b], rule)["sensitivity"] == 1.0
 
 
+def test_when_no_rule_reaches_the_floor_the_most_sensitive_is_chosen():
+    """No rule finds 95% of the tumour volumes (one is never found). One slice finds 4 of 5 but calls
+    three tumour-free runs with a lone bright slice; two slices find 3 of 5 and call none. Balanced
+    accuracy would take two slices (0.8 against 0.6); sensitivity first takes one."""
+    lone = record([0.1] * 20 + [0.9] + [0.1] * 4, [False] * 20 + [True] + [False] * 4)
+    noisy = record([0.9] + [0.1] * 19 + [0.9] * 3 + [0.1] * 2, [False] * 20 + [True] * 3 + [False] * 2)
+    missed = record([0.1] * 20 + [0.3] + [0.1] * 4, [False] * 20 + [True] + [False] * 4)
+    records = [lone, noisy, noisy, noisy, missed]
+    assert series.evaluate(records, series.StudyRule(2, 0.5))["balanced_accuracy"] == 0.8
+    rule = series.choose(records)
+    assert rule.run == 1 and series.evaluate(records, rule)["sensitivity"] == 0.8
+
+
 def test_caution_band_is_the_narrowest_reaching_the_target():
     p = np.array([0.05, 0.95, 0.55, 0.45, 0.9, 0.1])
     fold = {"p": p, "error": np.array([0, 0, 1, 1, 0, 0]), "disagree": np.zeros(6, bool)}

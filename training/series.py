@@ -106,13 +106,16 @@ def evaluate(records: list[dict], rule: StudyRule) -> dict:
 def choose(records: list[dict], thresholds: tuple[float, ...] = (DECISION_THRESHOLD,)) -> StudyRule:
     """Sensitivity first (a missed tumour volume costs more than a second look): among the rules that
     find at least MIN_SENSITIVITY of the tumour volumes, the most specific (ties: better balanced
-    accuracy, fewer slices, lower threshold); with none, the best balanced accuracy."""
+    accuracy, fewer slices, lower threshold); with none, the most sensitive (ties: the most specific).
+    A balanced-accuracy fallback chose 4 slices for the v3 model and missed 18% of the tumour volumes
+    where one slice missed 7%: sensitivity first holds when the floor is not reached too."""
     scored = []
     for k in RUN_LENGTHS:
         for t in thresholds:
             e = evaluate(records, StudyRule(k, t))
-            scored.append((e["sensitivity"] >= MIN_SENSITIVITY, e["specificity"] if e["sensitivity"] >= MIN_SENSITIVITY
-                           else e["balanced_accuracy"], e["balanced_accuracy"], -k, -t))
+            reached = e["sensitivity"] >= MIN_SENSITIVITY
+            scored.append((reached, e["specificity"] if reached else e["sensitivity"],
+                           e["balanced_accuracy"] if reached else e["specificity"], -k, -t))
     *_best, k, t = max(scored)
     return StudyRule(-k, float(-t))
 
