@@ -112,7 +112,8 @@ def test_a_two_d_nifti_is_an_image_and_its_confidence_is_its_answers(tmp_path, s
 
 def test_no_row_holds_two_answers(tmp_path, shipped):
     """Study row, per-slice rows and the shipped study rule agree: a slice says tumour exactly when the
-    study counts it, and every confidence is that of the stated answer (>= 0.5 with one threshold)."""
+    study counts it, and every confidence is that of the stated answer (at least the smaller of the
+    threshold and its complement: with the shipped 0.64, "no tumour" at P(tumour) 0.6 is 40% sure)."""
     images, _ = stack(size=128)
     (tmp_path / "in").mkdir()
     write_nifti(tmp_path / "in" / "v.nii", images.astype(np.int16))
@@ -121,10 +122,12 @@ def test_no_row_holds_two_answers(tmp_path, shipped):
     assert cli.classify_main([str(tmp_path / "in"), "--csv", str(out), "--per-slice", str(per)]) == 0
     rows = list(csv.DictReader(out.open()))
     slices = list(csv.DictReader(per.open()))
-    assert shipped.study_rule.threshold == shipped.detector.threshold  # one threshold on every screen
+    t = shipped.detector.threshold
+    assert shipped.study_rule.threshold == t  # one threshold on every screen
     for row in rows + slices:
         p, conf = float(row["tumor_probability"]), float(row["confidence"])
-        assert conf >= 0.5 and conf == pytest.approx(p if row["prediction"] == "tumor" else 1 - p, abs=1e-6)
+        assert (p >= t) == (row["prediction"] == "tumor") and conf >= min(t, 1 - t) - 1e-6
+        assert conf == pytest.approx(p if row["prediction"] == "tumor" else 1 - p, abs=1e-6)
     [study] = [r for r in rows if r["n_slices"]]
     counted = set()
     for part in filter(None, study["tumor_slices"].split(";")):
