@@ -37,9 +37,16 @@ def _cell(m: dict | None, key: str = "roc_auc") -> str:
 def arm_metrics(run: Path) -> tuple[dict[str, dict], str]:
     """Per fold the arm's figures (a fine-tuned arm at its chosen epoch) and a note on its state."""
     if (run / "choice.json").exists():
-        epoch = json.loads((run / "choice.json").read_text())["epoch"]
+        choice = json.loads((run / "choice.json").read_text())
+        epoch, state = choice["epoch"], f"epoch {choice['epoch']}"
+        if epoch == 0:  # the untrained start won: show what training did, at its best trained epoch
+            trained = {k: v for k, v in choice["mean_held_out_auc_by_epoch"].items() if k != "0"}
+            best = max(trained, key=trained.get)
+            epoch = int(best) if best.isdigit() else best
+            state = (f"epoch {best} (the best trained; every trained epoch was below the start, mean held-out AUC "
+                     f"{trained[best]:.3f} vs {choice['mean_held_out_auc_by_epoch']['0']:.3f})")
         folds = choose.epochs_of(run)
-        return {f: e[epoch] for f, e in folds.items() if epoch in e}, f"epoch {epoch}"
+        return {f: e[epoch] for f, e in folds.items() if epoch in e}, state
     if run.name == "multitask":
         return {p.parent.name: json.loads(p.read_text()) for p in run.glob("*/metrics.json")}, "as shipped"
     return {}, "not run" if not run.exists() else "unfinished"
