@@ -8,7 +8,7 @@ import sys
 
 def recard(argv: list[str]) -> int:
     """``python -m export recard MODEL.onnx --run runs/multitask``: the card's input and study rules
-    made again, and the run's orientation figures (measured on this very file) added (export.card.refresh);
+    made again, and the run's caution rule and orientation figures (measured on this very file) added (export.card.refresh);
     the graph untouched, checked by the app's loader before it replaces the file."""
     import json
     import shutil
@@ -27,7 +27,9 @@ def recard(argv: list[str]) -> int:
     series = json.loads(series_file.read_text()) if series_file.exists() else None
     orientation_file = Path(args.run) / "orientation.json"
     orientation = json.loads(orientation_file.read_text()) if orientation_file.exists() else None
-    card = refresh(load_model(args.model).card, series, orientation)
+    caution_file = Path(args.run) / "caution.json"
+    caution = json.loads(caution_file.read_text()) if caution_file.exists() else None
+    card = refresh(load_model(args.model).card, series, orientation, caution)
     with tempfile.TemporaryDirectory() as tmp:
         draft = Path(tmp) / "draft.onnx"
         shutil.copyfile(args.model, draft)

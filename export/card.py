@@ -121,7 +121,8 @@ def _fold_summary(m: dict) -> dict:
 def _caution_entry(caution: dict) -> dict:
     return {
         "band_half_width": caution["band_half_width"],
-        "rule": caution["rule"] + " (the app says 'low confidence')",
+        **({"heat_level": caution["heat_level"]} if "heat_level" in caution else {}),
+        "rule": caution["rule"] + " (the app says 'low confidence' or 'the models disagree')",
         "chosen_on": "the leave-one-source-out test parts, pooled with equal weight (training/caution.py)",
         "target_unflagged_accuracy": caution["target_unflagged_accuracy"],
         "measured": {f: {"flagged_share": v["flagged_share"], "accuracy_unflagged": v["accuracy_unflagged"],
@@ -140,7 +141,7 @@ def input_rule() -> dict:
                      "grey levels standardised (background 0, the head's 99.5th percentile 255)"}
 
 
-def refresh(card: dict, series: dict | None, orientation: dict | None = None) -> dict:
+def refresh(card: dict, series: dict | None, orientation: dict | None = None, caution: dict | None = None) -> dict:
     """A shipped card with its input rule and study rule made again from the code and the run's
     ``series.json``, and the orientation figures measured on the exported file added
     (``python -m export recard``): the graph and every other measured figure stay."""
@@ -149,6 +150,8 @@ def refresh(card: dict, series: dict | None, orientation: dict | None = None) ->
         out["series_rule"] = _series_entry(series)
     if orientation is not None:
         out["orientation"] = _orientation_entry(orientation)
+    if caution is not None:
+        out["caution"] = _caution_entry(caution)
     return out
 
 

@@ -38,6 +38,7 @@ def test_bundled_model_loads_validates_and_classifies(path, tmp_path):
     assert card["decision_threshold"] == op["threshold"] == model.threshold
     assert set(op["folds"]) == {"br35h", "sartaj", "figshare", "lgg-CS", "lgg-DU", "lgg-HT"}
     assert result.prediction == ("tumor" if result.tumor_probability >= op["threshold"] else "no_tumor")
+    assert 0.5 <= model.heat_level < 1 and 0 < model.caution_band < 0.5  # chosen on held-out folds
     assert card["orientation"]["mean_abs_dp_all"] >= 0 and "mirror left-right" in card["orientation"]["by_transform"]
     noise = np.random.default_rng(0).integers(0, 256, (1, 224, 224, 3)).astype(np.float32)
     assert model.predict(noise).ood_flag[0]  # colour noise does not look like brain MRI

@@ -287,3 +287,24 @@ def test_uncertain_means_close_to_the_threshold_the_answer_was_given_at():
     assert Result(path="a", prediction="tumor", tumor_probability=0.30, threshold=0.25).uncertain
     assert not Result(path="a", prediction="tumor", tumor_probability=0.45, threshold=0.25).uncertain
     assert Result(path="a", prediction="no_tumor", tumor_probability=0.45).uncertain  # at the usual 0.5
+
+
+def test_the_cards_heat_level_decides_when_the_map_disputes_the_answer(tmp_path):
+    """A near-white image: the detector says tumour and the factory map peaks at ~0.997. At the default
+    level (0.5) the map agrees; a card whose map must reach 0.999 to say tumour makes it a dispute. A
+    level outside (0, 1) is refused when the model loads."""
+    from gui.core.model import ModelContractError
+    from tests.onnx_factory import make_card
+
+    image = np.full((64, 64, 3), 250, np.uint8)
+    plain = Classifier([load_model(make_contract_model(tmp_path / "a.onnx", multitask=True))])
+    assert plain.classify_image(image).models_disagree is False
+    card = make_card("binary", 64)
+    card["type_labels"] = ["glioma", "meningioma", "pituitary"]
+    card["caution"] = {"band_half_width": 0.0, "heat_level": 0.999}
+    strict = Classifier([load_model(make_contract_model(tmp_path / "b.onnx", multitask=True, card=card))])
+    r = strict.classify_image(image)
+    assert r.prediction == "tumor" and r.heat.max() < 0.999 and r.models_disagree and DISAGREE_MESSAGE in r.ood_warning
+    card["caution"] = {"band_half_width": 0.0, "heat_level": 1.5}
+    with pytest.raises(ModelContractError, match="heat level"):
+        load_model(make_contract_model(tmp_path / "c.onnx", multitask=True, card=card))

@@ -72,6 +72,9 @@ class Model:
         self.threshold = float(card["decision_threshold"])
         #: Half-width of the band of P(tumour) around the threshold flagged "low confidence" (0: none).
         self.caution_band = float((card.get("caution") or {}).get("band_half_width", 0.0))
+        #: The tumour map's peak at or above which the map "says tumour" (the disagreement check): chosen
+        #: on held-out collections for a fine 14x14 map, whose peak runs high on normal scans too.
+        self.heat_level = float((card.get("caution") or {}).get("heat_level", 0.5))
         self.ood = OodScorer.from_card(card["ood"])
         #: How a study's slices make its verdict (``gui.core.study``).
         self.study_rule = StudyRule.from_card(card.get("series_rule"), self.threshold)
@@ -254,6 +257,9 @@ def validate_card(path: Path, card, outputs: dict) -> None:
         band = caution.get("band_half_width") if isinstance(caution, dict) else None
         if isinstance(band, bool) or not isinstance(band, (int, float)) or not 0 <= band < 0.5:
             raise ModelContractError(path, "the card's caution band must be a number from 0 to 0.5")
+        level = caution.get("heat_level", 0.5)
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+            raise ModelContractError(path, "the card's caution heat level must be a number between 0 and 1")
     rule = card.get("series_rule")
     if rule is not None:
         run = rule.get("run") if isinstance(rule, dict) else None
