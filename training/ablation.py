@@ -2,7 +2,7 @@
 
 Arms: the frozen multi-task model (``runs/multitask``), the same with the augmented views and a
 frozen backbone (``runs/finetune-frozen``), partial fine-tuning on images as read
-(``runs/finetune-plain``), and partial fine-tuning with every view family and the 14x14 map
+(``runs/finetune-plain``, with the 14x14 map too), and partial fine-tuning with every view family and the 14x14 map
 (``runs/finetune``). Each fine-tuned arm is shown at its epoch chosen on the held-out folds
 (``choice.json``); arms whose runs are missing or unfinished are listed as such, not guessed.
 """
@@ -18,7 +18,7 @@ from training.report import _replace_between
 
 ARMS = (("frozen backbone, heads only (shipped v2)", "runs/multitask"),
         ("+ augmented views (backbone frozen)", "runs/finetune-frozen"),
-        ("+ partial fine-tuning (images as read)", "runs/finetune-plain"),
+        ("+ partial fine-tuning + 14x14 map (images as read)", "runs/finetune-plain"),
         ("+ views + partial fine-tuning + 14x14 map", "runs/finetune"))
 
 
