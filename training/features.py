@@ -81,18 +81,22 @@ def augment(pixels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, b
     return np.repeat(out[:, :, None], 3, axis=2), flip
 
 
-def mask_grid(mask_file: Path, geometry: Geometry, grid: int = GRID) -> np.ndarray:
-    """Share of each cell of the model's ``grid`` x ``grid`` map that lies inside the expert mask."""
+def mask_square(mask_file: Path, geometry: Geometry) -> np.ndarray:
+    """The expert mask (0/1 float) on the square region of the frame the model saw, clipped by the
+    same rule as the crop (``Geometry.overlap``); zero where the square reaches past the frame."""
     with Image.open(mask_file) as m:
         mask = (np.asarray(m.convert("L")) > 127).astype(np.float32)
-    h, w = mask.shape
-    g = geometry
-    square = np.zeros((g.side, g.side), np.float32)
-    y0, x0 = max(g.top, 0), max(g.left, 0)
-    y1, x1 = min(g.top + g.side, h), min(g.left + g.side, w)
-    if y1 > y0 and x1 > x0:
-        square[y0 - g.top:y1 - g.top, x0 - g.left:x1 - g.left] = mask[y0:y1, x0:x1]
-    return np.asarray(Image.fromarray(square).resize((grid, grid), Image.BOX), np.float32)
+    square = np.zeros((geometry.side, geometry.side), np.float32)
+    where = geometry.overlap(*mask.shape)
+    if where is not None:
+        rows, cols, s_rows, s_cols = where
+        square[s_rows, s_cols] = mask[rows, cols]
+    return square
+
+
+def mask_grid(mask_file: Path, geometry: Geometry, grid: int = GRID) -> np.ndarray:
+    """Share of each cell of the model's ``grid`` x ``grid`` map that lies inside the expert mask."""
+    return np.asarray(Image.fromarray(mask_square(mask_file, geometry)).resize((grid, grid), Image.BOX), np.float32)
 
 
 MIRROR_VIEW = "mirror"

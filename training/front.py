@@ -43,15 +43,7 @@ def front(weights: str):
 
 def mask_in_input(mask_file: Path, g: Geometry, size: int = feats.SIZE) -> np.ndarray:
     """The expert mask mapped through the crop to model-input space (0-1 float, ``size`` square)."""
-    with Image.open(mask_file) as m:
-        mask = (np.asarray(m.convert("L")) > 127).astype(np.float32)
-    h, w = mask.shape
-    square = np.zeros((g.side, g.side), np.float32)
-    y0, x0 = max(g.top, 0), max(g.left, 0)
-    y1, x1 = min(g.top + g.side, h), min(g.left + g.side, w)
-    if y1 > y0 and x1 > x0:
-        square[y0 - g.top:y1 - g.top, x0 - g.left:x1 - g.left] = mask[y0:y1, x0:x1]
-    return np.asarray(Image.fromarray(square).resize((size, size), Image.BILINEAR), np.float32)
+    return np.asarray(Image.fromarray(feats.mask_square(mask_file, g)).resize((size, size), Image.BILINEAR), np.float32)
 
 
 def read(doc: dict, i: int) -> tuple[np.ndarray, np.ndarray | None, Geometry, tuple[int, int]]:
