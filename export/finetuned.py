@@ -17,11 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from export import card as cards, convert
-from export.multitask import contract_model, verification_items, verify
-from export.pipeline import OOD_TRAIN_IMAGES
-from gui.core.model import session_options
-from training import calibrate, catalogue, finetune as ft, front
-from training import multitask as mt
+from export.multitask import contract_model, draft_and_verify, ood_statistics
+from training import finetune as ft, front
 from training import split as splits
 
 SHIPPED_FOLD = "in-distribution"
@@ -38,8 +35,6 @@ def build_keras(weights: str, fold_weights: Path, temperature: float):
 
 def export_finetuned(run_dir: str, out: str, weights: str, name: str = "Tumour model (MobileNetV2, fine-tuned multi-task)",
                      version: str = "3.0.0", seed: int = 0) -> dict:
-    import onnxruntime as ort
-
     run = Path(run_dir)
     choice = json.loads((run / "choice.json").read_text())
     metrics = json.loads((run / SHIPPED_FOLD / "metrics.json").read_text())
@@ -50,25 +45,15 @@ def export_finetuned(run_dir: str, out: str, weights: str, name: str = "Tumour m
     t0 = time.time()
     model, trainable, head = build_keras(weights, run / SHIPPED_FOLD / f"epoch-{choice['epoch']}.weights.h5",
                                          metrics["temperature"])
-    parts = catalogue.fold(doc, None)
     mm, meta = front.load(config["front_dir"])
     f0 = mm[0]
-    tg = mt.targets(doc)
     rng = np.random.default_rng(seed)
-    pick = np.sort(rng.permutation(parts["train"])[:OOD_TRAIN_IMAGES])
-    train_emb = ft.predict(trainable, np.asarray(f0[pick]))["embedding"]
-    val_emb = ft.predict(trainable, np.asarray(f0[parts["val"]]))["embedding"]
-    ood = calibrate.fit_ood(train_emb, tg["y"][pick], val_emb)
+    ood = ood_statistics(doc, lambda idx: ft.predict(trainable, np.asarray(f0[idx]))["embedding"], rng)
     out_path = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
-        draft = Path(tmp) / "draft.onnx"
-        convert.to_onnx(model, draft)
-        session = ort.InferenceSession(str(draft), sess_options=session_options(), providers=["CPUExecutionProvider"])
-        idx = verification_items(doc, parts["test"], rng)
-        cached = ft.predict(trainable, np.asarray(f0[idx]), metrics["temperature"])["probabilities"]
-        report = verify(session, model, doc, idx, cached, head.get_layer("logits").get_weights()[1],
-                        metrics["temperature"], meta)
-        report["opset"] = convert.OPSET
+        draft, report = draft_and_verify(
+            model, Path(tmp), doc, rng, lambda idx: ft.predict(trainable, np.asarray(f0[idx]), metrics["temperature"])
+            ["probabilities"], head.get_layer("logits").get_weights()[1], metrics["temperature"], meta)
         card_config = {**frozen, "arch": ARCH, "parameters": int(model.count_params()),
                        "method": {**frozen["method"], "fine_tuning": config,
                                   "views": "as read + the families of training/views.py, one drawn per image and epoch"}}

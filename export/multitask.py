@@ -65,10 +65,31 @@ def contract_model(inputs, out: dict, head, temperature: float, heat_key: str = 
     return model
 
 
-def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour model (MobileNetV2, multi-task)",
-                     version: str = "2.0.0", seed: int = 0) -> dict:
+def ood_statistics(doc: dict, embed, rng: np.random.Generator) -> dict:
+    """The card's out-of-distribution statistics: ``embed(indices)`` of up to OOD_TRAIN_IMAGES
+    in-distribution training images and of the validation part, as the figures' pipeline computes them."""
+    parts = catalogue.fold(doc, None)
+    pick = np.sort(rng.permutation(parts["train"])[:OOD_TRAIN_IMAGES])
+    return calibrate.fit_ood(embed(pick), mt.targets(doc)["y"][pick], embed(parts["val"]))
+
+
+def draft_and_verify(model, tmp: Path, doc: dict, rng: np.random.Generator, cached, bias: np.ndarray,
+                     temperature: float, meta: dict) -> tuple[Path, dict]:
+    """Convert ``model`` to ``tmp/draft.onnx`` and run ``verify`` on in-distribution test images;
+    ``cached(indices)`` gives the probabilities the figures were measured with."""
     import onnxruntime as ort
 
+    draft = tmp / "draft.onnx"
+    convert.to_onnx(model, draft)
+    session = ort.InferenceSession(str(draft), sess_options=session_options(), providers=["CPUExecutionProvider"])
+    idx = verification_items(doc, catalogue.fold(doc, None)["test"], rng)
+    report = verify(session, model, doc, idx, cached(idx), bias, temperature, meta)
+    report["opset"] = convert.OPSET
+    return draft, report
+
+
+def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour model (MobileNetV2, multi-task)",
+                     version: str = "2.0.0", seed: int = 0) -> dict:
     run = Path(run_dir)
     fold_dir = run / SHIPPED_FOLD
     config = json.loads((run / "config.json").read_text())
@@ -79,24 +100,14 @@ def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour m
     head.load_weights(fold_dir / "head.weights.h5")
     t0 = time.time()
     model = build_keras(head, weights, metrics["temperature"])
-    parts = catalogue.fold(doc, None)
     f0, meta = feats.load(config["features"], 0)
-    tg = mt.targets(doc)
     rng = np.random.default_rng(seed)
-    pick = np.sort(rng.permutation(parts["train"])[:OOD_TRAIN_IMAGES])
-    train_emb = mt.predict(head, np.asarray(f0[pick]))["embedding"]
-    val_emb = mt.predict(head, np.asarray(f0[parts["val"]]))["embedding"]
-    ood = calibrate.fit_ood(train_emb, tg["y"][pick], val_emb)
+    ood = ood_statistics(doc, lambda idx: mt.predict(head, np.asarray(f0[idx]))["embedding"], rng)
     out_path = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
-        draft = Path(tmp) / "draft.onnx"
-        convert.to_onnx(model, draft)
-        session = ort.InferenceSession(str(draft), sess_options=session_options(), providers=["CPUExecutionProvider"])
-        idx = verification_items(doc, parts["test"], rng)
-        cached = mt.predict(head, np.asarray(f0[idx]), metrics["temperature"])["probabilities"]
-        report = verify(session, model, doc, idx, cached, head.get_layer("logits").get_weights()[1],
-                        metrics["temperature"], meta)
-        report["opset"] = convert.OPSET
+        draft, report = draft_and_verify(
+            model, Path(tmp), doc, rng, lambda idx: mt.predict(head, np.asarray(f0[idx]), metrics["temperature"])
+            ["probabilities"], head.get_layer("logits").get_weights()[1], metrics["temperature"], meta)
         caution_file = run / "caution.json"
         caution = json.loads(caution_file.read_text()) if caution_file.exists() else None
         series_file = run / "series.json"
