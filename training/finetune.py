@@ -210,19 +210,8 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
     @tf.function(reduce_retracing=True)
     def step(x, y, t, w, target, cell_w, mil_w):
         with tf.GradientTape() as tape:
-            o = model(x, training=True)
-            ce = keras.losses.sparse_categorical_crossentropy(y, o["logits"], from_logits=True)
-            det = tf.reduce_sum(w * ce) / tf.reduce_sum(w)
-            known = tf.cast(t >= 0, tf.float32) * w
-            tce = keras.losses.sparse_categorical_crossentropy(tf.maximum(t, 0), o["type_logits"], from_logits=True)
-            typ = tf.reduce_sum(known * tce) / tf.maximum(tf.reduce_sum(known), 1.0)
-            hl = o["heat14_logits"][..., 0]
-            bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=hl)
-            cell = tf.reduce_sum(cell_w * w * tf.reduce_mean(bce, axis=[1, 2])) / tf.maximum(tf.reduce_sum(cell_w * w), 1.0)
-            peak = tf.reduce_max(hl, axis=[1, 2])
-            mil = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(peak), logits=peak)
-            mil = tf.reduce_sum(mil_w * w * mil) / tf.maximum(tf.reduce_sum(mil_w * w), 1.0)
-            total = det + 0.5 * typ + cell + 0.5 * mil
+            det, typ, heat = mt.losses(model(x, training=True), y, t, w, target, cell_w, mil_w, "heat14_logits")
+            total = det + 0.5 * typ + heat
         variables = body_vars + head_vars
         grads = tape.gradient(total, variables)
         nb = len(body_vars)
@@ -231,7 +220,7 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
         rest = list(zip(grads[nb:], head_vars))
         opt_head.apply_gradients([(g, v) for g, v in rest if id(v) not in heat_ids])
         opt_heat.apply_gradients([(g, v) for g, v in rest if id(v) in heat_ids])
-        return det, typ, cell
+        return det, typ, heat
 
     rng = np.random.default_rng([seed, start])
     for epoch in range(start + 1, epochs + 1):
@@ -244,11 +233,7 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
             v = _view_choice(meta, families, idx, in_train, rng)
             y = meta["label"][v, idx].astype(np.int64)
             t = np.where(y == 1, meta["type"][v, idx], -1).astype(np.int64)
-            m = meta["mask14"][v, idx].astype(np.float32)
-            has = ~np.isnan(m[:, 0, 0])
-            target = np.where(has[:, None, None], np.clip(np.nan_to_num(m) / mt.MASK_SATURATION, 0, 1), 0).astype(np.float32)
-            cell_w = (has | (y == 0)).astype(np.float32)
-            mil_w = (~has & (y == 1)).astype(np.float32)
+            target, cell_w, mil_w = mt.heat_targets(meta["mask14"][v, idx].astype(np.float32), y)
             parts_loss = step(data[v, idx].astype(np.float32), y, t, w_train[pos], target, cell_w, mil_w)
             sums += np.array([float(p) for p in parts_loss]) * len(idx)
         m = score(model, doc, tg, f0, parts, meta, levels, epoch, folder, heatmaps=True)

@@ -76,6 +76,35 @@ def balance_weights(y: np.ndarray, source: np.ndarray, idx: np.ndarray, power: f
     return (w / w.mean()).astype(np.float32)
 
 
+def heat_targets(m: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-location targets from mask grids ``m`` (NaN: no mask) and labels ``y``, and the weights
+    of the two heatmap losses: every cell where it is known, the hottest cell where only "tumour" is."""
+    has_mask = ~np.isnan(m[:, 0, 0])
+    target = np.where(has_mask[:, None, None], np.clip(np.nan_to_num(m) / MASK_SATURATION, 0, 1), 0.0)
+    cell_w = (has_mask | (y == 0)).astype(np.float32)  # masked, or tumour-free: every cell known
+    mil_w = ((~has_mask) & (y == 1)).astype(np.float32)  # a tumour somewhere, no mask
+    return target.astype(np.float32), cell_w, mil_w
+
+
+def losses(out, y, t, w, target, cell_w, mil_w, heat_key: str = "heat_logits"):
+    """Detector, type and heatmap losses of a batch (weighted by ``w``), the map's logits at ``heat_key``."""
+    import keras
+    import tensorflow as tf
+
+    ce = keras.losses.sparse_categorical_crossentropy(y, out["logits"], from_logits=True)
+    det = tf.reduce_sum(w * ce) / tf.reduce_sum(w)
+    known = tf.cast(t >= 0, tf.float32) * w
+    tce = keras.losses.sparse_categorical_crossentropy(tf.maximum(t, 0), out["type_logits"], from_logits=True)
+    typ = tf.reduce_sum(known * tce) / tf.maximum(tf.reduce_sum(known), 1.0)
+    hl = out[heat_key][..., 0]
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=hl)
+    cell = tf.reduce_sum(cell_w * w * tf.reduce_mean(bce, axis=[1, 2])) / tf.maximum(tf.reduce_sum(cell_w * w), 1.0)
+    peak = tf.reduce_max(hl, axis=[1, 2])
+    mil = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(peak), logits=peak)
+    mil = tf.reduce_sum(mil_w * w * mil) / tf.maximum(tf.reduce_sum(mil_w * w), 1.0)
+    return det, typ, cell + 0.5 * mil
+
+
 def fit(views: list[np.ndarray], masks: list[np.ndarray], tg: dict, train_idx: np.ndarray, val_idx: np.ndarray,
         epochs: int = 20, batch: int = 128, lr: float = 1e-3, patience: int = 4, seed: int = 0,
         log: Path | None = None, balance_power: float = 0.5):
@@ -88,27 +117,6 @@ def fit(views: list[np.ndarray], masks: list[np.ndarray], tg: dict, train_idx: n
     w_train = balance_weights(tg["y"], tg["source"], train_idx, balance_power)
     w_val = balance_weights(tg["y"], tg["source"], val_idx, balance_power)
     rng = np.random.default_rng(seed)
-
-    def heat_targets(m: np.ndarray, y: np.ndarray):
-        has_mask = ~np.isnan(m[:, 0, 0])
-        target = np.where(has_mask[:, None, None], np.clip(np.nan_to_num(m) / MASK_SATURATION, 0, 1), 0.0)
-        cell_w = (has_mask | (y == 0)).astype(np.float32)  # masked, or tumour-free: every cell known
-        mil_w = ((~has_mask) & (y == 1)).astype(np.float32)  # a tumour somewhere, no mask
-        return target.astype(np.float32), cell_w, mil_w
-
-    def losses(out, y, t, w, target, cell_w, mil_w):
-        ce = keras.losses.sparse_categorical_crossentropy(y, out["logits"], from_logits=True)
-        det = tf.reduce_sum(w * ce) / tf.reduce_sum(w)
-        known = tf.cast(t >= 0, tf.float32) * w
-        tce = keras.losses.sparse_categorical_crossentropy(tf.maximum(t, 0), out["type_logits"], from_logits=True)
-        typ = tf.reduce_sum(known * tce) / tf.maximum(tf.reduce_sum(known), 1.0)
-        hl = out["heat_logits"][..., 0]
-        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=hl)
-        cell = tf.reduce_sum(cell_w * w * tf.reduce_mean(bce, axis=[1, 2])) / tf.maximum(tf.reduce_sum(cell_w * w), 1.0)
-        peak = tf.reduce_max(hl, axis=[1, 2])
-        mil = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(peak), logits=peak)
-        mil = tf.reduce_sum(mil_w * w * mil) / tf.maximum(tf.reduce_sum(mil_w * w), 1.0)
-        return det, typ, cell + 0.5 * mil
 
     @tf.function(reduce_retracing=True)
     def step(x, y, t, w, target, cell_w, mil_w):
