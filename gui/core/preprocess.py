@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from gui.core.display import grey_to_rgb, window_to_uint8
+from gui.core.display import grey_to_rgb
+from gui.core.grey_stats import FloatGrey, counted_percentiles, grey_of
 
 #: ``pad-resize``: pad to a centred black square, resize. ``brain-crop-v1``: crop a square around
 #: the head, standardise its grey levels (see :func:`brain_crop`).
@@ -126,17 +127,19 @@ _FOREGROUND_SHARE = 0.12
 _CROP_MARGIN = 0.06
 
 
-def head_box(small: np.ndarray, step: int = 1) -> tuple[int, int, int, int] | None:
-    """Bounding box ``(top, left, bottom, right)`` of the head, or None if unclear, from ``small``: the
-    frame's grey levels at every ``step``-th pixel (about 256 px across is plenty).
+def head_box(grey: FloatGrey, step: int = 1) -> tuple[int, int, int, int] | None:
+    """Bounding box ``(top, left, bottom, right)`` of the head, or None if unclear, from the frame's
+    grey levels at every ``step``-th pixel (about 256 px across is plenty).
 
     The 1st and 99th percentiles of the foreground's coordinates, not its extremes: specks and small
     burnt-in markers in a corner must not widen the box.
     """
-    low, high = np.percentile(small, [2, 99])
+    every = slice(None, None, step)
+    low, high = grey.percentile(every, every, [2, 99])
     if high - low < 8:
         return None
-    foreground = small > low + _FOREGROUND_SHARE * (high - low)
+    small = grey.sample(every, every)
+    foreground = grey.above(small, low + _FOREGROUND_SHARE * (high - low))
     rows = np.count_nonzero(foreground, axis=1)
     if rows.sum() < 0.01 * small.size:
         return None
@@ -145,38 +148,11 @@ def head_box(small: np.ndarray, step: int = 1) -> tuple[int, int, int, int] | No
     return int(top * step), int(left * step), int(bottom * step) + step, int(right * step) + step
 
 
-def counted_percentiles(counts: np.ndarray, qs: tuple[float, ...]) -> list[float]:
-    """``np.percentile`` (linear) of the coordinates a foreground mask has ``counts[i]`` of at ``i``,
-    bit for bit, from the counts alone: a frame's foreground coordinates never need listing
-    (``np.nonzero``) or partitioning, which was a fifth of a frame's preparation time."""
-    ends = np.cumsum(counts)
-    n = int(ends[-1])
-    out = []
-    for q in qs:
-        virtual = (n - 1) * (q / 100.0)
-        lo = int(np.floor(virtual))
-        a, b = (float(np.searchsorted(ends, k, side="right")) for k in (lo, min(lo + 1, n - 1)))
-        t = virtual - lo  # numpy's _lerp, which computes from the upper end when t >= 0.5
-        out.append(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
-    return out
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    """The channel mean in float32, bit for bit ``rgb.mean(axis=2, dtype=float32)`` (the integer sum
-    of three bytes is exact), without numpy's slow reduction over a 3-long axis."""
-    if image.ndim == 2:
-        return image.astype(np.float32)
-    total = image[..., 0].astype(np.uint16)
-    total += image[..., 1]
-    total += image[..., 2]
-    return total.astype(np.float32) / np.float32(3)
-
-
-def _head_square(grey, h: int, w: int):
+def _head_square(grey: FloatGrey, h: int, w: int):
     """The head box (None if unclear), the box used (the whole frame without a head) and the square
-    crop around it with its margin: the brain crop's framing, from ``grey(rows, cols)``."""
+    crop around it with its margin: the brain crop's framing."""
     step = max(1, max(h, w) // 256)
-    box = head_box(grey(slice(None, None, step), slice(None, None, step)), step)
+    box = head_box(grey, step)
     top, left, bottom, right = box if box is not None else (0, 0, h, w)
     side = int(round(max(bottom - top, right - left) * (1 + 2 * _CROP_MARGIN))) if box else max(h, w)
     side = max(side, 8)
@@ -186,7 +162,7 @@ def _head_square(grey, h: int, w: int):
 def crop_side(image: np.ndarray) -> int:
     """The side, in ``image`` pixels, of the square the brain crop would cut from it."""
     h, w = image.shape[:2]
-    return _head_square(lambda rows, cols: _grey(image[rows, cols]), h, w)[2].side
+    return _head_square(grey_of(image), h, w)[2].side
 
 
 def brain_crop(image: np.ndarray, size: int) -> ModelInput:
@@ -198,24 +174,21 @@ def brain_crop(image: np.ndarray, size: int) -> ModelInput:
     the frame's 1st percentile (background) -> 0 and the head's 99.5th percentile -> 255.
     A frame with no clear head falls back to the whole frame. Statistics come from subsampled
     pixels and only the cropped part of the frame is converted, so a large scan costs little more
-    than a small one.
+    than a small one; an 8-bit frame is read through exact look-up tables (``gui.core.grey_stats``).
     """
     h, w = image.shape[:2]
-    full = _grey(image) if h * w <= 1 << 20 else None  # small frames: one conversion serves every step
-
-    def grey(rows: slice, cols: slice) -> np.ndarray:
-        return full[rows, cols] if full is not None else _grey(image[rows, cols])
-
+    grey = grey_of(image)
     box, (top, left, bottom, right), g = _head_square(grey, h, w)
     side = g.side
     rows, cols = slice(max(top, 0), bottom), slice(max(left, 0), right)
     step = max(1, max(len(range(h)[rows]), len(range(w)[cols])) // 256)
-    low = float(np.percentile(grey(slice(None, None, step), slice(None, None, step)), 1))
-    region = grey(slice(rows.start, rows.stop, step), slice(cols.start, cols.stop, step))
-    high = float(np.percentile(region, 99.5)) if region.size else low
+    every = slice(None, None, step)
+    low = float(grey.percentile(every, every, 1))
+    rows, cols = slice(rows.start, rows.stop, step), slice(cols.start, cols.stop, step)
+    high = float(grey.percentile(rows, cols, 99.5)) if len(range(h)[rows]) * len(range(w)[cols]) else low
     y0, x0 = max(g.top, 0), max(g.left, 0)
-    part = grey(slice(y0, min(g.top + side, h)), slice(x0, min(g.left + side, w)))
-    grey8 = window_to_uint8(part, low, high) if high > low else np.zeros(part.shape, np.uint8)
+    part = grey.sample(slice(y0, min(g.top + side, h)), slice(x0, min(g.left + side, w)))
+    grey8 = grey.to_uint8(part, low, high) if high > low else np.zeros(part.shape, np.uint8)
     pixels = crop_resize(grey8, Geometry(g.top - y0, g.left - x0, side), size)
     return ModelInput(grey_to_rgb(pixels), g, head_found=box is not None)
 
