@@ -1,6 +1,6 @@
-"""``mri-classifier``: the entry point. ``classify ...`` and ``merge ...`` run the Qt-free headless
-commands (``gui.core.cli``, ``gui.core.merge``); anything else opens the window (``gui.app``), which
-is only imported then."""
+"""``mri-classifier``: the entry point. ``classify``, ``merge``, ``watch``, ``listen`` and ``tune`` run the
+Qt-free headless commands (``gui.core``); anything else opens the window (``gui.app``), which is only
+imported then."""
 
 from __future__ import annotations
 
@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         from gui.core.watch import watch_main
 
         return watch_main(argv[1:])
+    if argv and argv[0] == "tune":
+        from gui.core.tuning import tune_main
+
+        return tune_main(argv[1:])
     if argv and argv[0] == "listen":
         from gui.core.listen import listen_main
 

@@ -99,3 +99,13 @@ def small_schedules(monkeypatch):
     monkeypatch.setitem(train_mod.SCHEDULES, "cnn", [dict(epochs=1, lr=1e-3, unfreeze=None)])
     monkeypatch.setitem(train_mod.SCHEDULES, "mobilenetv2",
                         [dict(epochs=1, lr=1e-3, unfreeze=None), dict(epochs=1, lr=1e-5, unfreeze=16)])
+
+
+@pytest.fixture(autouse=True)
+def no_engine_timing_runs(monkeypatch):
+    """A first long batch times the engine's layouts once per machine (``gui.core.tuning``); tests run
+    long batches with stand-in models and gated classifiers, so in-process they use the core-count rule
+    (tests/test_tuning.py times the layouts on purpose)."""
+    from gui.core import tuning
+
+    monkeypatch.setattr(tuning, "MEASURE_FROM", 10**9)

@@ -22,6 +22,7 @@ from gui.core.classifier import (  # noqa: E402
 from gui.core.model import load_model  # noqa: E402
 from gui.core.readers import open_scan  # noqa: E402
 from gui.core.result import Result  # noqa: E402
+from gui.core.tuning import EngineSettings  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
 
@@ -58,7 +59,7 @@ def test_stream_keeps_order_and_reports_bad_files(models, folder):
     clf = Classifier(models)
     files = list(stream.collect_files([folder], recursive=True))
     assert [f.name for f in files] == ["bright.png", "broken.jpg", "dark.jpg", "red.jpg"]
-    results = list(stream.classify_files(files, clf, batch_size=2))
+    results = list(stream.classify_files(files, clf, engine=EngineSettings(batch=2)))
     assert [Path(r.path).name for r in results] == [f.name for f in files]
     broken = results[1]
     assert broken.status == "error" and "damaged" in broken.error and broken.prediction == ""
@@ -68,7 +69,7 @@ def test_stream_keeps_order_and_reports_bad_files(models, folder):
 def test_cancel_stops_between_batches(models, folder):
     files = [folder / "bright.png"] * 40
     seen = []
-    for r in stream.classify_files(files, Classifier(models), batch_size=4,
+    for r in stream.classify_files(files, Classifier(models), engine=EngineSettings(batch=4),
                                    should_cancel=lambda: len(seen) >= 8):
         seen.append(r)
     assert 8 <= len(seen) < 40

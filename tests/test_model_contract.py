@@ -13,6 +13,7 @@ from gui.core import cli, stream
 from gui.core.classifier import OOD_MESSAGE, Classifier
 from gui.core.model import ModelContractError, load_model
 from gui.core.ood import encode_array
+from gui.core.tuning import EngineSettings
 from tests.onnx_factory import make_card, make_contract_model
 
 
@@ -38,8 +39,8 @@ def test_a_graph_with_a_fixed_batch_of_one_runs_every_file(tmp_path, scans):
     free = load_model(make_contract_model(tmp_path / "bn.onnx"))
     assert fixed.fixed_batch == 1 and free.fixed_batch is None
     files = sorted(scans.iterdir())
-    got = list(stream.classify_files(files, Classifier([fixed]), batch_size=4))
-    want = list(stream.classify_files(files, Classifier([free]), batch_size=4))
+    got = list(stream.classify_files(files, Classifier([fixed]), engine=EngineSettings(batch=4)))
+    want = list(stream.classify_files(files, Classifier([free]), engine=EngineSettings(batch=4)))
     assert all(r.ok for r in got) and len(got) == 5
     assert [r.tumor_probability for r in got] == pytest.approx([r.tumor_probability for r in want], abs=1e-6)
 

@@ -16,6 +16,7 @@ from gui.core import cli, csvout, stream  # noqa: E402
 from gui.core.classifier import Classifier
 from gui.core.model import ModelContractError, load_model  # noqa: E402
 from gui.core.readers import ImageReadError, read_image
+from gui.core.tuning import EngineSettings
 from tests.hostile_factory import block_network, digest_tree, hostile_corpus, png_bytes  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
@@ -31,7 +32,7 @@ def test_hostile_corpus_gives_a_row_each_and_the_batch_goes_on(tmp_path, classif
     expect = hostile_corpus(corpus)
     os.symlink(corpus, corpus / "loop")  # a symlink loop inside the batch folder
     files = sorted(corpus.iterdir())
-    results = {Path(r.path).name: r for r in stream.classify_files(files, classifier, batch_size=4)}
+    results = {Path(r.path).name: r for r in stream.classify_files(files, classifier, engine=EngineSettings(batch=4))}
     assert set(expect) <= set(results)
     for name, status in expect.items():
         r = results[name]
@@ -69,7 +70,7 @@ def test_ten_thousand_tiny_files(tmp_path, classifier):
         (folder / f"f{i:05d}.png").write_bytes(data)
     (folder / "f05000.png").write_bytes(b"broken")
     n = failed = 0
-    for r in stream.classify_files(stream.collect_files([folder]), classifier, batch_size=64):
+    for r in stream.classify_files(stream.collect_files([folder]), classifier, engine=EngineSettings(batch=64)):
         n += 1
         failed += not r.ok
     assert (n, failed) == (10_000, 1)

@@ -298,6 +298,7 @@ class BatchPanel(QWidget):
 
         s = worker.signals
         s.started.connect(current(self._on_started))
+        s.note.connect(current(self.status.setText))
         s.results.connect(current(self.table_model.extend))
         s.progress.connect(current(self._on_progress))
         s.finished.connect(current(self._on_finished))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, Signal
 
-from gui.core import csvout, stream
+from gui.core import csvout, stream, tuning
 from gui.core.classifier import Classifier
 from gui.core.names import display_path
 from gui.core.overlay import overlay_label, result_frame, save_overlay_png
@@ -60,6 +60,7 @@ class OpenWorker(QRunnable):
 
 class BatchSignals(QObject):
     started = Signal(int)  # total files
+    note = Signal(str)  # what the worker is doing before the first result (timing the engine once)
     results = Signal(list)  # list[Result], one batch at a time (not one signal per file)
     progress = Signal(int, int, float)  # done, total, elapsed seconds
     finished = Signal(bool)  # cancelled?
@@ -86,9 +87,12 @@ class BatchWorker(QRunnable):
         try:
             files = list(stream.collect_files(self.paths, recursive=self.recursive))
             self.signals.started.emit(len(files))
+            # A first long batch on this machine times the engine's layouts once (a few seconds), said on screen.
+            engine = tuning.engine_settings(self.classifier, len(files),
+                                            lambda msg: self.signals.note.emit(msg.capitalize() + "…"))
             t0 = time.perf_counter()
             pending, done, last_emit = [], 0, 0.0
-            for r in stream.classify_files(files, self.classifier, with_heat=True,
+            for r in stream.classify_files(files, self.classifier, engine, with_heat=True,
                                             should_cancel=self._cancel.is_set):
                 pending.append(r)
                 done += 1
@@ -211,8 +215,8 @@ class StudyWorker(QRunnable):
 
     def run(self) -> None:
         try:
-            for r in stream.classify_files([self.scan], self.classifier, should_cancel=self._cancel.is_set,
-                                           on_slices=self._on_slices):
+            for r in stream.classify_files([self.scan], self.classifier, tuning.engine_settings(self.classifier),
+                                           should_cancel=self._cancel.is_set, on_slices=self._on_slices):
                 self.signals.done.emit(self.task, r)
         except Exception as exc:  # a study that cannot be scored is a message, never a lost window
             self.signals.failed.emit(self.task, f"{exc}")

@@ -103,11 +103,12 @@ class Classifier:
         return {key: model_input_scaled(image, scale, *key) for key in self.input_keys}
 
     def classify_batch(self, inputs: Sequence[dict[InputKey, ModelInput]], paths: Sequence[str],
-                       with_heat: bool = False) -> list[Result]:
-        """Classify fitted images (one ``fit`` result per path)."""
+                       with_heat: bool = False, threads: int | None = None) -> list[Result]:
+        """Classify fitted images (one ``fit`` result per path) on sessions with ``threads`` intra-op
+        threads (None: each model's own; see ``Model.session_for``)."""
         t0 = time.perf_counter()
         preds = {id(m): m.predict(np.stack([x[(m.input_size, m.preprocessing)].pixels for x in inputs])
-                                  .astype(np.float32)) for m in self.models}
+                                  .astype(np.float32), threads) for m in self.models}
         per_image = (time.perf_counter() - t0) / max(len(paths), 1)
         det = preds[id(self.detector)]
         p_tumor = self.detector.tumor_probability(det.probabilities)

@@ -7,6 +7,7 @@ Exit codes of ``classify``: 0 every file classified, 1 some files failed, 2 bad 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -14,7 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
-from gui.core import archive, csvout, stream
+from gui.core import archive, csvout, stream, tuning
 from gui.core.classifier import Classifier
 from gui.core.logs import attach_log_file, log
 from gui.core.model import ModelContractError, load_model
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "modification time) are taken from its journal, the rest classified")
     p.add_argument("--shard", metavar="K/N", help="classify only shard K of N (an array job): a stable hash of each "
                                                   "path relative to the folder given; a study's files stay together")
-    p.add_argument("--batch-size", type=int, default=16, help=argparse.SUPPRESS)
+    p.add_argument("--batch-size", type=int, default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -163,6 +164,9 @@ def _classify(args) -> int:
             probe.unlink()
         except OSError as exc:
             raise UsageError(f"cannot write heatmaps into {heat_dir} ({exc.strerror or exc})") from exc
+    engine = tuning.engine_settings(classifier, len(files), lambda msg: print(msg, file=sys.stderr))
+    if args.batch_size:
+        engine = dataclasses.replace(engine, batch=args.batch_size)
     progress = terminal_progress(len(files))  # before the CSV exists: its import takes a moment
     attach_log_file()
     log.info("classify %d file(s) from %s with %s into %s", len(files), ", ".join(map(display_path, args.paths)),
@@ -175,7 +179,7 @@ def _classify(args) -> int:
         csv_out.discard()
         raise
     try:
-        return _stream(args, classifier, files, csv_out, slices_out, progress, heat_dir)
+        return _stream(args, classifier, engine, files, csv_out, slices_out, progress, heat_dir)
     except BaseException:  # interrupted before the stream began, or worse: leave no temporary file
         csv_out.discard()
         if slices_out is not None:
@@ -192,7 +196,7 @@ def _open_csv(path: Path, columns: list[str], force: bool) -> csvout.AtomicCsv:
         raise UsageError(f"cannot write {path} ({exc.strerror or exc})") from exc
 
 
-def _stream(args, classifier: Classifier, files: list, csv_out: csvout.AtomicCsv,
+def _stream(args, classifier: Classifier, engine: tuning.EngineSettings, files: list, csv_out: csvout.AtomicCsv,
             slices_out: csvout.AtomicCsv | None, progress, heat_dir: Path | None) -> int:
     """Rows stream straight into the temporary CSV (memory stays flat however many files) and into
     the run's journal; Ctrl-C or SIGTERM ends the stream and the rows finished so far are still
@@ -208,8 +212,8 @@ def _stream(args, classifier: Classifier, files: list, csv_out: csvout.AtomicCsv
         journal.start(done.values())
     except OSError as exc:  # no room even for the journal: nothing was written yet
         return _write_failed(exc, csv_out, slices_out)
-    results = stream.classify_files([f for f, k in zip(files, keys) if k not in done], classifier,
-                                    batch_size=args.batch_size, with_heat=heat_dir is not None,
+    results = stream.classify_files([f for f, k in zip(files, keys) if k not in done], classifier, engine,
+                                    with_heat=heat_dir is not None,
                                     keep_frames=heat_dir is not None)
     try:
         for key in keys:

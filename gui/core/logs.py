@@ -10,12 +10,11 @@ DICOM patient fields never reach it: the reader does not read them.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from pathlib import Path
 
-ORGANISATION = "MRI Tumor Classifier"
-APPLICATION = "mri-classifier"
+from gui.core.userdirs import APPLICATION, ORGANISATION, data_dir
+
+__all__ = ["APPLICATION", "ORGANISATION", "LOG_NAME", "OneRecordPerLine", "attach_log_file", "log", "log_dir"]
 LOG_NAME = "mri-classifier.log"
 
 log = logging.getLogger("mri_classifier")
@@ -23,15 +22,7 @@ log = logging.getLogger("mri_classifier")
 
 def log_dir() -> Path:
     """The per-user log folder (created when missing)."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    folder = base / ORGANISATION / APPLICATION / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return data_dir("logs")
 
 
 class OneRecordPerLine(logging.Formatter):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,9 +62,13 @@ class Prediction:
 class Model:
     """A validated ONNX model and its session, sized for a desktop (no busy-spinning threads)."""
 
-    def __init__(self, path: Path, session, card: dict) -> None:
+    def __init__(self, path: Path, session, card: dict, threads: int | None = None) -> None:
         self.path = path
         self.session = session
+        #: The intra-op threads of ``session``; a batch layout may ask for other counts (:meth:`session_for`).
+        self.threads = threads
+        self._sessions = {threads: session}
+        self._sessions_lock = threading.Lock()
         self.card = card
         self.labels: list[str] = list(card["labels"])
         self.no_tumor_labels: list[str] = list(card["no_tumor_labels"])
@@ -102,17 +107,35 @@ class Model:
     def has_type_head(self) -> bool:
         return bool(self.type_labels)
 
-    def predict(self, images: np.ndarray) -> Prediction:
-        """Run a batch ``float32 [N, S, S, 3]`` (RGB 0-255, already fitted to the input size); a graph
-        whose batch dimension is fixed (say at 1) runs it in chunks of that size."""
+    def session_for(self, threads: int | None) -> object:
+        """A session of this model with ``threads`` intra-op threads (None: the loaded one). The batch
+        engine may run several single-threaded batches at once, which on 2 cores gets more images per
+        second than one batch spread over both (``gui.core.tuning``); the window keeps its own session
+        over every core for the lowest single-image latency. Made once, on first use; ONNX Runtime
+        sessions may be run from several threads at once."""
+        if threads is None or threads == self.threads:
+            return self.session
+        with self._sessions_lock:
+            if threads not in self._sessions:
+                import onnxruntime as ort
+
+                self._sessions[threads] = ort.InferenceSession(str(self.path), sess_options=session_options(threads),
+                                                               providers=["CPUExecutionProvider"])
+            return self._sessions[threads]
+
+    def predict(self, images: np.ndarray, threads: int | None = None) -> Prediction:
+        """Run a batch ``float32 [N, S, S, 3]`` (RGB 0-255, already fitted to the input size) on the
+        session with ``threads`` intra-op threads (:meth:`session_for`); a graph whose batch
+        dimension is fixed (say at 1) runs it in chunks of that size."""
         images = np.asarray(images, np.float32)
         names = list(OUTPUTS) + self.extra_outputs
+        session = self.session_for(threads)
         if self.fixed_batch is None or len(images) == self.fixed_batch:
-            outs = self.session.run(names, {INPUT: images})
+            outs = session.run(names, {INPUT: images})
         else:
             b, n = self.fixed_batch, len(images)
             padded = np.concatenate([images, np.zeros((-n % b,) + images.shape[1:], np.float32)])
-            chunks = [self.session.run(names, {INPUT: padded[s:s + b]}) for s in range(0, len(padded), b)]
+            chunks = [session.run(names, {INPUT: padded[s:s + b]}) for s in range(0, len(padded), b)]
             outs = [np.concatenate([c[k] for c in chunks])[:n] for k in range(len(names))]
         probs, cam, emb, *extra = outs
         named = dict(zip(self.extra_outputs, extra))
@@ -125,17 +148,25 @@ class Model:
 
 
 def session_options(threads: int | None = None):
-    """Desktop-friendly ONNX Runtime options: threads = cores, and no spinning when idle."""
+    """Desktop-friendly ONNX Runtime options: threads = cores unless given, and no spinning when idle."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
+    opts.intra_op_num_threads = threads or cpu_count()
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return opts
+
+
+def cpu_count() -> int:
+    """The cores this process may use (its affinity where the platform says, else every core)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def load_model(path: str | Path, threads: int | None = None) -> Model:
@@ -145,15 +176,16 @@ def load_model(path: str | Path, threads: int | None = None) -> Model:
     path = Path(path)
     if not path.is_file():
         raise ModelContractError(path, "model file not found")
+    opts = session_options(threads)
     try:
-        session = ort.InferenceSession(str(path), sess_options=session_options(threads),
+        session = ort.InferenceSession(str(path), sess_options=opts,
                                        providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelContractError(path, f"not a valid ONNX model ({first})") from exc
     card = validate_session(path, session)
     try:
-        model = Model(path, session, card)
+        model = Model(path, session, card, opts.intra_op_num_threads)
     except ValueError as exc:
         raise ModelContractError(path, f"the card's out-of-distribution statistics do not fit: {exc}") from exc
     smoke_test(model)

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from gui.core import study
+from gui.core import study, tuning
 from gui.core.classifier import Classifier
 from gui.core.readers import (
     IMAGE_SUFFIXES,
@@ -30,6 +30,7 @@ from gui.core.readers import (
     open_scan,
 )
 from gui.core.result import Result
+from gui.core.tuning import EngineSettings
 
 # ---------------------------------------------------------------- files
 
@@ -180,8 +181,7 @@ def _units(items: Iterable[Item], classifier: Classifier, pool: ThreadPoolExecut
 def classify_files(
     files: Iterable[Item],
     classifier: Classifier,
-    batch_size: int = 16,
-    decode_threads: int = 1,
+    engine: EngineSettings | None = None,
     with_heat: bool = False,
     keep_frames: bool = False,
     should_cancel: Callable[[], bool] | None = None,
@@ -189,11 +189,10 @@ def classify_files(
 ) -> Iterator[Result]:
     """Stream a result per file or study, in input order.
 
-    Decoding runs in a thread pool one batch ahead of inference (Pillow and ONNX Runtime
-    release the GIL) and images go to the models in batches. Measured on 2 cores with the
-    bundled pair on 224x224 JPEGs: batches of 16 are fastest (140 images/s; 8: 129, 32: 131)
-    and keep the peak memory at ~510 MB (32: 930 MB, ONNX Runtime's arena grows with the
-    batch); one decode thread beats decoding inline by ~4%, more only compete with inference.
+    ``engine`` lays the work on the cores (:mod:`gui.core.tuning`; default: the rule from the core
+    count): images decode in ``decode_threads`` threads, batches ahead of inference, while
+    ``inference_workers`` batches run at once (Pillow, numpy and ONNX Runtime release the GIL).
+    Every layout gives the same answers; only the speed differs.
 
     A study's slices go through the same batches as single images (a batch may hold slices of
     two studies and single files), so a slice costs what the same image would cost as its own
@@ -204,24 +203,26 @@ def classify_files(
     no row). ``keep_frames`` attaches each decoded frame to its result (a study: its key slice's)
     for heatmap export without decoding the file again.
     """
-    pending: deque[list[_Unit]] = deque()
-    pool = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
-    units = _units(files, classifier, pool, keep_frames)
+    engine = engine or tuning.rule()
+    pending: deque[tuple[list[_Unit], Future]] = deque()
+    decode = ThreadPoolExecutor(max_workers=engine.decode_threads, thread_name_prefix="decode")
+    infer = ThreadPoolExecutor(max_workers=engine.inference_workers, thread_name_prefix="infer")
+    units = _units(files, classifier, decode, keep_frames)
 
     def submit() -> None:
-        chunk = [u for _i, u in zip(range(batch_size), units)]
+        chunk = [u for _i, u in zip(range(engine.batch), units)]
         if chunk:
-            pending.append(chunk)
+            pending.append((chunk, infer.submit(_run_chunk, chunk, classifier, with_heat, engine.inference_threads)))
 
     try:
-        submit()
-        submit()  # keep one batch decoding ahead
+        for _k in range(engine.inference_workers + 1):  # every worker busy, and one batch decoding ahead
+            submit()
         while pending:
             if should_cancel is not None and should_cancel():
                 return
-            chunk = pending.popleft()
+            chunk, answered = pending.popleft()
+            answers = answered.result()
             submit()
-            answers = _run_chunk(chunk, classifier, with_heat)
             fresh: dict[int, tuple[_Study, list[Result]]] = {}
             for unit, r in zip(chunk, answers):
                 if unit.study is not None:
@@ -237,8 +238,9 @@ def classify_files(
                 elif unit.k == unit.study.scan.n_frames - 1:
                     yield _finish_study(unit.study, classifier, keep_frames)
     finally:
-        # Cancel and do not wait: an interrupted run must not sit behind a decode in flight.
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Cancel and do not wait: an interrupted run must not sit behind a decode or a batch in flight.
+        decode.shutdown(wait=False, cancel_futures=True)
+        infer.shutdown(wait=False, cancel_futures=True)
 
 
 def _finish_study(st: _Study, classifier: Classifier, keep_frame: bool) -> Result:
@@ -252,8 +254,9 @@ def _finish_study(st: _Study, classifier: Classifier, keep_frame: bool) -> Resul
     return r
 
 
-def _run_chunk(chunk: list[_Unit], classifier: Classifier, with_heat: bool) -> list[Result]:
-    """The chunk's answers, in order: error rows for what could not be read, the rest in one batch."""
+def _run_chunk(chunk: list[_Unit], classifier: Classifier, with_heat: bool, threads: int | None) -> list[Result]:
+    """The chunk's answers, in order: error rows for what could not be read, the rest in one batch on
+    sessions of ``threads`` intra-op threads. Runs in an inference worker."""
     ok, out = [], {}
     for i, unit in enumerate(chunk):
         try:
@@ -271,7 +274,8 @@ def _run_chunk(chunk: list[_Unit], classifier: Classifier, with_heat: bool) -> l
     if ok:
         try:
             results = classifier.classify_batch([f for *_x, f in ok], [p for _i, p, *_y in ok],
-                                                with_heat=with_heat or any(chunk[i].study is not None for i, *_z in ok))
+                                                with_heat=with_heat or any(chunk[i].study is not None for i, *_z in ok),
+                                                threads=threads)
         except Exception as exc:  # an inference failure marks the batch's files, the stream goes on
             results = [Result(path=p, status="error", error=f"inference failed: {exc}") for _i, p, *_y in ok]
         for (i, _p, frame, _f), r in zip(ok, results):

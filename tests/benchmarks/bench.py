@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,12 +26,14 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from gui.core import stream, tuning  # noqa: E402
 from gui.core.classifier import Classifier  # noqa: E402
 from gui.core.model import load_model  # noqa: E402
 from gui.core.overlay import blend, heat_to_frame  # noqa: E402
 from gui.core.preprocess import model_input  # noqa: E402
 from gui.core.readers import open_scan  # noqa: E402
 from gui.core.resources import bundled_models  # noqa: E402
+from gui.core.tuning import EngineSettings  # noqa: E402
 
 
 def files_of(folder: Path, n: int) -> list[Path]:
@@ -70,6 +73,7 @@ def naive(files: list[Path], models) -> float:
 
 
 def pure_inference(models, n: int = 256, batch: int = 16) -> float:
+    """Inference alone, one batch of ``batch`` at a time on the models' own sessions (every core)."""
     x = np.random.default_rng(0).integers(0, 256, (batch, 224, 224, 3)).astype(np.float32)
     for m in models:
         m.session.run(None, {"image": x})
@@ -77,6 +81,34 @@ def pure_inference(models, n: int = 256, batch: int = 16) -> float:
     for _ in range(n // batch):
         for m in models:
             m.session.run(None, {"image": x})
+    return n / (time.perf_counter() - t0)
+
+
+def pure_inference_layout(models, engine: EngineSettings, n: int = 256) -> float:
+    """Inference alone in the engine's layout: ``inference_workers`` batches at once, each on a
+    session of ``inference_threads`` threads (the compute limit of that layout)."""
+    x = np.random.default_rng(0).integers(0, 256, (engine.batch, 224, 224, 3)).astype(np.float32)
+
+    def run(k: int) -> None:
+        for _ in range(k):
+            for m in models:
+                m.predict(x, engine.inference_threads)
+
+    run(1)
+    per_worker = max(1, n // engine.batch // engine.inference_workers)
+    threads = [threading.Thread(target=run, args=(per_worker,)) for _ in range(engine.inference_workers)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return per_worker * engine.inference_workers * engine.batch / (time.perf_counter() - t0)
+
+
+def in_process(files: list[Path], classifier, engine: EngineSettings) -> float:
+    """The engine alone (no process start, no CSV): ``stream.classify_files`` in the kept layout."""
+    t0 = time.perf_counter()
+    n = sum(1 for _r in stream.classify_files(files, classifier, engine))
     return n / (time.perf_counter() - t0)
 
 
@@ -195,10 +227,16 @@ def main() -> None:
     files = files_of(folder, args.n)
     models = [load_model(m) for m in bundled_models()]
     classifier = Classifier(models)
+    engine = tuning.kept(classifier)
+    if engine is None:  # measured once, as the first long batch would, so no timing below includes it
+        engine, _rates = tuning.measure(classifier)
+        tuning.keep(classifier, engine, _rates)
     out = Path(tempfile.mkdtemp()) / "bench.csv"
     res: dict[str, float | None] = {}
-    res["pure inference, both models (img/s)"] = pure_inference(models)
+    res["pure inference, one batch of 16 over every core (img/s)"] = pure_inference(models)
+    res["pure inference, the engine's layout (img/s)"] = pure_inference_layout(models, engine)
     res["end-to-end `mri-classifier classify` (img/s)"] = end_to_end(files, out)
+    res["engine in process, no start-up or CSV (img/s)"] = in_process(files, classifier, engine)
     res["naive loop, same reader and crop, one image at a time (img/s)"] = naive(files, models)
     med, p95 = latency(files[:200], classifier)
     res["single-image latency median (ms)"] = med
@@ -209,12 +247,17 @@ def main() -> None:
     res["GUI event loop, longest stall, batch + 150-slice study (ms)"] = gui_max_stall(files[:300], study_volume(150))
     res["Keras model.predict, both models (img/s)"] = keras_predict(files)  # last: TensorFlow stays loaded
     e2e = res["end-to-end `mri-classifier classify` (img/s)"]
-    res["ratio end-to-end / pure inference"] = e2e / res["pure inference, both models (img/s)"]
+    pure = res["pure inference, one batch of 16 over every core (img/s)"]
+    limit = max(pure, res["pure inference, the engine's layout (img/s)"])
+    res["ratio end-to-end / pure inference (batch of 16)"] = e2e / pure
+    res["ratio end-to-end / the faster pure inference"] = e2e / limit
+    res["ratio engine in process / the faster pure inference"] = res["engine in process, no start-up or CSV (img/s)"] / limit
     res["ratio end-to-end / naive"] = e2e / res["naive loop, same reader and crop, one image at a time (img/s)"]
     if res["Keras model.predict, both models (img/s)"]:
         res["ratio end-to-end / Keras"] = e2e / res["Keras model.predict, both models (img/s)"]
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"Folder: {folder} ({len(files)} files sampled); models: {', '.join(m.name for m in models)}\n")
+    print(f"Folder: {folder} ({len(files)} files sampled); models: {', '.join(m.name for m in models)}")
+    print(f"Engine layout (kept for this machine): {engine.describe()}\n")
     print("| measure | value |\n|---|---|")
     for k, v in res.items():
         print(f"| {k} | {'n/a' if v is None else f'{v:.2f}'} |")

@@ -1,0 +1,112 @@
+"""The batch engine's layouts on the cores: same answers in every layout, measured once, kept, re-measured on change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("onnx")
+
+from gui.core import stream, tuning  # noqa: E402
+from gui.core.classifier import Classifier  # noqa: E402
+from gui.core.model import load_model  # noqa: E402
+from gui.core.tuning import EngineSettings  # noqa: E402
+from tests.onnx_factory import make_contract_model  # noqa: E402
+from tests.series_factory import write_nifti  # noqa: E402
+
+
+@pytest.fixture
+def classifier(tmp_path):
+    return Classifier([load_model(make_contract_model(tmp_path / "det.onnx", "binary"))])
+
+
+@pytest.fixture
+def settings_home(tmp_path, monkeypatch):
+    """A fresh per-user folder, and short timing runs."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(tuning, "_TIMING_IMAGES", 6)
+    return tmp_path / "home"
+
+
+def test_every_layout_gives_the_same_rows_in_the_same_order(classifier, tmp_path):
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(23):
+        path = tmp_path / f"s{i:02d}.{'png' if i % 2 else 'jpg'}"
+        Image.fromarray((rng.random((int(rng.integers(40, 300)), 90)) * (40 + 9 * i)).astype(np.uint8)).save(path)
+        items.append(path)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 damaged")
+    items.insert(5, tmp_path / "broken.jpg")
+    items.insert(9, write_nifti(tmp_path / "study.nii", (rng.random((7, 32, 32)) * 200).astype(np.uint8)))
+    rows = {}
+    for engine in [EngineSettings(batch=16), EngineSettings(batch=3, decode_threads=2, inference_workers=2, inference_threads=1),
+                   EngineSettings(batch=1, inference_workers=3, inference_threads=1)]:
+        rows[engine] = [classifier.row(r) for r in stream.classify_files(items, classifier, engine)]
+    first, *others = rows.values()
+    assert [Path(r["path"]).name for r in first] == [p.name for p in items]
+    assert first[5]["status"] == "error" and first[9]["n_slices"] == "7"
+    numbers = ("tumor_probability", "confidence", "p_tumor", "p_no_tumor")
+    for other in others:
+        for a, b in zip(first, other, strict=True):
+            assert {k: v for k, v in a.items() if k not in numbers} == {k: v for k, v in b.items() if k not in numbers}
+            # The same session and inputs; a batch of one may take another matrix kernel (last printed digit).
+            assert all(float(a[k] or 0) == pytest.approx(float(b[k] or 0), abs=2e-6) for k in numbers)
+
+
+def test_layouts_fit_the_cores_and_the_memory_bound():
+    assert tuning.layouts(1) == [EngineSettings(16, 1, 1, 1)]
+    assert tuning.rule(1) == EngineSettings(16, 1, 1, 1)
+    assert tuning.rule(2) == EngineSettings(8, 1, 2, 1)  # two single-threaded batches at once
+    for cores in (2, 3, 4, 8, 16, 64):
+        found = tuning.layouts(cores)
+        assert EngineSettings(16, 1, 1, cores) in found  # one batch over every core is always a candidate
+        for s in found:
+            assert s.batch * s.inference_workers <= 16  # images in flight: the memory bound
+            assert s.inference_workers * s.inference_threads <= cores
+    assert {s.decode_threads for s in tuning.layouts(8)} == {1, 2}
+
+
+def test_a_first_long_batch_measures_once_and_keeps_the_layout(classifier, settings_home, monkeypatch):
+    assert tuning.engine_settings(classifier, n_items=10) == tuning.rule()  # short: no measuring
+    assert not (settings_home / "MRI Tumor Classifier" / "mri-classifier" / tuning.SETTINGS_FILE).exists()
+    said = []
+    chosen = tuning.engine_settings(classifier, n_items=tuning.MEASURE_FROM, report=said.append)
+    assert chosen in tuning.layouts() and said and "once" in said[0]
+    kept = json.loads((settings_home / "MRI Tumor Classifier" / "mri-classifier" / tuning.SETTINGS_FILE).read_text())
+    [(key, entry)] = kept.items()
+    assert key == tuning.machine_key(classifier) and "cores" in key and "synthetic-binary" in key
+    assert set(entry["images_per_second"]) == {s.describe() for s in tuning.layouts()}
+    assert all(rate > 0 for rate in entry["images_per_second"].values())
+
+    def no_second_measurement(*_a, **_k):
+        raise AssertionError("measured twice")
+
+    monkeypatch.setattr(tuning, "measure", no_second_measurement)
+    assert tuning.engine_settings(classifier, n_items=10_000) == chosen
+    assert tuning.engine_settings(classifier, n_items=1) == chosen  # the kept layout serves short batches too
+
+
+def test_another_model_or_a_damaged_file_is_measured_again(classifier, settings_home, tmp_path):
+    tuning.keep(classifier, EngineSettings(16, 1, 1, 1), {"x": 1.0})
+    assert tuning.kept(classifier) == EngineSettings(16, 1, 1, 1)
+    other = Classifier([load_model(make_contract_model(tmp_path / "type.onnx", "tumor-type"))])
+    assert tuning.kept(other) is None
+    path = settings_home / "MRI Tumor Classifier" / "mri-classifier" / tuning.SETTINGS_FILE
+    data = json.loads(path.read_text())
+    data[tuning.machine_key(classifier)]["settings"]["batch"] = 0  # hand-edited nonsense
+    path.write_text(json.dumps(data))
+    assert tuning.kept(classifier) is None
+    path.write_text("{not json")
+    assert tuning.kept(classifier) is None and tuning.engine_settings(classifier, 3) == tuning.rule()
+
+
+def test_tune_command_prints_the_rates_and_keeps_the_fastest(settings_home, tmp_path, capsys):
+    model = make_contract_model(tmp_path / "det.onnx", "binary")
+    assert tuning.tune_main(["--model", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("images/s") == len(tuning.layouts()) and out.count("<- kept") == 1
+    assert tuning.kept(Classifier([load_model(model)])) is not None
