@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from gui.core.grey_stats import _MEANS, as_float, histogram_percentiles
+import pytest
+
+from gui.core.grey_stats import _MEANS, FloatGrey, as_float, histogram_percentiles
 from gui.core.preprocess import brain_crop
 
 
@@ -21,6 +23,28 @@ def test_histogram_percentiles_are_numpys_bit_for_bit():
             expected = np.asarray(np.percentile(_MEANS[codes], q))
             got = np.asarray(histogram_percentiles(counts, _MEANS, q))
             assert got.dtype == expected.dtype and np.array_equal(got, expected), (n, q, got, expected)
+
+
+def test_float_percentiles_share_partial_sorts_and_stay_numpys():
+    """Several percentiles of one sample, asked in any order, from one cached partial sort."""
+    rng = np.random.default_rng(11)
+    everything = slice(None)
+    for trial in range(400):
+        n = int(rng.integers(1, 3000))
+        values = (rng.random(n) * rng.choice([1, 300, 4000])).astype(np.float32)
+        if trial % 3 == 0:
+            values[: n // 2] = 0  # background ties
+        if trial % 7 == 0:
+            values[-1] = np.inf
+        grey = FloatGrey(values[None, :])
+        for q in rng.permutation([1, 99.5, 2.0, 50, 0, 100]).tolist() + [[2, 99], [1, 99.5]]:
+            q = q if isinstance(q, list) else (int(q) if float(q).is_integer() and trial % 2 else float(q))
+            with np.errstate(invalid="ignore"):  # inf - inf, as numpy meets it too
+                expected = np.asarray(np.percentile(values, q))
+                got = np.asarray(grey.percentile(everything, everything, q))
+            assert got.dtype == expected.dtype and np.array_equal(got, expected, equal_nan=True), (n, q, got, expected)
+    with_nan = FloatGrey(np.array([[1.0, np.nan, 3.0]], np.float32))
+    assert np.isnan(with_nan.percentile(everything, everything, 50))
 
 
 def _frames():
@@ -41,6 +65,19 @@ def _frames():
     yield edge
     yield np.zeros((64, 64, 3), np.uint8)  # blank: no head
     yield np.full((40, 40, 3), 200, np.uint8)
+
+
+def test_the_crop_is_numpys_for_8bit_and_float_frames(monkeypatch):
+    """Both fast paths against the crop computed with ``np.percentile`` itself."""
+    frames = list(_frames())
+    floats = [as_float(f) * np.float32(1.7) for f in frames]  # float frames above 255, as a study's scale gives
+    fast = [brain_crop(f, 224) for f in frames + floats]
+    monkeypatch.setattr(FloatGrey, "percentile", lambda self, rows, cols, q: np.percentile(self.sample(rows, cols), q))
+    monkeypatch.setattr("gui.core.preprocess.grey_of", FloatGrey)  # every frame through numpy
+    reference = [brain_crop(f, 224) for f in frames + floats]
+    for a, b in zip(fast, reference, strict=True):
+        assert a.geometry == b.geometry and a.head_found == b.head_found
+        assert np.array_equal(a.pixels, b.pixels)
 
 
 def test_an_8bit_frame_is_cropped_exactly_as_its_float_grey_levels():
