@@ -41,7 +41,7 @@ def stack(n: int | None = None, size: int = 96) -> tuple[np.ndarray, np.ndarray]
 def write_dicom_series(folder: Path, images: np.ndarray, uid: str | None = None, names: list[str] | None = None,
                        positions: list[float] | None = None, instance_numbers: list[int] | None = None,
                        series_number: int = 1, window: tuple[float, float] | None = None,
-                       description: str = "") -> list[Path]:
+                       description: str = "", transfer_syntax: str | None = None) -> list[Path]:
     """One single-frame MR file per slice, axial (ImageOrientationPatient 1,0,0,0,1,0), slice ``k`` at
     z = ``positions[k]`` (default 3 mm apart), 12-bit values ``16 * image``, with a VOI ``window``
     (centre, width) when given. A patient name is written so a test can check it never leaves the file."""
@@ -55,7 +55,7 @@ def write_dicom_series(folder: Path, images: np.ndarray, uid: str | None = None,
     for k, img in enumerate(images):
         ds = pydicom.Dataset()
         ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta.TransferSyntaxUID = transfer_syntax or ExplicitVRLittleEndian
         ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
         ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, ds.file_meta.MediaStorageSOPInstanceUID

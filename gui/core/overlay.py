@@ -13,6 +13,7 @@ from PIL import Image
 
 from gui.core.preprocess import Geometry
 from gui.core.readers import open_study, read_image
+from gui.core.readers.dicom_series import open_series
 from gui.core.result import Result
 
 #: Perceptually uniform colour maps (matplotlib's, sampled at 17 points; interpolated to 256).
@@ -115,8 +116,10 @@ def overlay_name(scan_name: str, k: int = 0) -> str:
 
 def result_frame(r: Result) -> np.ndarray:
     """The frame a batch row's heatmap belongs to, read again from its file (the batch keeps heatmaps,
-    not frames): a study's key slice, else the file's image. Raises ImageReadError when the file can
-    no longer be read."""
+    not frames): a study's key slice (of a DICOM series: the key slice's file alone, from the series
+    the batch found), else the file's image. Raises ImageReadError when the file can no longer be read."""
+    if r.series is not None:
+        return open_series(r.series, levels=r.levels).frame(r.max_slice)
     return open_study(r.path).frame(r.max_slice) if r.is_study else read_image(r.path)
 
 

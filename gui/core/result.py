@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gui.core.preprocess import Geometry
+
+if TYPE_CHECKING:
+    from gui.core.readers import DicomSeries
+    from gui.core.readers.levels import Levels
 
 #: How close to the decision threshold P(tumour) must be for a batch filter to call an answer
 #: uncertain whatever the caution says (0.35-0.65 around the usual 0.5).
@@ -44,6 +49,11 @@ class Result:
     slice: int | None = None  # a slice's own answer: its index in the study
     series_description: str = ""  # study only: a DICOM series' SeriesDescription, where present
     threshold: float = 0.5  # the decision threshold the answer was given at (the model card's; a study's rule's)
+    #: study only: the DICOM series' files in slice order, when the study was one, and the study's grey
+    #: scale: its thumbnail or heatmap export reads the key slice's file alone, not the folder's headers
+    #: and the sampled slices again
+    series: "DicomSeries | None" = field(default=None, repr=False)
+    levels: "Levels | None" = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -141,6 +141,7 @@ class _Study:
 
     path: str
     scan: Scan
+    series: DicomSeries | None = None
     slices: list[Result] = field(default_factory=list)
 
 
@@ -173,7 +174,7 @@ def _units(items: Iterable[Item], classifier: Classifier, pool: ThreadPoolExecut
         except Exception as exc:  # reported as this item's error row
             yield _Unit(str(path), _failed(exc))
             continue
-        st = _Study(str(path), scan)
+        st = _Study(str(path), scan, item if isinstance(item, DicomSeries) else None)
         for k in range(scan.n_frames):
             yield _Unit(str(path), pool.submit(decode_slice, scan, k, classifier, False), st, k)
 
@@ -246,6 +247,8 @@ def classify_files(
 def _finish_study(st: _Study, classifier: Classifier, keep_frame: bool) -> Result:
     r = study.summarise(st.path, st.slices, classifier.study_rule, st.scan.notes,
                         st.scan.info.get("series description", ""))
+    if st.series is not None:
+        r.series, r.levels = st.series, st.scan.known_levels
     if keep_frame and r.ok and r.max_slice is not None:
         try:
             r.frame = st.scan.frame(r.max_slice)

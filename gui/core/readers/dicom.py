@@ -39,12 +39,15 @@ def read_dataset(path: Path, stop_before_pixels: bool = False, specific_tags: li
     return ds
 
 
-def open_dicom(path: Path) -> Scan:
+def open_dicom(path: Path, deflate_checked: bool = False) -> Scan:
     """A DICOM file: grey frames as stored values (modality LUT applied) with the file's VOI for the
-    display; RGB, YBR (converted by pydicom) and PALETTE COLOR frames as colour pixels."""
+    display; RGB, YBR (converted by pydicom) and PALETTE COLOR frames as colour pixels.
+    ``deflate_checked``: the caller has already read this file's header and checked it is not a
+    deflated file (a series' slices), so its file meta is not read a second time."""
     from pydicom.pixels import apply_color_lut, apply_modality_lut
 
-    check_deflated(path)
+    if not deflate_checked:
+        check_deflated(path)
     ds = read_dataset(path)
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise ImageReadError(path, "DICOM file has no pixel data (it is not an image)")
@@ -184,6 +187,24 @@ def decode_failure(tsyntax, exc: Exception, bits_stored: int = 8) -> str:
                 "JPEG; install one of " + "; ".join(decoder.missing_dependencies))
     return (f"compressed DICOM ({name}) and no decoder for it is installed: install one of "
             + "; ".join(decoder.missing_dependencies))
+
+
+#: The Deflated Explicit VR Little Endian transfer syntax UID (pydicom's ``DeflatedExplicitVRLittleEndian``).
+DEFLATED_UID = "1.2.840.10008.1.2.1.99"
+
+
+def may_be_deflated(head: bytes) -> bool:
+    """Whether a DICOM file whose first bytes are ``head`` may be deflated: its transfer syntax names
+    deflate, or its file meta group does not end inside ``head`` (so the first bytes cannot tell). A
+    folder scan reads headers of many files, and a deflated header inflates whole when read."""
+    if DEFLATED_UID.encode() in head:
+        return True
+    if head[128:132] != b"DICM":
+        return False  # no file meta: a raw dataset cannot be deflated
+    if head[132:138] != b"\x02\x00\x00\x00UL":  # (0002,0000) group length, explicit VR, first
+        return True
+    meta_end = 132 + 12 + int.from_bytes(head[140:144], "little")
+    return meta_end > len(head)
 
 
 def check_deflated(path: Path) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gui.core.readers.dicom import open_dicom, read_dataset
+from gui.core.readers.dicom import DEFLATED_UID, check_deflated, may_be_deflated, open_dicom, read_dataset
+from gui.core.readers.levels import Levels
 from gui.core.readers.orientation import DisplayPlan, lps_rotation_plan
 from gui.core.readers.scan import ImageReadError, Plane, Scan
-from gui.core.readers.sniff import is_image_file, sniff_file
+from gui.core.readers.sniff import is_image_file, read_head, sniff_format
 from gui.core.viewstate import RADIOLOGICAL
 
 
@@ -31,6 +32,8 @@ class DicomSeries:
     series_number: str = ""
     description: str = ""  # SeriesDescription ("AX FLAIR"), a protocol name, never a patient field
     notes: tuple[str, ...] = ()  # how the files were grouped, when a result must say it
+    #: Per file, whether it is deflated (read when grouping): the others are read once more, for pixels only.
+    deflated: tuple[bool, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -56,6 +59,7 @@ class _SliceHeader:
     modality: str
     series_number: str
     description: str
+    deflated: bool
 
 
 def _nibabel_dicom_wrapper(ds):
@@ -70,8 +74,12 @@ def _slice_header(path: Path) -> _SliceHeader | None:
     """The series facts of a single-frame DICOM image, or None (not DICOM, multi-frame, no series
     UID, unreadable: such a file is classified on its own and the reader reports any problem)."""
     try:
-        if sniff_file(path) != "DICOM":
+        head = read_head(path)
+        if sniff_format(head) != "DICOM":
             return None
+        deflated = may_be_deflated(head)
+        if deflated:
+            check_deflated(path)  # a deflated header inflates whole: refuse a bomb before reading it
         ds = read_dataset(path, stop_before_pixels=True)
         uid = str(ds.get("SeriesInstanceUID", "") or "")
         if not uid or int(ds.get("NumberOfFrames", 1) or 1) != 1 or not ds.get("Rows"):
@@ -91,7 +99,8 @@ def _slice_header(path: Path) -> _SliceHeader | None:
                             None if iop is None else tuple(round(float(v), 3) for v in iop),
                             None if instance in (None, "") else int(instance), rotation,
                             str(ds.get("Modality", "")), str(ds.get("SeriesNumber", "") or ""),
-                            str(ds.get("SeriesDescription", "") or ""))
+                            str(ds.get("SeriesDescription", "") or ""),
+                            deflated and ds.file_meta.get("TransferSyntaxUID") == DEFLATED_UID)
     except Exception:  # pydicom raises many kinds on damaged headers; the full read reports them
         return None
 
@@ -150,7 +159,8 @@ def _ordered_series(headers: list[_SliceHeader], notes: tuple[str, ...] = ()) ->
     return DicomSeries(tuple(h.path for h in headers), tuple(h.size for h in headers),
                        tuple(h.position for h in headers) if by_position else None,
                        tuple(h.instance for h in headers) if by_instance else None,
-                       plan, headers[0].modality, headers[0].series_number, headers[0].description, notes)
+                       plan, headers[0].modality, headers[0].series_number, headers[0].description, notes,
+                       tuple(h.deflated for h in headers))
 
 
 def series_of(path: str | Path) -> DicomSeries | None:
@@ -205,12 +215,13 @@ def _oriented(plane: Plane, plan: DisplayPlan | None) -> Plane:
                  voi=plane.voi, inverted=plane.inverted)
 
 
-def open_series(series: DicomSeries, opened: Path | None = None) -> Scan:
+def open_series(series: DicomSeries, opened: Path | None = None, levels: Levels | None = None) -> Scan:
     """A DICOM series as one scan: slice ``k`` is file ``k`` in slice order, decoded when shown.
 
     ``opened`` (one of its files) names the scan and is its first shown slice: the window shows
-    the file the user opened. Slices of different sizes cannot form a volume: that is an error
-    naming two of the files."""
+    the file the user opened. ``levels``: the study's grey scale when already known (a batch row's
+    picture), so no slice is sampled again. Slices of different sizes cannot form a volume: that is
+    an error naming two of the files."""
     sizes = sorted(set(series.sizes))
     if len(sizes) > 1:
         first = series.files[series.sizes.index(sizes[0])]
@@ -229,8 +240,11 @@ def open_series(series: DicomSeries, opened: Path | None = None) -> Scan:
     default = resolved.index(opened.resolve()) if opened is not None and opened.resolve() in resolved else n // 2
 
     def read(k: int) -> Plane:
-        return _oriented(open_dicom(series.files[k]).plane(0), series.plan)
+        # The header was read when grouping: a file known not to be deflated is read once, for its pixels.
+        checked = len(series.deflated) == n and not series.deflated[k]
+        return _oriented(open_dicom(series.files[k], deflate_checked=checked).plane(0), series.plan)
 
     edges = RADIOLOGICAL[series.plan.plane] if series.plan is not None else None
     return Scan(opened or series.path, "DICOM series", n, default, read, info, notes=missing_slices(series),
-                edges=edges, positions=list(series.positions) if series.positions is not None else None)
+                edges=edges, positions=list(series.positions) if series.positions is not None else None,
+                _levels=levels)

@@ -81,6 +81,11 @@ class Scan:
         except Exception as exc:  # a decoder failing on one frame must not escape raw
             raise ImageReadError(self.path, f"cannot decode frame {i}: {exc}") from exc
 
+    @property
+    def known_levels(self) -> Levels | None:
+        """The study's grey scale if it has been computed (or given), else None: never computes it."""
+        return self._levels
+
     def levels(self, in_hand: Plane | None = None) -> Levels:
         """The study's grey scale, from up to 32 evenly spaced frames (a one-frame file: ``in_hand``)."""
         with self._lock:
