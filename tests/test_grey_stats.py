@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from gui.core.grey_stats import _MEANS, FloatGrey, as_float, histogram_percentiles
 from gui.core.preprocess import brain_crop

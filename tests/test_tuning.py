@@ -78,7 +78,7 @@ def test_a_first_long_batch_measures_once_and_keeps_the_layout(classifier, setti
     assert chosen in tuning.layouts() and said and "once" in said[0]
     kept = json.loads((settings_home / "MRI Tumor Classifier" / "mri-classifier" / tuning.SETTINGS_FILE).read_text())
     [(key, entry)] = kept.items()
-    assert key == tuning.machine_key(classifier) and "cores" in key and "synthetic-binary" in key
+    assert key == tuning.machine_key(classifier) and "cores" in key and "det.onnx" in key
     assert set(entry["images_per_second"]) == {s.describe() for s in tuning.layouts()}
     assert all(rate > 0 for rate in entry["images_per_second"].values())
 
@@ -110,3 +110,17 @@ def test_tune_command_prints_the_rates_and_keeps_the_fastest(settings_home, tmp_
     out = capsys.readouterr().out
     assert out.count("images/s") == len(tuning.layouts()) and out.count("<- kept") == 1
     assert tuning.kept(Classifier([load_model(model)])) is not None
+
+
+def test_classify_loads_its_model_on_the_kept_layouts_threads(settings_home, tmp_path, monkeypatch):
+    """One session per model in a headless run: the kept layout's thread count, not every core plus another."""
+    from gui.core import cli
+
+    model = make_contract_model(tmp_path / "det.onnx", "binary")
+    tuning.keep([model], EngineSettings(8, 1, 2, 1), {})
+    threads = []
+    real = cli.load_model
+    monkeypatch.setattr(cli, "load_model", lambda path, t=None: threads.append(t) or real(path, t))
+    Image.new("L", (64, 64), 90).save(tmp_path / "a.png")
+    assert cli.classify_main([str(tmp_path / "a.png"), "--model", str(model), "--csv", str(tmp_path / "o.csv")]) == 0
+    assert threads == [1]

@@ -50,18 +50,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_models(paths: list[str] | None) -> list:
+def model_files(paths: list[str] | None) -> list[Path]:
+    """The ``--model`` files, else the bundled ones."""
     files = [Path(p) for p in paths] if paths else bundled_models()
     if not files:
         raise ModelContractError("assets/models", "no bundled model found and no --model given")
-    return [load_model(f) for f in files]
+    return files
+
+
+def load_models(paths: list[str] | None, threads: int | None = None) -> list:
+    """The models, each on a session of ``threads`` intra-op threads (None: every core)."""
+    return [load_model(f, threads) for f in model_files(paths)]
+
+
+class _NoProgress:
+    """What a pipe or a log gets instead of a progress bar (tqdm is not even imported)."""
+
+    def update(self, _n: int) -> None:
+        pass
+
+    def set_postfix(self, **_kw) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def terminal_progress(total: int):
     """tqdm's progress bar on stderr, only when stderr is a terminal (a pipe or a log gets none)."""
+    if not sys.stderr.isatty():
+        return _NoProgress()
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="file", file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    return tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True)
 
 
 class UsageError(Exception):
@@ -140,7 +161,9 @@ def _classify(args) -> int:
     if missing and len(missing) == len(args.paths):
         raise UsageError(f"nothing to classify: {', '.join(map(display_path, missing))} not found")
     try:
-        classifier = Classifier(load_models(args.model))
+        # A layout kept for this machine says how many threads a batch session gets: one session, not two.
+        kept = tuning.kept(model_files(args.model))
+        classifier = Classifier(load_models(args.model, kept.inference_threads if kept else None))
     except ModelContractError as exc:
         raise UsageError(f"cannot use model {exc}") from exc
     files = list(stream.collect_files(args.paths, recursive=args.recursive))

@@ -70,12 +70,14 @@ def rule(cores: int | None = None) -> EngineSettings:
     return layouts(cores)[1 if (cores or cpu_count()) >= 2 else 0]
 
 
-def machine_key(classifier) -> str:
-    """What a measurement holds for: the CPU, its cores, ONNX Runtime and the models (name, version, size)."""
+def machine_key(models) -> str:
+    """What a measurement holds for: the CPU, its cores, ONNX Runtime and the model files (name, size);
+    ``models``: a classifier or its model files (so a command can look before it loads them)."""
     import onnxruntime
 
-    models = "; ".join(f"{m.name} ({m.path.stat().st_size} bytes)" for m in classifier.models)
-    return f"{_cpu_name()} | {cpu_count()} cores | onnxruntime {onnxruntime.__version__} | {models}"
+    paths = [m.path for m in models.models] if hasattr(models, "models") else [Path(p) for p in models]
+    files = "; ".join(f"{p.name} ({p.stat().st_size} bytes)" for p in paths)
+    return f"{_cpu_name()} | {cpu_count()} cores | onnxruntime {onnxruntime.__version__} | {files}"
 
 
 def _cpu_name() -> str:
@@ -101,9 +103,13 @@ def _read_all() -> dict:
         return {}
 
 
-def kept(classifier) -> EngineSettings | None:
-    """The layout measured for this machine and these models, if one is kept (a damaged file: none)."""
-    entry = _read_all().get(machine_key(classifier))
+def kept(models) -> EngineSettings | None:
+    """The layout measured for this machine and these models (a classifier or its model files), if one
+    is kept (a damaged or missing file: none)."""
+    try:
+        entry = _read_all().get(machine_key(models))
+    except OSError:  # a model file that cannot be read is reported by its loader
+        return None
     try:
         settings = EngineSettings(**entry["settings"])
     except (TypeError, KeyError):
