@@ -319,7 +319,7 @@ def test_bad_targets_are_refused_before_any_work(tmp_path, folder, model_file, m
 
 
 def test_ctrl_c_during_start_up_is_a_sentence(tmp_path, folder, model_file, monkeypatch, capsys):
-    def interrupted(_paths):
+    def interrupted(*_args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "load_models", interrupted)

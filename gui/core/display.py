@@ -78,4 +78,4 @@ def window_to_uint8(values: np.ndarray, low: float | None = None, high: float | 
 
 def grey_to_rgb(grey: np.ndarray) -> np.ndarray:
     """``[H, W]`` grey levels as ``[H, W, 3]``."""
-    return np.repeat(grey[:, :, None], 3, axis=2)
+    return np.stack([grey, grey, grey], axis=-1)

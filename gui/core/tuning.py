@@ -46,9 +46,15 @@ class EngineSettings:
     inference_threads: int | None = None  # None: the model's own session (every core)
 
     def describe(self) -> str:
-        threads = "every core" if self.inference_threads is None else f"{self.inference_threads} thread(s) each"
-        return (f"{self.inference_workers} batch(es) of {self.batch} at once ({threads}), "
-                f"{self.decode_threads} decode thread(s)")
+        threads = "every core" if self.inference_threads is None else _count(self.inference_threads, "thread")
+        batches = f"one batch of {self.batch}" if self.inference_workers == 1 else \
+            f"{self.inference_workers} batches of {self.batch} at once"
+        return f"{batches} on {threads}{' each' if self.inference_workers > 1 else ''}, " \
+               f"{_count(self.decode_threads, 'decode thread')}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def layouts(cores: int | None = None) -> list[EngineSettings]:

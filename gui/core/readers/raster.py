@@ -43,7 +43,8 @@ def _decode_opened(path: Path, img: Image.Image) -> np.ndarray:
     try:
         img.seek(0)
         img.load()
-        return pil_to_rgb(ImageOps.exif_transpose(img))
+        ImageOps.exif_transpose(img, in_place=True)  # in place: no copy of an upright image
+        return pil_to_rgb(img)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageReadError(path, f"the image data is truncated or damaged ({exc})") from exc
 
@@ -115,4 +116,4 @@ def pil_to_rgb(img: Image.Image) -> np.ndarray:
         img = Image.alpha_composite(black, rgba)
     if mode == "L":
         return grey_to_rgb(np.asarray(img, dtype=np.uint8))
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
