@@ -19,6 +19,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from gui.app.window import MainWindow  # noqa: E402
+from gui.core import stream  # noqa: E402
 from gui.core.classifier import Classifier  # noqa: E402
 from gui.core.model import load_model  # noqa: E402
 from tests.conftest import brain_like
@@ -115,18 +116,18 @@ def copies_of_one_scan(folder: Path, n: int) -> Path:
 def test_cancel_a_running_batch(window, qtbot, tmp_path):
     """Deterministic: after its first batch the classifier waits until Cancel was pressed, so the
     batch cannot finish before the cancel arrives however fast the machine is."""
+    import itertools
     import threading
 
     many = copies_of_one_scan(tmp_path / "many", 400)
     cancelled = threading.Event()
     real = window.classifier.classify_batch
-    calls = []
+    early = {str(f) for f in itertools.islice(stream.collect_files([many]), 16)}
 
-    def gated(*args, **kwargs):
-        calls.append(1)
-        if len(calls) > 1:
+    def gated(inputs, paths, *args, **kwargs):  # batches run concurrently: those of the first 16 files pass
+        if early.isdisjoint(paths):
             assert cancelled.wait(20), "the test never pressed Cancel"
-        return real(*args, **kwargs)
+        return real(inputs, paths, *args, **kwargs)
 
     window.classifier.classify_batch = gated
     window.batch.start([many])
