@@ -109,3 +109,4 @@ def no_engine_timing_runs(monkeypatch):
     from gui.core import tuning
 
     monkeypatch.setattr(tuning, "MEASURE_FROM", 10**9)
+

@@ -18,6 +18,7 @@ import pytest
 
 pynetdicom = pytest.importorskip("pynetdicom")
 
+from tests.child_process import with_ctrl_c  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 from tests.series_factory import stack, write_dicom_series  # noqa: E402
 
@@ -60,7 +61,7 @@ def test_a_node_receives_a_series_and_classifies_it_once(tmp_path, monkeypatch):
     node = subprocess.Popen([sys.executable, "-m", "gui", "listen", "--port", str(port), "--store", str(store),
                              "--csv", str(out), "--series-quiet", "1.5", "--model", str(model)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")})
+                            env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}, preexec_fn=with_ctrl_c)
     try:
         ae = AE(ae_title="TESTSCU")
         ae.add_requested_context(Verification)

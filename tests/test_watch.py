@@ -17,6 +17,7 @@ from PIL import Image
 
 from gui.core.arrivals import Arrivals
 from gui.core.readers import DicomSeries
+from tests.child_process import with_ctrl_c
 from tests.onnx_factory import make_contract_model
 from tests.series_factory import stack, write_dicom_series
 
@@ -68,7 +69,7 @@ def _rows(path: Path) -> list[dict]:
 def _watch(folder: Path, out: Path, model: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "gui", "watch", str(folder), "--csv", str(out), "--model", str(model),
                              "--settle", "0.5", "--interval", "0.2"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=with_ctrl_c)
 
 
 @pytest.mark.slow
