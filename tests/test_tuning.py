@@ -97,9 +97,11 @@ def test_another_model_or_a_damaged_file_is_measured_again(classifier, settings_
     assert tuning.kept(other) is None
     path = settings_home / "MRI Tumor Classifier" / "mri-classifier" / tuning.SETTINGS_FILE
     data = json.loads(path.read_text())
-    data[tuning.machine_key(classifier)]["settings"]["batch"] = 0  # hand-edited nonsense
-    path.write_text(json.dumps(data))
-    assert tuning.kept(classifier) is None
+    for field, nonsense in (("batch", 0), ("inference_threads", "2"), ("decode_threads", True), ("colour", 1)):
+        edited = json.loads(json.dumps(data))
+        edited[tuning.machine_key(classifier)]["settings"][field] = nonsense  # a hand edit
+        path.write_text(json.dumps(edited))
+        assert tuning.kept(classifier) is None, field
     path.write_text("{not json")
     assert tuning.kept(classifier) is None and tuning.engine_settings(classifier, 3) == tuning.rule()
 

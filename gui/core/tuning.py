@@ -120,8 +120,10 @@ def kept(models) -> EngineSettings | None:
         settings = EngineSettings(**entry["settings"])
     except (TypeError, KeyError):
         return None
-    valid = all(isinstance(v, int) and v >= 1 for v in (settings.batch, settings.decode_threads, settings.inference_workers))
-    return settings if valid and (settings.inference_threads is None or settings.inference_threads >= 1) else None
+    counts = [settings.batch, settings.decode_threads, settings.inference_workers]
+    if settings.inference_threads is not None:
+        counts.append(settings.inference_threads)
+    return settings if all(type(v) is int and v >= 1 for v in counts) else None  # a hand edit: measured again
 
 
 def keep(classifier, settings: EngineSettings, rates: dict[str, float]) -> None:
