@@ -155,11 +155,17 @@ class OrderStatistics:
     def __call__(self, positions: np.ndarray) -> np.ndarray:
         out = np.empty(np.shape(positions), np.float32)
         for i, k in np.ndenumerate(positions):
-            j = bisect.bisect_left(self._fixed, int(k))
+            k = int(k)
+            j = bisect.bisect_left(self._fixed, k)
             if self._fixed[j] != k:
                 start = self._fixed[j - 1] + 1
-                self.values[start:self._fixed[j]].partition(int(k) - start)
-                self._fixed.insert(j, int(k))
+                stretch = self.values[start:self._fixed[j]]
+                if k == start:  # the smallest of the stretch (a percentile's upper neighbour): a minimum, not a sort
+                    m = int(np.argmin(stretch))
+                    stretch[0], stretch[m] = stretch[m], stretch[0]
+                else:
+                    stretch.partition(k - start)
+                self._fixed.insert(j, k)
             out[i] = self.values[k]
         return out[()] if out.ndim == 0 else out
 
