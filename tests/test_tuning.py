@@ -90,6 +90,12 @@ def test_a_first_long_batch_measures_once_and_keeps_the_layout(classifier, setti
     assert tuning.engine_settings(classifier, n_items=1) == chosen  # the kept layout serves short batches too
 
 
+def test_one_core_has_nothing_to_time(classifier, settings_home, monkeypatch):
+    monkeypatch.setattr(tuning, "cpu_count", lambda: 1)
+    said = []
+    assert tuning.measure(classifier, said.append) == (EngineSettings(16, 1, 1, 1), {}) and said == []
+
+
 def test_another_model_or_a_damaged_file_is_measured_again(classifier, settings_home, tmp_path):
     tuning.keep(classifier, EngineSettings(16, 1, 1, 1), {"x": 1.0})
     assert tuning.kept(classifier) == EngineSettings(16, 1, 1, 1)

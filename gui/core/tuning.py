@@ -146,6 +146,8 @@ def measure(classifier, report: Callable[[str], None] | None = None) -> tuple[En
     from gui.core import stream
 
     candidates = layouts()
+    if len(candidates) == 1:  # one core: nothing to choose between
+        return candidates[0], {}
     if report is not None:
         report(f"timing {len(candidates)} ways to use this machine's {cpu_count()} cores, once (a few seconds)")
     with tempfile.TemporaryDirectory(prefix="mri-classifier-tune-") as tmp:
