@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from gui.core.display import window_to_uint8
+
 #: The channel mean of every possible channel sum of an 8-bit RGB pixel, exactly as ``as_float`` makes it.
 _MEANS = np.arange(766, dtype=np.float32) / np.float32(3)
 
@@ -68,8 +70,6 @@ class FloatGrey:
 
     def to_uint8(self, sample: np.ndarray, low: float, high: float) -> np.ndarray:
         """``display.window_to_uint8(grey, low, high)`` of a sample."""
-        from gui.core.display import window_to_uint8
-
         return window_to_uint8(sample, low, high)
 
 
@@ -103,8 +103,6 @@ class CodedGrey(FloatGrey):
         return sample >= np.count_nonzero(~(_MEANS > level))
 
     def to_uint8(self, sample: np.ndarray, low: float, high: float) -> np.ndarray:
-        from gui.core.display import window_to_uint8
-
         return np.take(window_to_uint8(_MEANS, low, high), sample)
 
 
