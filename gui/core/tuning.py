@@ -149,7 +149,7 @@ def measure(classifier, report: Callable[[str], None] | None = None) -> tuple[En
     if len(candidates) == 1:  # one core: nothing to choose between
         return candidates[0], {}
     if report is not None:
-        report(f"timing {len(candidates)} ways to use this machine's {cpu_count()} cores, once (a few seconds)")
+        report(f"measuring the fastest way to use this computer's {cpu_count()} cores, once (a few seconds)")
     with tempfile.TemporaryDirectory(prefix="mri-classifier-tune-") as tmp:
         files = _timing_images(Path(tmp), _TIMING_IMAGES)
         times: dict[EngineSettings, list[float]] = {c: [] for c in candidates}
