@@ -33,7 +33,7 @@ SETTINGS_FILE = "engine.json"
 #: A batch at least this long measures the layout first when none is kept (a few seconds, once).
 MEASURE_FROM = 64
 #: Images decoded into the layouts' timing runs, and rounds per layout (after one warm-up round).
-_TIMING_IMAGES, _ROUNDS = 48, 2
+_TIMING_IMAGES, _ROUNDS = 48, 3
 
 
 @dataclass(frozen=True)
