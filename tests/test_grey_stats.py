@@ -24,6 +24,18 @@ def test_histogram_percentiles_are_numpys_bit_for_bit():
             assert got.dtype == expected.dtype and np.array_equal(got, expected), (n, q, got, expected)
 
 
+def test_a_masks_coordinate_percentiles_from_its_counts_are_numpys():
+    """The head box's 1st and 99th percentile rows, from per-row counts, as np.percentile of np.nonzero."""
+    rng = np.random.default_rng(2)
+    for _trial in range(3000):
+        mask = rng.random(tuple(rng.integers(1, 80, 2))) < rng.random()
+        if mask.any():
+            rows = np.count_nonzero(mask, axis=1)
+            got = histogram_percentiles(rows, np.arange(rows.size), [1, 99])
+            expected = np.percentile(np.nonzero(mask)[0], [1, 99])
+            assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
 def test_float_percentiles_share_partial_sorts_and_stay_numpys():
     """Several percentiles of one sample, asked in any order, from one cached partial sort."""
     rng = np.random.default_rng(11)

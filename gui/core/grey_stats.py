@@ -113,16 +113,17 @@ def grey_of(image: np.ndarray) -> FloatGrey:
 
 def histogram_percentiles(counts: np.ndarray, values: np.ndarray, q):
     """``np.percentile(data, q)`` (linear method) bit for bit, where ``data`` holds ``counts[i]``
-    copies of ``values[i]`` (``values`` increasing, float32): the order statistics come from the
+    copies of ``values[i]`` (``values`` increasing: float32 grey levels, or integer coordinates, whose
+    percentiles then need no listing of a mask's pixels): the order statistics come from the
     cumulative counts."""
     ends = np.cumsum(counts)
     return ordered_percentiles(int(ends[-1]), q, lambda k: values[np.searchsorted(ends, k, side="right")])
 
 
 def ordered_percentiles(n: int, q, kth: Callable[[np.ndarray], np.ndarray]):
-    """``np.percentile`` (linear method) of ``n`` float32 values, bit for bit, given ``kth(k)``: the
-    ``k``-th smallest values for an array of positions ``k``. The interpolation is numpy's ``_lerp`` in
-    numpy's dtypes (float32 for one ``q``, float64 for a list of them)."""
+    """``np.percentile`` (linear method) of ``n`` values, bit for bit, given ``kth(k)``: the ``k``-th
+    smallest values for an array of positions ``k``. The interpolation is numpy's ``_lerp`` in numpy's
+    dtypes (for float32 values: float32 for one ``q``, float64 for a list of them)."""
     weak = type(q) in (int, float)
     virtual = (n - 1) * np.true_divide(q, 100)
     below = np.floor(virtual)
@@ -166,19 +167,3 @@ class OrderStatistics:
                 self._fixed.insert(j, k)
             out[i] = self.values[k]
         return out[()] if out.ndim == 0 else out
-
-
-def counted_percentiles(counts: np.ndarray, qs: tuple[float, ...]) -> list[float]:
-    """``np.percentile`` (linear) of the coordinates a foreground mask has ``counts[i]`` of at ``i``,
-    bit for bit, from the counts alone: a frame's foreground coordinates never need listing
-    (``np.nonzero``) or partitioning, which was a fifth of a frame's preparation time."""
-    ends = np.cumsum(counts)
-    n = int(ends[-1])
-    out = []
-    for q in qs:
-        virtual = (n - 1) * (q / 100.0)
-        lo = int(np.floor(virtual))
-        a, b = (float(np.searchsorted(ends, k, side="right")) for k in (lo, min(lo + 1, n - 1)))
-        t = virtual - lo  # numpy's _lerp, which computes from the upper end when t >= 0.5
-        out.append(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
-    return out

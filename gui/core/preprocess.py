@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from gui.core.display import grey_to_rgb
-from gui.core.grey_stats import FloatGrey, counted_percentiles, grey_of
+from gui.core.grey_stats import FloatGrey, grey_of, histogram_percentiles
 
 #: ``pad-resize``: pad to a centred black square, resize. ``brain-crop-v1``: crop a square around
 #: the head, standardise its grey levels (see :func:`brain_crop`).
@@ -143,8 +143,9 @@ def head_box(grey: FloatGrey, step: int = 1) -> tuple[int, int, int, int] | None
     rows = np.count_nonzero(foreground, axis=1)
     if rows.sum() < 0.01 * small.size:
         return None
-    top, bottom = counted_percentiles(rows, (1, 99))
-    left, right = counted_percentiles(np.count_nonzero(foreground, axis=0), (1, 99))
+    columns = np.count_nonzero(foreground, axis=0)
+    top, bottom = histogram_percentiles(rows, np.arange(rows.size), [1, 99])
+    left, right = histogram_percentiles(columns, np.arange(columns.size), [1, 99])
     return int(top * step), int(left * step), int(bottom * step) + step, int(right * step) + step
 
 
