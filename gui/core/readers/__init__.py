@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gui.core.readers.dicom import check_deflated, may_be_deflated, open_dicom, read_dataset
+from gui.core.readers.dicom import open_dicom, read_header
 from gui.core.readers.dicom_series import (
     DicomSeries,
     group_dicom_series,
@@ -77,9 +77,7 @@ def is_study_file(path: Path) -> bool:
         if kind in ("NIfTI", "GZIP"):
             return nifti_slices(path) > 1
         if kind == "DICOM":
-            if may_be_deflated(head):
-                check_deflated(path)  # a deflated header inflates whole when read: a bomb is refused first
-            header = read_dataset(path, stop_before_pixels=True, specific_tags=["NumberOfFrames"])
+            header = read_header(path, head, specific_tags=["NumberOfFrames"])
             return int(header.get("NumberOfFrames", 1) or 1) > 1
     except Exception:  # any read or header failure: the file goes the single-image way and is reported there
         return False

@@ -207,6 +207,15 @@ def may_be_deflated(head: bytes) -> bool:
     return meta_end > len(head)
 
 
+def read_header(path: Path, head: bytes, specific_tags: list | None = None):
+    """A DICOM file's header without its pixels, the file's first bytes being ``head``: a deflated
+    header inflates whole when read, so a file that may be deflated has its inflated size checked
+    first (a bomb raises ImageReadError before pydicom inflates it). Folder scans read headers this way."""
+    if may_be_deflated(head):
+        check_deflated(path)
+    return read_dataset(path, stop_before_pixels=True, specific_tags=specific_tags)
+
+
 def check_deflated(path: Path) -> None:
     """A deflated DICOM inflates whole when read: count its inflated size first, in bounded chunks."""
     from pydicom.filereader import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gui.core.readers.dicom import DEFLATED_UID, check_deflated, may_be_deflated, open_dicom, read_dataset
+from gui.core.readers.dicom import DEFLATED_UID, open_dicom, read_header
 from gui.core.readers.levels import Levels
 from gui.core.readers.orientation import DisplayPlan, lps_rotation_plan
 from gui.core.readers.scan import ImageReadError, Plane, Scan
@@ -77,10 +77,7 @@ def _slice_header(path: Path) -> _SliceHeader | None:
         head = read_head(path)
         if sniff_format(head) != "DICOM":
             return None
-        deflated = may_be_deflated(head)
-        if deflated:
-            check_deflated(path)  # a deflated header inflates whole: refuse a bomb before reading it
-        ds = read_dataset(path, stop_before_pixels=True)
+        ds = read_header(path, head)
         uid = str(ds.get("SeriesInstanceUID", "") or "")
         if not uid or int(ds.get("NumberOfFrames", 1) or 1) != 1 or not ds.get("Rows"):
             return None
@@ -100,7 +97,7 @@ def _slice_header(path: Path) -> _SliceHeader | None:
                             None if instance in (None, "") else int(instance), rotation,
                             str(ds.get("Modality", "")), str(ds.get("SeriesNumber", "") or ""),
                             str(ds.get("SeriesDescription", "") or ""),
-                            deflated and ds.file_meta.get("TransferSyntaxUID") == DEFLATED_UID)
+                            ds.file_meta.get("TransferSyntaxUID") == DEFLATED_UID)
     except Exception:  # pydicom raises many kinds on damaged headers; the full read reports them
         return None
 
