@@ -187,7 +187,7 @@ def _classify(args) -> int:
             probe.unlink()
         except OSError as exc:
             raise UsageError(f"cannot write heatmaps into {heat_dir} ({exc.strerror or exc})") from exc
-    engine = tuning.engine_settings(classifier, len(files), lambda msg: print(msg, file=sys.stderr))
+    engine = kept or tuning.engine_settings(classifier, len(files), lambda msg: print(msg, file=sys.stderr))
     if args.batch_size:
         engine = dataclasses.replace(engine, batch=args.batch_size)
     progress = terminal_progress(len(files))  # before the CSV exists: its import takes a moment

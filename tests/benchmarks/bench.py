@@ -227,10 +227,8 @@ def main() -> None:
     files = files_of(folder, args.n)
     models = [load_model(m) for m in bundled_models()]
     classifier = Classifier(models)
-    engine = tuning.kept(classifier)
-    if engine is None:  # measured once, as the first long batch would, so no timing below includes it
-        engine, _rates = tuning.measure(classifier)
-        tuning.keep(classifier, engine, _rates)
+    # Measured now if this machine has no kept layout, as a first long batch would: no timing below includes it.
+    engine = tuning.engine_settings(classifier, tuning.MEASURE_FROM)
     out = Path(tempfile.mkdtemp()) / "bench.csv"
     res: dict[str, float | None] = {}
     res["pure inference, one batch of 16 over every core (img/s)"] = pure_inference(models)
