@@ -55,7 +55,7 @@ class FloatGrey:
     def percentile(self, rows: slice, cols: slice, q):
         """``np.percentile(grey, q)`` of the sample ``image[rows, cols]``, bit for bit: float32 for one
         ``q``, float64 for a list (a sample with NaN: numpy's own answer, NaN)."""
-        key = (rows.start, rows.stop, rows.step, cols.start, cols.stop, cols.step)
+        key = _key(rows, cols)
         if key not in self._ordered:  # the head box and the background level often share a sample
             sample = self.sample(rows, cols)
             self._ordered[key] = None if np.isnan(sample).any() else OrderStatistics(sample)
@@ -93,7 +93,7 @@ class CodedGrey(FloatGrey):
         return self._full[rows, cols] if self._full is not None else self._codes(self.image[rows, cols])
 
     def percentile(self, rows: slice, cols: slice, q):
-        key = (rows.start, rows.stop, rows.step, cols.start, cols.stop, cols.step)
+        key = _key(rows, cols)
         if key not in self._histograms:  # the head box and the background level often share a sample
             self._histograms[key] = np.bincount(self.sample(rows, cols).ravel(), minlength=_MEANS.size)
         return histogram_percentiles(self._histograms[key], _MEANS, q)
@@ -104,6 +104,11 @@ class CodedGrey(FloatGrey):
 
     def to_uint8(self, sample: np.ndarray, low: float, high: float) -> np.ndarray:
         return np.take(window_to_uint8(_MEANS, low, high), sample)
+
+
+def _key(rows: slice, cols: slice) -> tuple:
+    """A sample's cache key (slices are not hashable before Python 3.12)."""
+    return rows.start, rows.stop, rows.step, cols.start, cols.stop, cols.step
 
 
 def grey_of(image: np.ndarray) -> FloatGrey:

@@ -67,7 +67,7 @@ class Model:
         self.session = session
         #: The intra-op threads of ``session``; a batch layout may ask for other counts (:meth:`session_for`).
         self.threads = threads
-        self._sessions = {threads: session}
+        self._sessions: dict[int, object] = {}  # other thread counts' sessions, made on first use
         self._sessions_lock = threading.Lock()
         self.card = card
         self.labels: list[str] = list(card["labels"])
