@@ -110,3 +110,25 @@ def no_engine_timing_runs(monkeypatch):
 
     monkeypatch.setattr(tuning, "MEASURE_FROM", 10**9)
 
+
+
+@pytest.fixture(autouse=True)
+def no_work_outlives_its_test():
+    """Every test's background work ends with it: the batch engine's threads and Qt's pool threads.
+
+    Work left running lands in the next test (a study still scoring, ONNX Runtime sessions still
+    being run, a window's pool deleted under a worker), where a race is hard to trace; here the test
+    that leaked it fails by name after waiting 20 s for it to end."""
+    import sys
+    import threading
+
+    yield
+    engine = [t for t in threading.enumerate() if t.name.startswith(("decode", "infer"))]
+    for t in engine:
+        t.join(20)
+    left = [t.name for t in engine if t.is_alive()]
+    qt_core = sys.modules.get("PySide6.QtCore")
+    if qt_core is not None and qt_core.QCoreApplication.instance() is not None:
+        if not qt_core.QThreadPool.globalInstance().waitForDone(20000):
+            left.append(f"{qt_core.QThreadPool.globalInstance().activeThreadCount()} Qt pool job(s)")
+    assert not left, f"background work still running after the test: {', '.join(left)}"

@@ -102,6 +102,13 @@ class Classifier:
         not change an answer."""
         return {key: model_input_scaled(image, scale, *key) for key in self.input_keys}
 
+    def prepare_sessions(self, threads: int | None) -> None:
+        """Make every model's session of ``threads`` intra-op threads now, in the calling thread, so that
+        the batch engine's workers only ever run sessions (ONNX Runtime builds a session holding the GIL,
+        and building two at once from worker threads is not a path it promises to be safe)."""
+        for m in self.models:
+            m.session_for(threads)
+
     def classify_batch(self, inputs: Sequence[dict[InputKey, ModelInput]], paths: Sequence[str],
                        with_heat: bool = False, threads: int | None = None) -> list[Result]:
         """Classify fitted images (one ``fit`` result per path) on sessions with ``threads`` intra-op

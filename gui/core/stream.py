@@ -201,10 +201,11 @@ def classify_files(
     ``on_slices(path, results)`` sees each batch's slice answers as they come (the window's strip).
     Slices keep no frames, so a 1,000-slice study takes the memory of its answers only.
     Stops early, between batches, when ``should_cancel()`` turns true (a study cut short gives
-    no row). ``keep_frames`` attaches each decoded frame to its result (a study: its key slice's)
+    no row), once the batches already running have ended: no engine thread outlives the stream. ``keep_frames`` attaches each decoded frame to its result (a study: its key slice's)
     for heatmap export without decoding the file again.
     """
     engine = engine or tuning.rule()
+    classifier.prepare_sessions(engine.inference_threads)
     pending: deque[tuple[list[_Unit], Future]] = deque()
     decode = ThreadPoolExecutor(max_workers=engine.decode_threads, thread_name_prefix="decode")
     infer = ThreadPoolExecutor(max_workers=engine.inference_workers, thread_name_prefix="infer")
@@ -215,12 +216,13 @@ def classify_files(
         if chunk:
             pending.append((chunk, infer.submit(_run_chunk, chunk, classifier, with_heat, engine.inference_threads)))
 
+    interrupted = True
     try:
         for _k in range(engine.inference_workers + 1):  # every worker busy, and one batch decoding ahead
             submit()
         while pending:
             if should_cancel is not None and should_cancel():
-                return
+                break
             chunk, answered = pending.popleft()
             answers = answered.result()
             submit()
@@ -238,10 +240,15 @@ def classify_files(
                     yield r
                 elif unit.k == unit.study.scan.n_frames - 1:
                     yield _finish_study(unit.study, classifier, keep_frames)
+        interrupted = False
     finally:
-        # Cancel and do not wait: an interrupted run must not sit behind a decode or a batch in flight.
+        # Work not started is dropped. The end and a cancel wait for the batches in flight (at most one
+        # per worker), so no engine thread outlives the call: a window closed after a cancel finds its
+        # workers done. An exception (Ctrl-C, or the consumer dropping the stream) does not wait
+        # behind a decode or a batch in flight.
         decode.shutdown(wait=False, cancel_futures=True)
-        infer.shutdown(wait=False, cancel_futures=True)
+        infer.shutdown(wait=not interrupted, cancel_futures=True)
+        decode.shutdown(wait=not interrupted)
 
 
 def _finish_study(st: _Study, classifier: Classifier, keep_frame: bool) -> Result:
