@@ -75,6 +75,33 @@ def test_cancel_stops_between_batches(models, folder):
     assert 8 <= len(seen) < 40
 
 
+def _engine_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith(("decode", "infer"))]
+
+
+def test_no_engine_thread_outlives_a_cancel_or_the_end_and_no_session_is_built_in_a_worker(models, folder, monkeypatch):
+    """A cancelled or finished stream returns after its batches in flight: a window closed after a
+    cancel must not find the engine still running into whatever comes next. Every session the
+    workers use is built by the caller before they start."""
+    import threading
+
+    import onnxruntime
+
+    built, real = [], onnxruntime.InferenceSession
+    monkeypatch.setattr(onnxruntime, "InferenceSession",
+                        lambda *a, **k: built.append(threading.current_thread().name) or real(*a, **k))
+    files, seen = [folder / "bright.png"] * 40, []
+    for r in stream.classify_files(files, Classifier(models), engine=EngineSettings(8, 1, 2, 1),
+                                   should_cancel=lambda: len(seen) >= 8):
+        seen.append(r)
+    assert 8 <= len(seen) < 40 and _engine_threads() == []
+    assert built == [threading.current_thread().name] * 2  # one single-thread session per model, here
+    assert len(list(stream.classify_files(files[:10], Classifier(models), engine=EngineSettings(4, 1, 2, 1)))) == 10
+    assert _engine_threads() == []
+
+
 def test_symlink_loop_does_not_trap_the_scan(models, folder):
     os.symlink(folder, folder / "sub" / "loop")
     files = list(stream.collect_files([folder], recursive=True))
