@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -356,3 +357,32 @@ def test_theme_switch_is_saved_and_follows_the_menu(window, qtbot, tmp_path):
     window.theme_actions["light"].trigger()
     assert QApplication.instance().palette().color(QPalette.ColorRole.Window).name() == theme.LIGHT["window"]
     assert window.viewer.backgroundBrush().color().name() == "#000000"  # the image area stays black
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a per-thread nice value is Linux's")
+def test_batch_and_study_work_runs_below_the_windows_priority(window, qtbot, scans, tmp_path):
+    """The batch's and the study's inference threads run at the background nice value, so the window's
+    thread gets the CPU first when it has something to paint; the window's own thread is unchanged."""
+    import threading
+
+    from gui.core.priority import BACKGROUND_NICE
+    from tests.series_factory import stack, write_nifti
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before, seen, real = nice(), [], window.classifier.classify_batch
+
+    def recording(inputs, paths, *args, **kwargs):
+        seen.append((threading.current_thread().name, nice()))
+        return real(inputs, paths, *args, **kwargs)
+
+    window.classifier.classify_batch = recording
+    images, _ = stack(12, size=64)
+    window.open_path(str(write_nifti(tmp_path / "vol.nii", images)))
+    qtbot.waitUntil(lambda: window.study_result is not None, timeout=20000)
+    window.batch.start([scans])
+    qtbot.waitUntil(lambda: not window.batch.running, timeout=20000)
+    engine = [n for name, n in seen if name.startswith("infer")]
+    assert len(engine) >= 2 and set(engine) == {max(before, BACKGROUND_NICE)}
+    assert nice() == before

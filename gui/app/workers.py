@@ -17,6 +17,7 @@ from gui.core import csvout, stream, tuning
 from gui.core.classifier import Classifier
 from gui.core.names import display_path
 from gui.core.overlay import overlay_label, result_frame, save_overlay_png
+from gui.core.priority import lower_this_thread
 from gui.core.readers import ImageReadError, Scan, open_study
 from gui.core.result import Result
 
@@ -84,6 +85,7 @@ class BatchWorker(QRunnable):
         return self._cancel.is_set()
 
     def run(self) -> None:
+        lower_this_thread()  # the window's thread comes first (gui.core.priority)
         try:
             files = list(stream.collect_files(self.paths, recursive=self.recursive))
             self.signals.started.emit(len(files))
@@ -214,6 +216,7 @@ class StudyWorker(QRunnable):
         self.signals.slices.emit(self.task, list(results))
 
     def run(self) -> None:
+        lower_this_thread()  # the window's thread comes first (gui.core.priority)
         try:
             for r in stream.classify_files([self.scan], self.classifier, tuning.engine_settings(self.classifier),
                                            should_cancel=self._cancel.is_set, on_slices=self._on_slices):
