@@ -111,7 +111,6 @@ def no_engine_timing_runs(monkeypatch):
     monkeypatch.setattr(tuning, "MEASURE_FROM", 10**9)
 
 
-
 @pytest.fixture(autouse=True)
 def no_work_outlives_its_test():
     """Every test's background work ends with it: the batch engine's threads and Qt's pool threads.

@@ -201,8 +201,9 @@ def classify_files(
     ``on_slices(path, results)`` sees each batch's slice answers as they come (the window's strip).
     Slices keep no frames, so a 1,000-slice study takes the memory of its answers only.
     Stops early, between batches, when ``should_cancel()`` turns true (a study cut short gives
-    no row), once the batches already running have ended: no engine thread outlives the stream. ``keep_frames`` attaches each decoded frame to its result (a study: its key slice's)
-    for heatmap export without decoding the file again.
+    no row), once the batches already running have ended: no engine thread outlives the stream.
+    ``keep_frames`` attaches each decoded frame to its result (a study: its key slice's) for heatmap
+    export without decoding the file again.
     """
     engine = engine or tuning.rule()
     classifier.prepare_sessions(engine.inference_threads)
