@@ -104,8 +104,9 @@ class Classifier:
 
     def prepare_sessions(self, threads: int | None) -> None:
         """Make every model's session of ``threads`` intra-op threads now, in the calling thread, so that
-        the batch engine's workers only ever run sessions (ONNX Runtime builds a session holding the GIL,
-        and building two at once from worker threads is not a path it promises to be safe)."""
+        the batch engine's workers only ever run sessions: none is built inside a worker while others
+        run (ONNX Runtime does not promise that building sessions concurrently is safe:
+        microsoft/onnxruntime#27089)."""
         for m in self.models:
             m.session_for(threads)
 
