@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from gui.core import stream
 from training import split
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -111,6 +114,11 @@ def no_engine_timing_runs(monkeypatch):
     monkeypatch.setattr(tuning, "MEASURE_FROM", 10**9)
 
 
+def engine_threads() -> list[threading.Thread]:
+    """The batch engine's decode and inference threads still alive (``gui.core.stream``)."""
+    return [t for t in threading.enumerate() if t.name.startswith((stream.DECODE_THREADS, stream.INFERENCE_THREADS))]
+
+
 @pytest.fixture(autouse=True)
 def no_work_outlives_its_test():
     """Every test's background work ends with it: the batch engine's threads and Qt's pool threads.
@@ -118,11 +126,8 @@ def no_work_outlives_its_test():
     Work left running lands in the next test (a study still scoring, ONNX Runtime sessions still
     being run, a window's pool deleted under a worker), where a race is hard to trace; here the test
     that leaked it fails by name after waiting 20 s for it to end."""
-    import sys
-    import threading
-
     yield
-    engine = [t for t in threading.enumerate() if t.name.startswith(("decode", "infer"))]
+    engine = engine_threads()
     for t in engine:
         t.join(20)
     left = [t.name for t in engine if t.is_alive()]

@@ -23,6 +23,7 @@ from gui.core.model import load_model  # noqa: E402
 from gui.core.readers import open_scan  # noqa: E402
 from gui.core.result import Result  # noqa: E402
 from gui.core.tuning import EngineSettings  # noqa: E402
+from tests.conftest import engine_threads  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
 
@@ -75,12 +76,6 @@ def test_cancel_stops_between_batches(models, folder):
     assert 8 <= len(seen) < 40
 
 
-def _engine_threads() -> list[str]:
-    import threading
-
-    return [t.name for t in threading.enumerate() if t.name.startswith(("decode", "infer"))]
-
-
 def test_no_engine_thread_outlives_a_cancel_or_the_end_and_no_session_is_built_in_a_worker(models, folder, monkeypatch):
     """A cancelled or finished stream returns after its batches in flight: a window closed after a
     cancel must not find the engine still running into whatever comes next. Every session the
@@ -96,10 +91,10 @@ def test_no_engine_thread_outlives_a_cancel_or_the_end_and_no_session_is_built_i
     for r in stream.classify_files(files, Classifier(models), engine=EngineSettings(8, 1, 2, 1),
                                    should_cancel=lambda: len(seen) >= 8):
         seen.append(r)
-    assert 8 <= len(seen) < 40 and _engine_threads() == []
+    assert 8 <= len(seen) < 40 and engine_threads() == []
     assert built == [threading.current_thread().name] * 2  # one single-thread session per model, here
     assert len(list(stream.classify_files(files[:10], Classifier(models), engine=EngineSettings(4, 1, 2, 1)))) == 10
-    assert _engine_threads() == []
+    assert engine_threads() == []
 
 
 def test_symlink_loop_does_not_trap_the_scan(models, folder):

@@ -383,6 +383,6 @@ def test_batch_and_study_work_runs_below_the_windows_priority(window, qtbot, sca
     qtbot.waitUntil(lambda: window.study_result is not None, timeout=20000)
     window.batch.start([scans])
     qtbot.waitUntil(lambda: not window.batch.running, timeout=20000)
-    engine = [n for name, n in seen if name.startswith("infer")]
+    engine = [n for name, n in seen if name.startswith(stream.INFERENCE_THREADS)]
     assert len(engine) >= 2 and set(engine) == {max(before, BACKGROUND_NICE)}
     assert nice() == before

@@ -4,7 +4,9 @@ On a 2-core machine a batch keeps four or more threads busy (decoding, inference
 and the window's thread must still get the CPU at once when it has something to paint or a key to
 answer. The thread that runs a batch or a study lowers its own priority; the engine's threads it
 starts inherit it (Linux gives a new thread its creator's nice value). The batch is not slowed when
-nothing else wants the CPU: a nice value only orders who runs first.
+nothing else wants the CPU: a nice value only orders who runs first. A pool thread keeps the lower
+priority for its later jobs: the window runs its short jobs (opening a file, exports, reports) on
+pools of its own, so only long jobs share the lowered threads.
 
 Linux only: it has a nice value per thread. Elsewhere this does nothing (Python's standard library has
 no per-thread priority there, and Qt's thread priorities do nothing under Linux's default scheduler).

@@ -134,6 +134,9 @@ def decode_file(path: Path, classifier: Classifier, keep_frame: bool = False) ->
 
 Item = Path | DicomSeries | Scan
 
+#: Names of the engine's threads (``decode_0``, ``infer_1``...): how a thread dump or a test tells them apart.
+DECODE_THREADS, INFERENCE_THREADS = "decode", "infer"
+
 
 @dataclass
 class _Study:
@@ -208,8 +211,8 @@ def classify_files(
     engine = engine or tuning.rule()
     classifier.prepare_sessions(engine.inference_threads)
     pending: deque[tuple[list[_Unit], Future]] = deque()
-    decode = ThreadPoolExecutor(max_workers=engine.decode_threads, thread_name_prefix="decode")
-    infer = ThreadPoolExecutor(max_workers=engine.inference_workers, thread_name_prefix="infer")
+    decode = ThreadPoolExecutor(max_workers=engine.decode_threads, thread_name_prefix=DECODE_THREADS)
+    infer = ThreadPoolExecutor(max_workers=engine.inference_workers, thread_name_prefix=INFERENCE_THREADS)
     units = _units(files, classifier, decode, keep_frames)
 
     def submit() -> None:
@@ -249,7 +252,8 @@ def classify_files(
         # behind a decode or a batch in flight.
         decode.shutdown(wait=False, cancel_futures=True)
         infer.shutdown(wait=not interrupted, cancel_futures=True)
-        decode.shutdown(wait=not interrupted)
+        if not interrupted:
+            decode.shutdown()  # its running decodes ended with the batches that waited on them
 
 
 def _finish_study(st: _Study, classifier: Classifier, keep_frame: bool) -> Result:
