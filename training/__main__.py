@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     ft.add_argument("--freeze", action="store_true", help="train the head only (the augmented-views arm)")
     ft.add_argument("--folds", nargs="*")
     ft.add_argument("--swa", action="store_true", help="also score the average of each fold's epoch weights")
+    ft.add_argument("--frozen-run", default="runs/multitask",
+                    help="run whose per-fold heads start the fine-tuning; 'none': a fresh head (see --probe-epochs)")
+    ft.add_argument("--probe-epochs", type=int, default=0,
+                    help="first epochs that train the head alone at 10x the rate (a fresh head's linear probe)")
 
     ch = sub.add_parser("choose", help="epochs and operating point of a fine-tuned run, chosen on the pooled held-out folds")
     ch.add_argument("run", nargs="?", default="runs/finetune")
@@ -152,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         from training import finetune
 
         finetune.run(args.catalogue, args.front, args.out, args.weights, args.families, args.epochs, args.freeze,
-                     args.lr, args.folds, args.swa)
+                     args.lr, args.folds, args.swa, None if args.frozen_run == "none" else args.frozen_run,
+                     args.probe_epochs)
     elif args.command == "choose":
         from training import choose
 

@@ -114,8 +114,8 @@ def level_fifths(doc: dict) -> np.ndarray:
 
 def predict(model, x: np.ndarray, temperature: float = 1.0, batch: int = 128) -> dict[str, np.ndarray]:
     """Logits, calibrated probabilities, type probabilities, 14x14 heatmap, CAM and embedding."""
-    outs: dict[str, list] = {k: [] for k in ("logits", "probabilities", "type_probabilities", "heatmap", "cam",
-                                             "embedding")}
+    outs: dict[str, list] = {k: [] for k in ("logits", "probabilities", "type_probabilities", "sequence_probabilities",
+                                             "heatmap", "cam", "embedding")}
     kernel = model.get_layer("multitask_head").get_layer("logits").get_weights()[0]
     for s in range(0, len(x), batch):
         o = model(np.asarray(x[s:s + batch], np.float32), training=False)
@@ -123,6 +123,7 @@ def predict(model, x: np.ndarray, temperature: float = 1.0, batch: int = 128) ->
         outs["logits"].append(logits)
         outs["probabilities"].append(softmax(logits / temperature, axis=1))
         outs["type_probabilities"].append(softmax(np.asarray(o["type_logits"]), axis=1))
+        outs["sequence_probabilities"].append(softmax(np.asarray(o["sequence_logits"]), axis=1))
         outs["heatmap"].append(1.0 / (1.0 + np.exp(-np.asarray(o["heat14_logits"])[..., 0])))
         outs["cam"].append(a @ kernel)
         outs["embedding"].append(a.mean(axis=(1, 2)))
@@ -157,7 +158,9 @@ def score(model, doc, tg, f0, parts, meta, levels, epoch: int, folder: Path, hea
     m.update(epoch=epoch, temperature=temperature)
     np.savez_compressed(folder / f"predictions-{epoch}.npz", index=parts["test"], val_index=parts["val"],
                         probabilities=pred["probabilities"], logits=pred["logits"],
-                        type_probabilities=pred["type_probabilities"], heatmap=pred["heatmap"].astype(np.float16),
+                        type_probabilities=pred["type_probabilities"],
+                        sequence_probabilities=pred["sequence_probabilities"].astype(np.float16),
+                        heatmap=pred["heatmap"].astype(np.float16),
                         embedding=pred["embedding"].astype(np.float16), val_probabilities=val["probabilities"],
                         val_logits=val["logits"], val_embedding=val["embedding"].astype(np.float16))
     return m
@@ -175,9 +178,12 @@ def _view_choice(meta: dict, families: list[int], idx: np.ndarray, in_train: np.
 
 def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, levels: np.ndarray, out: Path,
              weights: str, families: list[int], epochs: int, freeze: bool, lr: float, seed: int = 0,
-             frozen_run: str | None = "runs/multitask", batch: int = 64, balance_power: float = 0.5) -> None:
+             frozen_run: str | None = "runs/multitask", batch: int = 64, balance_power: float = 0.5,
+             probe_epochs: int = 0) -> None:
     """Fine-tune one fold from its frozen model (``frozen_run``'s head of this fold; None: a fresh
-    head, for tests), scoring epoch 0 (the start) and every epoch after."""
+    head), scoring epoch 0 (the start) and every epoch after. With ``probe_epochs`` the first epochs
+    train the head alone at 10x the rate (the linear probe of LP-FT, for a fresh head), the rest
+    everything."""
     import keras
     import tensorflow as tf
 
@@ -199,7 +205,8 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
     train_idx = parts["train"]
     in_train = np.zeros(len(doc["items"]), bool)
     in_train[train_idx] = True
-    w_train = mt.balance_weights(tg["y"], tg["source"], train_idx, balance_power)
+    w_train = mt.balance_weights(tg["y"], tg["cell"], train_idx, balance_power)
+    strong = views.FAMILIES.index("strong")  # another sequence's look: its sequence label no longer holds
     heat14 = model.get_layer("heat14_logits").trainable_variables
     head_vars = [v for v in head.trainable_variables] + heat14
     body_vars = [v for v in model.trainable_variables if all(v is not h for h in head_vars)]
@@ -207,37 +214,52 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
                                     keras.optimizers.Adam(10 * lr))
     heat_ids = {id(v) for v in heat14}
 
-    @tf.function(reduce_retracing=True)
-    def step(x, y, t, w, target, cell_w, mil_w):
-        with tf.GradientTape() as tape:
-            det, typ, heat = mt.losses(model(x, training=True), y, t, w, target, cell_w, mil_w, "heat14_logits")
-            total = det + 0.5 * typ + heat
-        variables = body_vars + head_vars
-        grads = tape.gradient(total, variables)
-        nb = len(body_vars)
-        if nb:
-            opt_body.apply_gradients(zip(grads[:nb], body_vars))
-        rest = list(zip(grads[nb:], head_vars))
-        opt_head.apply_gradients([(g, v) for g, v in rest if id(v) not in heat_ids])
-        opt_heat.apply_gradients([(g, v) for g, v in rest if id(v) in heat_ids])
-        return det, typ, heat
+    opt_probe = keras.optimizers.Adam(10 * lr)
+
+    def make_step(probe: bool):
+        @tf.function(reduce_retracing=True)
+        def step(x, y, t, q, w, target, cell_w, mil_w):
+            with tf.GradientTape() as tape:
+                out = model(x, training=True)
+                det, typ, heat = mt.losses(out, y, t, w, target, cell_w, mil_w, "heat14_logits")
+                seq = mt.sequence_loss(out, q, w)
+                total = det + 0.5 * typ + heat + SEQUENCE_WEIGHT * seq
+            if probe:
+                grads = tape.gradient(total, head_vars)
+                opt_probe.apply_gradients(zip(grads, head_vars))
+                return det, typ, heat, seq
+            variables = body_vars + head_vars
+            grads = tape.gradient(total, variables)
+            nb = len(body_vars)
+            if nb:
+                opt_body.apply_gradients(zip(grads[:nb], body_vars))
+            rest = list(zip(grads[nb:], head_vars))
+            opt_head.apply_gradients([(g, v) for g, v in rest if id(v) not in heat_ids])
+            opt_heat.apply_gradients([(g, v) for g, v in rest if id(v) in heat_ids])
+            return det, typ, heat, seq
+        return step
+
+    steps = {True: make_step(True), False: make_step(False)}
 
     rng = np.random.default_rng([seed, start])
     for epoch in range(start + 1, epochs + 1):
         t0 = time.time()
         order = rng.permutation(len(train_idx))
-        sums = np.zeros(3)
+        sums = np.zeros(4)
+        step = steps[epoch <= probe_epochs]
         for s in range(0, len(order), batch):
             pos = np.sort(order[s:s + batch])
             idx = train_idx[pos]
             v = _view_choice(meta, families, idx, in_train, rng)
             y = meta["label"][v, idx].astype(np.int64)
             t = np.where(y == 1, meta["type"][v, idx], -1).astype(np.int64)
+            q = np.where(v == strong, -1, tg["sequence"][idx]).astype(np.int64)
             target, cell_w, mil_w = mt.heat_targets(meta["mask14"][v, idx].astype(np.float32), y)
-            parts_loss = step(data[v, idx].astype(np.float32), y, t, w_train[pos], target, cell_w, mil_w)
+            parts_loss = step(data[v, idx].astype(np.float32), y, t, q, w_train[pos], target, cell_w, mil_w)
             sums += np.array([float(p) for p in parts_loss]) * len(idx)
         m = score(model, doc, tg, f0, parts, meta, levels, epoch, folder, heatmaps=True)
-        m["train_loss"] = dict(zip(("det", "type", "heat"), (sums / len(order)).round(4).tolist()))
+        m["train_loss"] = dict(zip(("det", "type", "heat", "sequence"), (sums / len(order)).round(4).tolist()))
+        m["probe"] = epoch <= probe_epochs
         m["seconds"] = round(time.time() - t0, 1)
         model.save_weights(folder / f"epoch-{epoch}.weights.h5")
         (folder / f"metrics-{epoch}.json").write_text(json.dumps(m, indent=1))
@@ -267,6 +289,8 @@ def average(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, levels
 
 
 SWA = "swa"
+#: Weight of the sequence head's loss beside the detector's (1), the type's (0.5) and the map's (1).
+SEQUENCE_WEIGHT = 0.3
 
 
 def _say(name: str, m: dict) -> None:
@@ -278,9 +302,11 @@ def _say(name: str, m: dict) -> None:
 
 
 def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: list[str], epochs: int = 3,
-        freeze: bool = False, lr: float = 1e-4, folds: list[str] | None = None, swa: bool = False) -> None:
-    """Every fold (default: each source held out, then in-distribution), resumable by epoch; with
-    ``swa`` also the average of each fold's epochs (``average``)."""
+        freeze: bool = False, lr: float = 1e-4, folds: list[str] | None = None, swa: bool = False,
+        frozen_run: str | None = "runs/multitask", probe_epochs: int = 0) -> None:
+    """Every fold (default: each source held out, each lgg sequence held out, then in-distribution),
+    resumable by epoch; with ``swa`` also the average of each fold's epochs (``average``). Without
+    ``frozen_run`` each fold starts from a fresh head trained alone for ``probe_epochs`` first."""
     from training import split as splits
 
     doc = splits.load(catalogue_path)
@@ -290,16 +316,22 @@ def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: l
     levels = level_fifths(doc)
     fam = [views.FAMILIES.index(f) for f in families]
     Path(out).mkdir(parents=True, exist_ok=True)
+    start = (f"the frozen multi-task model of each fold ({frozen_run}/<fold>/head.weights.h5, ImageNet MobileNetV2)"
+             if frozen_run else f"ImageNet MobileNetV2 and a fresh head, trained alone for {probe_epochs} epoch(s) "
+                                "at 10x the rate (linear probe), then with the network (LP-FT)")
     (Path(out) / "config.json").write_text(json.dumps({
-        "start": "the frozen multi-task model of each fold (runs/multitask/<fold>/head.weights.h5, ImageNet MobileNetV2)",
+        "start": start,
         "trained": "head only" if freeze else "block_13 ... Conv_1 (BatchNorm frozen) + head + 14x14 heatmap",
-        "families": families, "epochs": epochs, "lr": lr, "heat_lr": 10 * lr, "batch": 64,
-        "method": {"weighting": "1/count**0.5 of each (source, label) cell", "epochs_max": epochs,
-                   "early_stopping": "none: every epoch scored on the held-out folds, the count chosen on their mean "
-                                     "ROC AUC (training/choose.py)"},
+        "families": families, "epochs": epochs, "probe_epochs": probe_epochs, "lr": lr, "heat_lr": 10 * lr,
+        "batch": 64, "sequence_loss_weight": SEQUENCE_WEIGHT,
+        "method": {"weighting": "1/count**0.5 of each (source, sequence, label) cell", "epochs_max": epochs,
+                   "early_stopping": "none: every epoch scored on the held-out folds, the count chosen by a "
+                                     "nested rule on the other folds (training/choose.py)"},
         "front": front.LAYER, "front_dir": front_dir, "catalogue": catalogue_path}, indent=1))
-    for name in folds or [*doc["sources"], "in-distribution"]:
+    sequence_folds = [f for f in catalogue.SEQUENCE_FOLDS if len(catalogue.fold(doc, f)["test"])]
+    for name in folds or [*doc["sources"], *sequence_folds, "in-distribution"]:
         print(f"[{name}] start", flush=True)
-        fit_fold(name, doc, tg, data, meta, levels, Path(out), weights, fam, epochs, freeze, lr)
+        fit_fold(name, doc, tg, data, meta, levels, Path(out), weights, fam, epochs, freeze, lr,
+                 frozen_run=frozen_run, probe_epochs=probe_epochs)
         if swa:
             average(name, doc, tg, data, meta, levels, Path(out), weights, epochs)

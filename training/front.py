@@ -7,8 +7,9 @@ by the app's reader and fitted by the app's ``model_input``, once, then made int
 ``training.views.FAMILIES``; expert masks follow the view into model-input space and are kept as
 14x14 and 7x7 grids (share of each cell inside the mask).
 
-Pasted tumours come from images of the same part (train / val / test) and, for lgg, of the same
-hospital (else from figshare), and each pasted view records its donor: a fold uses a pasted view
+Pasted tumours come from images of the same part (train / val / test): for lgg, of the same
+hospital and sequence; for other images, of the same sequence (T2: FLAIR) from any collection, or
+of any sequence where the image's is unknown; and each pasted view records its donor: a fold uses a pasted view
 for training only when the donor is a training image of that fold, so no held-out tumour leaks.
 
 Resumable by batch; progress in ``progress.json`` and the log.
@@ -54,23 +55,36 @@ def read(doc: dict, i: int) -> tuple[np.ndarray, np.ndarray | None, Geometry, tu
     return fitted.pixels, mask, fitted.geometry, frame.shape[:2]
 
 
-def donors_of(doc: dict) -> dict[tuple[str, str], np.ndarray]:
-    """Tumour images with an expert mask, by (source, part)."""
-    out: dict[tuple[str, str], list[int]] = {}
+def donors_of(doc: dict) -> dict[tuple[str, str, str], np.ndarray]:
+    """Tumour images with an expert mask, by (source, sequence, part)."""
+    out: dict[tuple[str, str, str], list[int]] = {}
     for i, r in enumerate(doc["items"]):
         if r["label"] == "tumor" and r["mask"]:
-            out.setdefault((r["source"], r["part"]), []).append(i)
+            out.setdefault((r["source"], r.get("sequence", ""), r["part"]), []).append(i)
     return {k: np.array(v) for k, v in out.items()}
 
 
+#: The donors' sequence for a recipient of each sequence: no set has T2 masks, and a tumour's
+#: contrast on T2 is FLAIR's (bright) more than T1's.
+DONOR_SEQUENCE = {"t1": "t1", "t1c": "t1c", "t2": "flair", "flair": "flair"}
+
+
 def donor_for(doc: dict, i: int, donors: dict, rng: np.random.Generator) -> int:
-    """A donor of the same hospital for lgg, of figshare otherwise; same part; -1 if none."""
+    """A donor for tumour-free item ``i`` (same part; -1 if none): for an lgg slice, one of the same
+    hospital and sequence; for an image of known sequence, one of that sequence (T2: FLAIR) from any
+    collection; otherwise one of any sequence and collection, so donors of every sequence are pasted."""
     r = doc["items"][i]
-    for source in ((r["source"], "figshare") if r["source"].startswith("lgg") else ("figshare",)):
-        pool = donors.get((source, r["part"]))
-        if pool is not None and len(pool):
-            return int(pool[rng.integers(len(pool))])
-    return -1
+    seq = r.get("sequence", "")
+    if r["source"].startswith("lgg"):
+        keys = [(r["source"], seq, r["part"])]
+    else:
+        want = DONOR_SEQUENCE.get(seq)
+        keys = [k for k in donors if k[2] == r["part"] and (want is None or k[1] == want)]
+    pools = [donors[k] for k in keys if k in donors and len(donors[k])]
+    if not pools:
+        return -1
+    pool = np.concatenate(pools)
+    return int(pool[rng.integers(len(pool))])
 
 
 def paths(out: Path) -> dict[str, Path]:

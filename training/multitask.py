@@ -37,6 +37,7 @@ from training.metrics import classification_metrics
 warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
 
 TYPE_LABELS = list(catalogue.TUMOR_TYPES)
+SEQUENCE_LABELS = list(catalogue.SEQUENCES)
 DETECTOR_LABELS = ["no_tumor", "tumor"]
 ADAPTER = 256
 MASK_SATURATION = 0.3
@@ -54,18 +55,21 @@ def build_head(adapter: int = ADAPTER, seed: int = 0):
     dropped = keras.layers.Dropout(0.3, name="dropout")(pool)
     logits = keras.layers.Dense(2, name="logits")(dropped)
     type_logits = keras.layers.Dense(len(TYPE_LABELS), name="type_logits")(dropped)
+    sequence_logits = keras.layers.Dense(len(SEQUENCE_LABELS), name="sequence_logits")(dropped)
     heat_logits = keras.layers.Conv2D(1, 1, name="heat_logits")(keras.layers.Dropout(0.2, name="heat_dropout")(a))
-    return keras.Model(inputs, {"logits": logits, "type_logits": type_logits, "heat_logits": heat_logits,
-                                "features": a}, name="multitask_head")
+    return keras.Model(inputs, {"logits": logits, "type_logits": type_logits, "sequence_logits": sequence_logits,
+                                "heat_logits": heat_logits, "features": a}, name="multitask_head")
 
 
 def targets(doc: dict) -> dict[str, np.ndarray]:
-    """Per catalogue item: detector label, type index (-1 unknown), source index, balance weight."""
+    """Per catalogue item: detector label, type index (-1 unknown), sequence index (-1 unknown), source
+    index, and the balance cell (source x sequence: a collection's sequences count apart)."""
     items = doc["items"]
     y = np.array([DETECTOR_LABELS.index(r["label"]) for r in items], np.int64)
     t = np.array([TYPE_LABELS.index(r["tumor_type"]) if r["tumor_type"] else -1 for r in items], np.int64)
+    q = np.array([SEQUENCE_LABELS.index(r["sequence"]) if r.get("sequence") else -1 for r in items], np.int64)
     src = np.array([doc["sources"].index(r["source"]) for r in items], np.int64)
-    return {"y": y, "type": t, "source": src}
+    return {"y": y, "type": t, "sequence": q, "source": src, "cell": src * (len(SEQUENCE_LABELS) + 1) + q + 1}
 
 
 def balance_weights(y: np.ndarray, source: np.ndarray, idx: np.ndarray, power: float = 0.5) -> np.ndarray:
@@ -84,6 +88,16 @@ def heat_targets(m: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     cell_w = (has_mask | (y == 0)).astype(np.float32)  # masked, or tumour-free: every cell known
     mil_w = ((~has_mask) & (y == 1)).astype(np.float32)  # a tumour somewhere, no mask
     return target.astype(np.float32), cell_w, mil_w
+
+
+def sequence_loss(out, q, w):
+    """Cross-entropy of the sequence head on the images whose sequence is known (``q >= 0``)."""
+    import keras
+    import tensorflow as tf
+
+    known = tf.cast(q >= 0, tf.float32) * w
+    ce = keras.losses.sparse_categorical_crossentropy(tf.maximum(q, 0), out["sequence_logits"], from_logits=True)
+    return tf.reduce_sum(known * ce) / tf.maximum(tf.reduce_sum(known), 1.0)
 
 
 def losses(out, y, t, w, target, cell_w, mil_w, heat_key: str = "heat_logits"):
@@ -206,6 +220,17 @@ def fold_metrics(doc: dict, tg: dict, idx: np.ndarray, pred: dict, meta: dict, w
         by_source[doc["sources"][s]] = _brief(classification_metrics(y[m], probs[m], DETECTOR_LABELS, ["no_tumor"],
                                                                      threshold))
     out["by_source"] = by_source
+    seq = tg["sequence"][idx] if "sequence" in tg else np.full(len(idx), -1)
+    by_sequence = {}
+    for q in sorted(set(seq.tolist())):
+        m = seq == q
+        by_sequence[SEQUENCE_LABELS[q] if q >= 0 else "unknown"] = _brief(
+            classification_metrics(y[m], probs[m], DETECTOR_LABELS, ["no_tumor"], threshold))
+    out["by_sequence"] = by_sequence
+    if "sequence_probabilities" in pred and (seq >= 0).any():
+        sp = pred["sequence_probabilities"][seq >= 0].argmax(1)
+        out["sequence"] = {"n": int((seq >= 0).sum()), "accuracy": float((sp == seq[seq >= 0]).mean()),
+                           "recall": {lab: _recall(seq[seq >= 0], sp, k) for k, lab in enumerate(SEQUENCE_LABELS)}}
     typed = tg["type"][idx] >= 0
     if typed.any():
         tp = pred["type_probabilities"][typed]
