@@ -180,3 +180,63 @@ def test_the_weight_average_is_a_candidate_and_loses_ties_to_fewer_epochs():
     assert choose.choose_epoch(folds, ["a", "b"])[0] == "swa"
     folds["a"]["swa"] = m(0.9)
     assert choose.choose_epoch(folds, ["a", "b"])[0] == 1
+
+
+def test_a_fresh_heads_probe_epoch_leaves_the_network_and_the_sequence_head_learns(tiny_weights, tmp_path):
+    """With a fresh head (v4: four types and a sequence head), the probe epochs move the head only
+    (the sequence head included); the fine-tuning epoch after them moves the network too; the test
+    part is scored per sequence."""
+    from training import finetune as ft, multitask as mt
+
+    n, rng = 240, np.random.default_rng(2)
+    seqs = ["t1", "t2", "flair", "t1c"]
+    items = [{"source": "s1" if i < 200 else "s2", "label": "tumor" if i % 2 else "no_tumor",
+              "tumor_type": ("other" if i % 4 == 1 else "glioma") if i % 2 else "", "mask": "", "patient": "",
+              "slice": -1, "group": i, "part": ("train", "train", "val")[i % 3] if i < 200 else "test",
+              "dataset": "d", "path": f"{i}.png", "sequence": seqs[(i // 2) % 4]} for i in range(n)]
+    doc = {"items": items, "sources": ["s1", "s2"], "datasets": {"d": str(tmp_path)}}
+    y = np.array([i % 2 for i in range(n)])
+    q = np.array([(i // 2) % 4 for i in range(n)])
+    nv = len(views.FAMILIES)
+    data = rng.normal(0, 1, (nv, n, 14, 14, 96)).astype(np.float16)
+    data += (y[None, :, None, None, None] * 3.0).astype(np.float16)
+    data += (np.eye(4)[q].repeat(24, 1)[None, :, None, None, :] * 5.0).astype(np.float16)  # the sequence shows
+    meta = {"label": np.repeat(y[None].astype(np.int8), nv, 0), "type": np.where(y == 1, 0, -1)[None].repeat(nv, 0),
+            "donor": np.full((nv, n), -1), "mask14": np.full((nv, n, 14, 14), np.nan, np.float16),
+            "geometry": np.tile([0, 0, 224], (n, 1))}
+    tg = mt.targets(doc)
+    assert mt.TYPE_LABELS[-1] == "other" and (tg["type"] == mt.TYPE_LABELS.index("other")).any()
+    kept = {}
+    for epochs in (2, 3, 5):
+        ft.fit_fold("s2", doc, tg, data, meta, ft.level_fifths(doc), tmp_path, str(tiny_weights), [0],
+                    epochs=epochs, freeze=False, lr=1e-3, frozen_run=None, batch=8, probe_epochs=2)
+        _full, model, _head, _ = ft.build(str(tiny_weights), None)
+        model.load_weights(tmp_path / "s2" / f"epoch-{epochs}.weights.h5")
+        kept[epochs] = {w.name: np.asarray(w).copy() for w in model.get_layer("block_13_expand").weights}
+        kept[epochs]["logits"] = model.get_layer("multitask_head").get_layer("logits").get_weights()[0]
+        kept[epochs]["sequence"] = model.get_layer("multitask_head").get_layer("sequence_logits").get_weights()[0]
+    _full, model, _head, _ = ft.build(str(tiny_weights), None)
+    model.load_weights(tmp_path / "s2" / "epoch-0.weights.h5")
+    start = np.asarray(model.get_layer("block_13_expand").weights[0])
+    start_logits = model.get_layer("multitask_head").get_layer("logits").get_weights()[0]
+    start_sequence = model.get_layer("multitask_head").get_layer("sequence_logits").get_weights()[0]
+    name = model.get_layer("block_13_expand").weights[0].name
+    assert np.array_equal(kept[2][name], start) and not np.allclose(kept[2]["logits"], start_logits)
+    assert not np.allclose(kept[2]["sequence"], start_sequence)  # the sequence head is trained too
+    assert not np.allclose(kept[3][name], start)
+    last = json.loads((tmp_path / "s2" / "metrics-5.json").read_text())
+    assert json.loads((tmp_path / "s2" / "metrics-2.json").read_text())["probe"] is True and last["probe"] is False
+    assert set(last["by_sequence"]) == set(seqs) and last["sequence"]["n"] == 40
+    assert all(v["n"] == 10 for v in last["by_sequence"].values())
+
+
+def test_the_sequence_loss_counts_only_known_sequences():
+    tf = pytest.importorskip("tensorflow")
+    from training import multitask as mt
+
+    logits = tf.constant([[8.0, 0, 0, 0], [0, 0, 0, 8.0], [0, 0, 0, 0]])
+    w = tf.ones(3)
+    right = float(mt.sequence_loss({"sequence_logits": logits}, tf.constant([0, 3, -1]), w))
+    wrong = float(mt.sequence_loss({"sequence_logits": logits}, tf.constant([1, 3, -1]), w))
+    assert right < 0.02 < wrong
+    assert float(mt.sequence_loss({"sequence_logits": logits}, tf.constant([-1, -1, -1]), w)) == 0.0

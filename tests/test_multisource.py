@@ -199,3 +199,54 @@ def test_orientation_measure_reports_every_turn_of_a_fold(four_sets, tmp_path):
     assert set(TRANSFORMS) <= set(res)
     for name in TRANSFORMS:
         assert res[name]["mean_abs_dp"] < 0.02 and res[name]["answers_flipped"] <= 0.1, (name, res[name])
+
+
+def make_lgg_t1(root: Path, lgg: Path) -> Path:
+    """The lgg slices again as 'lgg-t1' (T1 and T1C, inverted: another look), same patients and masks."""
+    rows = []
+    with (lgg / "labels.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            for seq in ("t1", "t1c"):
+                image = row["image"].replace(".jpg", f"_{seq}.jpg")
+                (root / image).parent.mkdir(parents=True, exist_ok=True)
+                (root / row["mask"]).parent.mkdir(parents=True, exist_ok=True)
+                grey = np.asarray(Image.open(lgg / row["image"]))
+                Image.fromarray((255 - grey) if seq == "t1" else grey).save(root / image, quality=90)
+                Image.open(lgg / row["mask"]).save(root / row["mask"])
+                rows.append({**row, "image": image, "sequence": seq})
+    write_manifest(root, rows, list(rows[0]))
+    return root
+
+
+def test_one_patients_sequences_are_one_group_and_a_sequence_can_be_held_out(four_sets, tmp_path):
+    lgg = four_sets[2]
+    doc = catalogue.build([*four_sets, make_lgg_t1(tmp_path / "lgg-t1", lgg)])
+    items = doc["items"]
+    seq = {(r["dataset"], r.get("sequence")) for r in items}
+    assert {("lgg", "flair"), ("lgg-t1", "t1"), ("lgg-t1", "t1c"), ("figshare", "t1c"), ("br35h", "")} <= seq
+    groups: dict[str, set[int]] = {}
+    for r in items:
+        if r["patient"]:
+            groups.setdefault(r["patient"], set()).add(r["group"])
+            assert r["source"] == f"lgg-{r['institution']}"  # lgg-t1 slices belong to their hospital
+    assert len(groups) == 4 and all(len(g) == 1 for g in groups.values())  # FLAIR, T1, T1C: one group
+    for r in items:  # four patients are too few for the 70/15/15 split to test one: test this one
+        r["part"] = "test" if r["patient"] == "TCGA_AA_0000" else ("train" if r["patient"] else r["part"])
+    parts = catalogue.fold(doc, "lgg-t1-out")
+    assert len(parts["test"]) == 6 and all(items[i]["sequence"] == "t1" and items[i]["part"] == "test"
+                                      for i in parts["test"])
+    fit = np.concatenate([parts["train"], parts["val"]])
+    assert not any(items[i]["source"].startswith("lgg-") and items[i]["sequence"] == "t1" for i in fit)
+    assert any(items[i]["sequence"] == "t1c" for i in fit)  # the other sequences still train
+    assert not {items[i]["group"] for i in parts["test"]} & {items[i]["group"] for i in fit if items[i]["patient"]}
+
+
+def test_a_manifest_sequence_that_is_not_known_is_an_error(tmp_path):
+    lgg = make_lgg(tmp_path / "lgg")
+    rows = list(csv.DictReader((lgg / "labels.csv").open(newline="")))
+    rows[3]["sequence"] = "dwi"
+    for r in rows[:3] + rows[4:]:
+        r["sequence"] = "flair"
+    write_manifest(lgg, rows, list(rows[0]))
+    with pytest.raises(catalogue.ManifestError, match=r"line 5: sequence 'dwi' is not one of"):
+        catalogue.manifest_records(lgg)
