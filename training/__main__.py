@@ -1,4 +1,4 @@
-"""``python -m training audit|split|catalogue|features|front|finetune|choose|ablation|multitask|score|caution|series|orientation|train|evaluate|report``: thin command-line entry point."""
+"""``python -m training audit|split|catalogue|features|front|finetune|choose|nested|ablation|multitask|score|caution|series|orientation|train|evaluate|report``: thin command-line entry point."""
 
 from __future__ import annotations
 
@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     ch = sub.add_parser("choose", help="epochs and operating point of a fine-tuned run, chosen on the pooled held-out folds")
     ch.add_argument("run", nargs="?", default="runs/finetune")
     ch.add_argument("--catalogue", default="runs/splits/multisource.json")
+
+    ne = sub.add_parser("nested", help="each held-out fold by sequence, its epoch and threshold chosen on the other folds")
+    ne.add_argument("run", nargs="?", default="runs/finetune-v4")
+    ne.add_argument("--catalogue", default="runs/splits/multisource-v4.json")
 
     ab = sub.add_parser("ablation", help="the round-2 ablation tables into training/RESULTS.md")
     ab.add_argument("--catalogue", default="runs/splits/multisource.json")
@@ -165,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         op = c["operating_point"]
         print(f"epoch {c['epoch']} (mean held-out AUC by epoch {json.dumps(c['mean_held_out_auc_by_epoch'])}); "
               f"threshold {op['threshold']:.2f}: {op['rule']}; pooled {json.dumps(op['pooled'])}")
+    elif args.command == "nested":
+        from training import nested
+
+        print(nested.table(nested.write(args.run, args.catalogue)))
     elif args.command == "ablation":
         from training import ablation
 

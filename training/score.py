@@ -20,7 +20,7 @@ from training.metrics import classification_metrics
 
 
 def score_models(model_paths: list[str], catalogue_path: str, fold: str) -> dict:
-    """Detection metrics (pooled and per source) of the models used together, on ``fold``'s test part."""
+    """Detection metrics (pooled, per source and per sequence) of the models used together, on ``fold``'s test part."""
     doc = splits.load(catalogue_path)
     idx = catalogue.fold(doc, None if fold == "in-distribution" else fold)["test"]
     items = [doc["items"][i] for i in idx]
@@ -33,6 +33,9 @@ def score_models(model_paths: list[str], catalogue_path: str, fold: str) -> dict
     sources = np.array([r["source"] for r in items])
     out["by_source"] = {s: classification_metrics(y[sources == s], probs[sources == s], ["no_tumor", "tumor"],
                                                   ["no_tumor"])["tumor_detection"] for s in sorted(set(sources))}
+    seqs = np.array([r.get("sequence") or "unknown" for r in items])
+    out["by_sequence"] = {q: classification_metrics(y[seqs == q], probs[seqs == q], ["no_tumor", "tumor"],
+                                                    ["no_tumor"])["tumor_detection"] for q in sorted(set(seqs))}
     out["models"] = [str(p) for p in model_paths]
     out["fold"] = fold
     return out

@@ -1,0 +1,38 @@
+"""The nested rule: a reported fold's epoch and threshold are chosen on the other folds only."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from training import nested
+
+
+def _fold(run, name, index, probs_by_epoch, aucs):
+    (run / name).mkdir(parents=True)
+    for e, (p, auc) in enumerate(zip(probs_by_epoch, aucs)):
+        np.savez(run / name / f"predictions-{e}.npz", index=index, probabilities=np.stack([1 - p, p], 1))
+        (run / name / f"metrics-{e}.json").write_text(json.dumps({"tumor_detection": {"roc_auc": auc}}))
+
+
+def test_a_fold_is_reported_at_the_epoch_and_threshold_the_other_folds_chose(tmp_path):
+    items = [{"label": "tumor" if i % 2 else "no_tumor", "tumor_type": "", "source": "abc"[i // 40],
+              "sequence": ("t1", "t2")[(i // 2) % 2] if i < 40 else ""} for i in range(120)]
+    cat = tmp_path / "cat.json"
+    cat.write_text(json.dumps({"items": items, "sources": ["a", "b", "c"], "datasets": {}}))
+    y = np.array([i % 2 for i in range(120)], float)
+    run = tmp_path / "run"
+    good, bad = 0.2 + 0.6 * y, np.full(120, 0.5)
+    # a: its own best epoch would be 1; b and c both say epoch 0, with scores split at 0.3 / 0.7
+    _fold(run, "a", np.arange(0, 40), [np.where(y[:40] == 1, 0.9, 0.8), good[:40]], [0.6, 1.0])
+    _fold(run, "b", np.arange(40, 80), [good[40:80], bad[40:80]], [1.0, 0.5])
+    _fold(run, "c", np.arange(80, 120), [good[80:120], bad[80:120]], [1.0, 0.5])
+    res = nested.nested(str(run), str(cat))
+    assert res["a"]["epoch"] == 0 and res["a"]["chosen_on"] == ["b", "c"]
+    assert 0.2 < res["a"]["threshold"] <= 0.8
+    # a at epoch 0: every image scores >= 0.8; at a threshold chosen elsewhere, every normal is wrong
+    assert res["a"]["specificity"] == 0.0 and res["a"]["roc_auc"] == 1.0
+    assert set(res["a"]["by_sequence"]) == {"t1", "t2"} and res["a"]["by_sequence"]["t1"]["n"] == 20
+    assert res["b"]["by_sequence"]["unknown"]["n"] == 40
+    assert "a" in res["b"]["chosen_on"] and "b" not in res["b"]["chosen_on"]
