@@ -19,14 +19,15 @@ import numpy as np
 from export import card as cards, convert
 from export.multitask import contract_model, draft_and_verify, ood_statistics
 from training import finetune as ft, front
+from training import multitask as mt
 from training import split as splits
 
 SHIPPED_FOLD = "in-distribution"
 
 
-def build_keras(weights: str, fold_weights: Path, temperature: float):
+def build_keras(weights: str, fold_weights: Path, temperature: float, labels: tuple[list[str], list[str]]):
     """(the pixel model with the contract's outputs, the trainable model on front maps, the head)."""
-    full, model, head, _ = ft.build(weights, None)
+    full, model, head, _ = ft.build(weights, None, labels=labels)
     model.load_weights(fold_weights)
     fmap, expand = ft.tail_of(full, full.get_layer(front.LAYER).output)
     out = ft.heads_on(model, head, fmap, expand)
@@ -44,7 +45,7 @@ def export_finetuned(run_dir: str, out: str, weights: str, name: str = "Tumour m
     doc = splits.load(frozen["catalogue"])
     t0 = time.time()
     model, trainable, head = build_keras(weights, run / SHIPPED_FOLD / f"epoch-{choice['epoch']}.weights.h5",
-                                         metrics["temperature"])
+                                         metrics["temperature"], mt.labels_of(run))
     mm, meta = front.load(config["front_dir"])
     f0 = mm[0]
     rng = np.random.default_rng(seed)

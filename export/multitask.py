@@ -96,7 +96,7 @@ def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour m
     metrics = json.loads((fold_dir / "metrics.json").read_text())
     folds = {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob("*/metrics.json"))}
     doc = splits.load(config["catalogue"])
-    head = mt.build_head()
+    head = mt.build_head(*mt.labels_of(run))
     head.load_weights(fold_dir / "head.weights.h5")
     t0 = time.time()
     model = build_keras(head, weights, metrics["temperature"])

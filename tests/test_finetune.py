@@ -240,3 +240,20 @@ def test_the_sequence_loss_counts_only_known_sequences():
     wrong = float(mt.sequence_loss({"sequence_logits": logits}, tf.constant([1, 3, -1]), w))
     assert right < 0.02 < wrong
     assert float(mt.sequence_loss({"sequence_logits": logits}, tf.constant([-1, -1, -1]), w)) == 0.0
+
+
+def test_a_run_of_before_the_sequence_head_still_loads_its_stored_head(tmp_path):
+    """v2's heads (runs/multitask: three types, no sequence head) load into the head its config
+    describes, so round 2 and the v3 export still run with this code."""
+    pytest.importorskip("keras")
+    from training import multitask as mt
+
+    old = mt.build_head(mt.LEGACY_TYPE_LABELS, [])
+    old.save_weights(tmp_path / "head.weights.h5")
+    (tmp_path / "config.json").write_text(json.dumps({"type_labels": mt.LEGACY_TYPE_LABELS}))
+    assert mt.labels_of(tmp_path) == (mt.LEGACY_TYPE_LABELS, [])
+    head = mt.build_head(*mt.labels_of(tmp_path))
+    head.load_weights(tmp_path / "head.weights.h5")
+    assert "sequence_logits" not in head.output and head.get_layer("type_logits").units == 3
+    with pytest.raises(ValueError):
+        mt.build_head().load_weights(tmp_path / "head.weights.h5")  # today's head: four types, a sequence head

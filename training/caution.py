@@ -123,7 +123,7 @@ def mirrored_probability(run: Path, fold: str, features_dir: str, index: np.ndar
     """P(tumour) of the fold's head on the mirrored images (the cached ``mirror`` view)."""
     from training import features as feats
 
-    head = mt.build_head()
+    head = mt.build_head(*mt.labels_of(run))
     head.load_weights(run / fold / "head.weights.h5")
     temperature = json.loads((run / fold / "metrics.json").read_text())["temperature"]
     mirror, _meta = feats.load(features_dir, feats.MIRROR_VIEW)

@@ -70,12 +70,14 @@ def _heads(head, fmap, expand):
     return out
 
 
-def build(weights: str, head_weights: str | Path | None, freeze: bool = False):
-    """(the full ImageNet network, the trainable model on front maps, the head, the pixel model)."""
+def build(weights: str, head_weights: str | Path | None, freeze: bool = False,
+          labels: tuple[list[str], list[str]] | None = None):
+    """(the full ImageNet network, the trainable model on front maps, the head, the pixel model);
+    ``labels``: the head's (types, sequences), default this code's (``mt.labels_of`` an older run)."""
     import keras
 
     full = feats.backbone(weights)
-    head = mt.build_head()
+    head = mt.build_head(*(labels or (None, None)))
     if head_weights is not None:
         head.load_weights(head_weights)
     for layer in full.layers:
@@ -114,8 +116,8 @@ def level_fifths(doc: dict) -> np.ndarray:
 
 def predict(model, x: np.ndarray, temperature: float = 1.0, batch: int = 128) -> dict[str, np.ndarray]:
     """Logits, calibrated probabilities, type probabilities, 14x14 heatmap, CAM and embedding."""
-    outs: dict[str, list] = {k: [] for k in ("logits", "probabilities", "type_probabilities", "sequence_probabilities",
-                                             "heatmap", "cam", "embedding")}
+    outs: dict[str, list] = {k: [] for k in ("logits", "probabilities", "type_probabilities", "heatmap", "cam",
+                                             "embedding")}
     kernel = model.get_layer("multitask_head").get_layer("logits").get_weights()[0]
     for s in range(0, len(x), batch):
         o = model(np.asarray(x[s:s + batch], np.float32), training=False)
@@ -123,7 +125,8 @@ def predict(model, x: np.ndarray, temperature: float = 1.0, batch: int = 128) ->
         outs["logits"].append(logits)
         outs["probabilities"].append(softmax(logits / temperature, axis=1))
         outs["type_probabilities"].append(softmax(np.asarray(o["type_logits"]), axis=1))
-        outs["sequence_probabilities"].append(softmax(np.asarray(o["sequence_logits"]), axis=1))
+        if "sequence_logits" in o:  # heads of before the sequence head have none
+            outs.setdefault("sequence_probabilities", []).append(softmax(np.asarray(o["sequence_logits"]), axis=1))
         outs["heatmap"].append(1.0 / (1.0 + np.exp(-np.asarray(o["heat14_logits"])[..., 0])))
         outs["cam"].append(a @ kernel)
         outs["embedding"].append(a.mean(axis=(1, 2)))
@@ -156,10 +159,11 @@ def score(model, doc, tg, f0, parts, meta, levels, epoch: int, folder: Path, hea
     if (lv >= 0).any():
         m["lgg_by_level"] = by_level(tg["y"][parts["test"]][lv >= 0], pred["probabilities"][lv >= 0, 1], lv[lv >= 0])
     m.update(epoch=epoch, temperature=temperature)
+    extra = {"sequence_probabilities": pred["sequence_probabilities"].astype(np.float16)} \
+        if "sequence_probabilities" in pred else {}
     np.savez_compressed(folder / f"predictions-{epoch}.npz", index=parts["test"], val_index=parts["val"],
                         probabilities=pred["probabilities"], logits=pred["logits"],
-                        type_probabilities=pred["type_probabilities"],
-                        sequence_probabilities=pred["sequence_probabilities"].astype(np.float16),
+                        type_probabilities=pred["type_probabilities"], **extra,
                         heatmap=pred["heatmap"].astype(np.float16),
                         embedding=pred["embedding"].astype(np.float16), val_probabilities=val["probabilities"],
                         val_logits=val["logits"], val_embedding=val["embedding"].astype(np.float16))
@@ -190,7 +194,8 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     parts = catalogue.fold(doc, None if name == "in-distribution" else name)
-    full, model, head, _ = build(weights, Path(frozen_run) / name / "head.weights.h5" if frozen_run else None, freeze)
+    full, model, head, _ = build(weights, Path(frozen_run) / name / "head.weights.h5" if frozen_run else None, freeze,
+                                 mt.labels_of(frozen_run) if frozen_run else None)
     done = sorted(int(p.stem.split("-")[1]) for p in folder.glob("metrics-*.json"))
     start = done[-1] if done and (folder / f"epoch-{done[-1]}.weights.h5").exists() else None
     if start is not None:
@@ -222,7 +227,7 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
             with tf.GradientTape() as tape:
                 out = model(x, training=True)
                 det, typ, heat = mt.losses(out, y, t, w, target, cell_w, mil_w, "heat14_logits")
-                seq = mt.sequence_loss(out, q, w)
+                seq = mt.sequence_loss(out, q, w) if "sequence_logits" in out else tf.constant(0.0)
                 total = det + 0.5 * typ + heat + SEQUENCE_WEIGHT * seq
             if probe:
                 grads = tape.gradient(total, head_vars)
@@ -275,7 +280,7 @@ def average(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, levels
     if (folder / "metrics-swa.json").exists():
         return
     parts = catalogue.fold(doc, None if name == "in-distribution" else name)
-    _full, model, _head, _ = build(weights, None)
+    _full, model, _head, _ = build(weights, None, labels=mt.labels_of(out))
     stack = []
     for e in range(1, epochs + 1):
         model.load_weights(folder / f"epoch-{e}.weights.h5")
@@ -324,6 +329,8 @@ def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: l
         "trained": "head only" if freeze else "block_13 ... Conv_1 (BatchNorm frozen) + head + 14x14 heatmap",
         "families": families, "epochs": epochs, "probe_epochs": probe_epochs, "lr": lr, "heat_lr": 10 * lr,
         "batch": 64, "sequence_loss_weight": SEQUENCE_WEIGHT,
+        "type_labels": mt.labels_of(frozen_run)[0] if frozen_run else mt.TYPE_LABELS,
+        "sequence_labels": mt.labels_of(frozen_run)[1] if frozen_run else mt.SEQUENCE_LABELS,
         "method": {"weighting": "1/count**0.5 of each (source, sequence, label) cell", "epochs_max": epochs,
                    "early_stopping": "none: every epoch scored on the held-out folds, the count chosen by a "
                                      "nested rule on the other folds (training/choose.py)"},

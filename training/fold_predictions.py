@@ -40,7 +40,7 @@ def predict_folds(run_dir: str, catalogue_path: str, weights: str, folds: list[s
             batch = np.stack([feats.item_input(doc, doc["items"][int(i)])[1].pixels for i in idx]).astype(np.float32)
             maps[start:start + len(idx)] = backbone.predict_on_batch(batch)
             print(f"[{name}] {start + len(idx)}/{len(test)} images ({time.time() - t0:.0f} s)", flush=True)
-        head = mt.build_head()
+        head = mt.build_head(*mt.labels_of(run_dir))
         head.load_weights(folder / "head.weights.h5")
         temperature = json.loads((folder / "metrics.json").read_text())["temperature"]
         pred = mt.predict(head, maps, temperature)

@@ -38,13 +38,26 @@ warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't mat
 
 TYPE_LABELS = list(catalogue.TUMOR_TYPES)
 SEQUENCE_LABELS = list(catalogue.SEQUENCES)
+#: The heads of runs made before the sequence head and the "other" type (v2's runs/multitask, v3's
+#: runs/finetune), whose configs name no sequence labels: their stored weights load into these.
+LEGACY_TYPE_LABELS = ["glioma", "meningioma", "pituitary"]
 DETECTOR_LABELS = ["no_tumor", "tumor"]
 ADAPTER = 256
 MASK_SATURATION = 0.3
 
 
-def build_head(adapter: int = ADAPTER, seed: int = 0):
-    """The trainable head on a ``[N, 7, 7, 1280]`` feature map; layer names are what export looks up."""
+def labels_of(run_dir: str | Path) -> tuple[list[str], list[str]]:
+    """(type labels, sequence labels) of a run's heads, from its ``config.json`` (a run of before the
+    sequence head: three types, no sequence head)."""
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    return config.get("type_labels", LEGACY_TYPE_LABELS), config.get("sequence_labels", [])
+
+
+def build_head(types: list[str] | None = None, sequences: list[str] | None = None, adapter: int = ADAPTER,
+               seed: int = 0):
+    """The trainable head on a ``[N, 7, 7, 1280]`` feature map; layer names are what export looks up.
+    ``types`` / ``sequences`` default to this code's labels; ``sequences=[]``: no sequence head
+    (``labels_of`` an older run)."""
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -54,11 +67,14 @@ def build_head(adapter: int = ADAPTER, seed: int = 0):
     pool = keras.layers.GlobalAveragePooling2D(name="pool")(a)
     dropped = keras.layers.Dropout(0.3, name="dropout")(pool)
     logits = keras.layers.Dense(2, name="logits")(dropped)
-    type_logits = keras.layers.Dense(len(TYPE_LABELS), name="type_logits")(dropped)
-    sequence_logits = keras.layers.Dense(len(SEQUENCE_LABELS), name="sequence_logits")(dropped)
-    heat_logits = keras.layers.Conv2D(1, 1, name="heat_logits")(keras.layers.Dropout(0.2, name="heat_dropout")(a))
-    return keras.Model(inputs, {"logits": logits, "type_logits": type_logits, "sequence_logits": sequence_logits,
-                                "heat_logits": heat_logits, "features": a}, name="multitask_head")
+    types = TYPE_LABELS if types is None else types
+    sequences = SEQUENCE_LABELS if sequences is None else sequences
+    out = {"logits": logits, "type_logits": keras.layers.Dense(len(types), name="type_logits")(dropped)}
+    if sequences:
+        out["sequence_logits"] = keras.layers.Dense(len(sequences), name="sequence_logits")(dropped)
+    out["heat_logits"] = keras.layers.Conv2D(1, 1, name="heat_logits")(keras.layers.Dropout(0.2, name="heat_dropout")(a))
+    out["features"] = a
+    return keras.Model(inputs, out, name="multitask_head")
 
 
 def targets(doc: dict) -> dict[str, np.ndarray]:
@@ -311,7 +327,8 @@ def write_config(doc: dict, catalogue_path: str, features_dir: str, out: Path, e
     parts = catalogue.fold(doc, None)
     config = {
         "arch": "mobilenetv2-multitask (ImageNet MobileNetV2, frozen; trained 1x1-conv adapter + three heads)",
-        "labels": DETECTOR_LABELS, "type_labels": TYPE_LABELS, "input_size": feats.SIZE,
+        "labels": DETECTOR_LABELS, "type_labels": TYPE_LABELS, "sequence_labels": SEQUENCE_LABELS,
+        "input_size": feats.SIZE,
         "preprocessing": feats.PREPROCESSING, "catalogue": catalogue_path, "features": features_dir,
         "datasets": sorted(doc["datasets"]), "sources": doc["sources"], "split_method": doc["method"],
         "counts": {p: int(len(v)) for p, v in parts.items()},
