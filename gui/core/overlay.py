@@ -6,6 +6,8 @@ same geometry so that the heat lies on the anatomy that produced it. No Qt.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -153,16 +155,33 @@ def save_overlay_png(scan_name: str, rgb: np.ndarray, heat: np.ndarray, geometry
 
     Takes the frame already decoded for classification (no second read of the scan). Never
     replaces a file (``-1``, ``-2``... are appended instead) and never writes beside the scan
-    unless ``out_dir`` is the scan's own folder by the user's choice.
+    unless ``out_dir`` is the scan's own folder by the user's choice. Safe when several processes
+    share ``out_dir`` (shards): the name is claimed with an exclusive create, the PNG is written to
+    a temporary file and renamed over that claim in one step, and only files this call created are
+    removed when it fails (a name someone else holds is never touched).
     """
-    frame_heat = heat_to_frame(heat, geometry, rgb.shape[0], rgb.shape[1])
-    k = 0
-    while (target := out_dir / overlay_name(scan_name, k)).exists():
-        k += 1
+    picture = Image.fromarray(blend(rgb, heat_to_frame(heat, geometry, rgb.shape[0], rgb.shape[1])))
+    target = _claim(out_dir, scan_name)
+    fd, tmp = tempfile.mkstemp(prefix=".heatmap-", suffix=".tmp", dir=out_dir)
     try:
-        with target.open("xb") as fh:
-            Image.fromarray(blend(rgb, frame_heat)).save(fh, format="PNG")
+        with os.fdopen(fd, "wb") as fh:
+            picture.save(fh, format="PNG")
+        os.replace(tmp, target)
     except BaseException:
-        target.unlink(missing_ok=True)  # no half-written PNG left behind (full disk, MemoryError)
+        Path(tmp).unlink(missing_ok=True)  # no half-written PNG left behind (full disk, MemoryError)
+        target.unlink(missing_ok=True)  # the empty claim: ours, made by _claim
         raise
     return target
+
+
+def _claim(out_dir: Path, scan_name: str) -> Path:
+    """The first free ``overlay_name(scan_name, k)`` in ``out_dir``, created empty and exclusively
+    (``O_EXCL``: of two processes asking for one name, one gets it and the other the next)."""
+    k = 0
+    while True:
+        target = out_dir / overlay_name(scan_name, k)
+        try:
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return target
+        except FileExistsError:
+            k += 1
