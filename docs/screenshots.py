@@ -25,7 +25,7 @@ from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from gui.app.window import MainWindow  # noqa: E402
-from gui.core.model import load_model  # noqa: E402
+from gui.core.engine.model import load_model  # noqa: E402
 from gui.core.resources import bundled_models  # noqa: E402
 from training.series import write_volume  # noqa: E402
 

@@ -17,7 +17,7 @@ def recard(argv: list[str]) -> int:
 
     from export.card import refresh
     from export.convert import publish
-    from gui.core.model import load_model
+    from gui.core.engine.model import load_model
 
     p = argparse.ArgumentParser(prog="python -m export recard")
     p.add_argument("model")

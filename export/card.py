@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gui.core.model import DISCLAIMER
+from gui.core.engine.contract import DISCLAIMER
 from training.metrics import DECISION_THRESHOLD
 
 LIMITATIONS = (
@@ -137,7 +137,7 @@ def input_rule() -> dict:
     from gui.core.readers.levels import INTENSITY_DESCRIPTION, INTENSITY_RULE
 
     return {"intensity": INTENSITY_RULE, "intensity_rule": INTENSITY_DESCRIPTION,
-            "range": "RGB 0-255 after gui.core.preprocess.model_input(brain-crop-v1): a square crop around the head, "
+            "range": "RGB 0-255 after gui.core.engine.preprocess.model_input(brain-crop-v1): a square crop around the head, "
                      "grey levels standardised (background 0, the head's 99.5th percentile 255)"}
 
 

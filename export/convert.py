@@ -1,4 +1,4 @@
-"""Keras model -> ONNX file of the app's contract (see ``gui.core.model``).
+"""Keras model -> ONNX file of the app's contract (see ``gui.core.engine.model``).
 
 The exported graph adds to the trained network: temperature scaling of the logits, the class
 activation maps of every class (the classifier's kernel applied at each position of the last
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gui.core.model import CARD_KEY, INPUT, OPTIONAL_OUTPUTS, OUTPUTS
+from gui.core.engine.contract import CARD_KEY, INPUT, OPTIONAL_OUTPUTS, OUTPUTS
 
 OPSET = 17
 
@@ -77,7 +77,7 @@ def publish(draft: str | Path, card: dict, out: str | Path) -> Path:
     a file that fails the contract check is never written."""
     import shutil
 
-    from gui.core.model import load_model
+    from gui.core.engine.model import load_model
 
     write_card(draft, card)
     load_model(draft)

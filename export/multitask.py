@@ -28,7 +28,7 @@ from scipy.special import softmax
 from export import card as cards, convert
 from export.pipeline import OOD_TRAIN_IMAGES
 from export.verify import VerificationError
-from gui.core.model import session_options
+from gui.core.engine.model import session_options
 from training import calibrate, catalogue, features as feats, multitask as mt, split as splits
 
 VERIFY_IMAGES = 160

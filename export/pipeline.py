@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from export import card as cards, convert, verify
-from gui.core.model import session_options
+from gui.core.engine.model import session_options
 from training import calibrate, split as splits
 from training.data import load_images
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from export import convert
 from export.verify import run_onnx
-from gui.core.model import load_model
+from gui.core.engine.model import load_model
 
 MAX_ACCURACY_DROP = 0.003  # 0.3 percentage points
 CALIBRATION_IMAGES = 200

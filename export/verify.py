@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gui.core.model import INPUT, OUTPUTS
+from gui.core.engine.contract import INPUT, OUTPUTS
 
 MAX_PROB_DIFF = 1e-4
 MIN_CAM_CORRELATION = 0.99

@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gui.core.cli import build_parser, classify_main, quiet_decoder_warnings
+from gui.core.commands.classify import build_parser, classify_main
+from gui.core.commands.common import quiet_decoder_warnings
 
 
 def app_parser() -> argparse.ArgumentParser:
@@ -32,19 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "classify":
         return classify_main(argv[1:])
     if argv and argv[0] == "merge":
-        from gui.core.merge import merge_main
+        from gui.core.commands.merge import merge_main
 
         return merge_main(argv[1:])
     if argv and argv[0] == "watch":
-        from gui.core.watch import watch_main
+        from gui.core.commands.watch import watch_main
 
         return watch_main(argv[1:])
     if argv and argv[0] == "tune":
-        from gui.core.tuning import tune_main
+        from gui.core.commands.tune import tune_main
 
         return tune_main(argv[1:])
     if argv and argv[0] == "listen":
-        from gui.core.listen import listen_main
+        from gui.core.commands.listen import listen_main
 
         return listen_main(argv[1:])
     try:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gui.core import stream
+from gui.core.engine import stream
 from training import split
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -106,16 +106,16 @@ def small_schedules(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def no_engine_timing_runs(monkeypatch):
-    """A first long batch times the engine's layouts once per machine (``gui.core.tuning``); tests run
+    """A first long batch times the engine's layouts once per machine (``gui.core.engine.tuning``); tests run
     long batches with stand-in models and gated classifiers, so in-process they use the core-count rule
     (tests/test_tuning.py times the layouts on purpose)."""
-    from gui.core import tuning
+    from gui.core.engine import tuning
 
     monkeypatch.setattr(tuning, "MEASURE_FROM", 10**9)
 
 
 def engine_threads() -> list[threading.Thread]:
-    """The batch engine's decode and inference threads still alive (``gui.core.stream``)."""
+    """The batch engine's decode and inference threads still alive (``gui.core.engine.stream``)."""
     return [t for t in threading.enumerate() if t.name.startswith((stream.DECODE_THREADS, stream.INFERENCE_THREADS))]
 
 

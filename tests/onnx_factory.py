@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from gui.core.model import CARD_KEY, DISCLAIMER
-from gui.core.ood import encode_array
+from gui.core.engine.contract import CARD_KEY, DISCLAIMER
+from gui.core.engine.ood import encode_array
 
 TASK_LABELS = {"binary": ["no_tumor", "tumor"], "tumor-type": ["glioma", "meningioma", "no_tumor", "pituitary"]}
 

@@ -21,7 +21,7 @@ def test_import_linter_contracts_are_kept():
 
 
 def test_headless_command_loads_no_qt_and_no_training_stack():
-    code = ("import sys, gui.core.cli, gui.core.classifier, gui.core.stream, gui.core.csvout, gui.core.readers, gui.core.model, gui.core.overlay; "
+    code = ("import sys, gui.core.commands.classify, gui.core.engine.classifier, gui.core.engine.stream, gui.core.records.csvout, gui.core.readers, gui.core.engine.model, gui.core.engine.heatmap; "
             "bad = [m for m in sys.modules if m.split('.')[0] in "
             "('PySide6', 'tensorflow', 'keras', 'sklearn', 'matplotlib', 'onnx', 'tf2onnx')]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gui.core import cli
-from gui.core.merge import merge_main
+from gui.core.commands import classify as cli
+from gui.core.commands.merge import merge_main
 from tests.onnx_factory import make_contract_model
 from tests.series_factory import stack, write_dicom_series, write_nifti
 

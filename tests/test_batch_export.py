@@ -4,6 +4,7 @@ scan that can no longer be read is named, not skipped in silence."""
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from gui.app.window import MainWindow  # noqa: E402
-from gui.core.model import load_model  # noqa: E402
+from gui.core.engine.model import load_model  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
 
@@ -43,7 +44,10 @@ def test_an_unreadable_scan_is_named_and_the_rest_exported(finished_batch, qtbot
     w.batch.export_csv(str(tmp_path / "out.csv"))
     qtbot.waitUntil(lambda: w.batch.status.text().startswith("Exported"), timeout=10000)
     assert "2 heatmaps" in w.batch.status.text() and "s1.png" in w.batch.status.text()
-    assert len(list(csv.DictReader((tmp_path / "out.csv").open()))) == 3
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert len(rows) == 3
+    named = {Path(r["path"]).name: r["heatmap"] for r in rows}
+    assert named["s1.png"] == "" and all(Path(named[n]).is_file() for n in named if n != "s1.png")
 
 
 def test_heatmaps_that_cannot_be_written_are_not_reported_as_the_csv(finished_batch, qtbot, tmp_path):

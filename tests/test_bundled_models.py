@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gui.core.classifier import Classifier
-from gui.core.model import load_model
+from gui.core.engine.classifier import Classifier
+from gui.core.engine.model import load_model
 from gui.core.readers import read_image
 from gui.core.resources import bundled_models
 from tests.conftest import brain_like

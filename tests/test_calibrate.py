@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("scipy")
 
-from gui.core.ood import OodScorer, decode_array, encode_array  # noqa: E402
+from gui.core.engine.ood import OodScorer, decode_array, encode_array  # noqa: E402
 from training.calibrate import fit_ood, fit_temperature  # noqa: E402
 
 

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gui.core import cli, stream
-from gui.core.classifier import Classifier
+from gui.core.commands import classify as cli
+from gui.core.engine import stream
+from gui.core.engine.classifier import Classifier
+from gui.core.records import csvout
 from gui.core.display import Window, voi_window
-from gui.core.model import load_model
+from gui.core.engine.model import load_model
 from gui.core.readers import open_scan, open_study
 from gui.core.resources import bundled_models
 from tests.series_factory import stack, write_dicom_series, write_nifti
@@ -139,8 +141,8 @@ def test_no_row_holds_two_answers(tmp_path, shipped):
 def test_slices_are_restated_by_a_study_rule_that_differs(tmp_path):
     """A card whose study threshold differs from its decision threshold: per-slice answers follow the
     study's rule, so no slice says tumour where the study counts none."""
-    from gui.core import study
-    from gui.core.result import Result
+    from gui.core.engine import study
+    from gui.core.engine.result import Result
 
     p = np.array([0.2, 0.6, 0.75, 0.4])
     slices = [Result(path="v", prediction="tumor" if q >= 0.5 else "no_tumor", tumor_probability=q,
@@ -159,7 +161,7 @@ def test_the_file_you_open_is_the_file_you_see(tmp_path, shipped):
     assert np.array_equal(scan.plane().values, open_scan(files[2]).plane().values)
     [row] = list(stream.classify_files(list(stream.collect_files([tmp_path / "s"])), shipped))
     assert row.series_description == "AX FLAIR"
-    assert shipped.row(row)["series_description"] == "AX FLAIR"
+    assert csvout.row(shipped, row)["series_description"] == "AX FLAIR"
 
 
 def test_the_window_and_the_cli_agree_on_one_file_of_a_series(tmp_path, shipped):
@@ -169,7 +171,7 @@ def test_the_window_and_the_cli_agree_on_one_file_of_a_series(tmp_path, shipped)
     files = write_dicom_series(tmp_path / "s", images, window=(1200.0, 1200.0))
     for f in (files[len(files) // 2], files[len(files) // 3]):
         scan = open_study(f)  # as the window's OpenWorker does: the shown plane, then its model view
-        image, scale = scan.model_view(None, shipped.min_side, in_hand=scan.plane())
+        image, scale = scan.model_view(None, shipped.need, in_hand=scan.plane())
         in_window = shipped.classify_image(image, str(f), scale=scale)
         [alone] = list(stream.classify_files([f], shipped))
         assert alone.path == str(f) and not alone.is_study

@@ -12,7 +12,8 @@ import time
 import pytest
 from PIL import Image
 
-from gui.core import cli, csvout
+from gui.core.commands import classify as cli
+from gui.core.records import csvout
 from tests.onnx_factory import make_contract_model
 
 

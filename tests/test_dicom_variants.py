@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from gui.core import stream
+from gui.core.engine import stream
 from gui.core.readers import ImageReadError, open_item, open_scan
 from tests.series_factory import stack, write_dicom_series, write_nifti
 

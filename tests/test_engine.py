@@ -12,17 +12,19 @@ from PIL import Image
 
 pytest.importorskip("onnx")
 
-from gui.core import cli, csvout, stream  # noqa: E402
-from gui.core.classifier import (  # noqa: E402
+from gui.core.commands import classify as cli  # noqa: E402
+from gui.core.records import csvout  # noqa: E402
+from gui.core.engine import stream  # noqa: E402
+from gui.core.engine.classifier import (  # noqa: E402
     DISAGREE_MESSAGE,
     LOW_CONFIDENCE_MESSAGE,
     NO_HEAD_MESSAGE,
     Classifier,
 )
-from gui.core.model import load_model  # noqa: E402
+from gui.core.engine.model import load_model  # noqa: E402
 from gui.core.readers import open_scan  # noqa: E402
-from gui.core.result import Result  # noqa: E402
-from gui.core.tuning import EngineSettings  # noqa: E402
+from gui.core.engine.result import Result  # noqa: E402
+from gui.core.engine.tuning import EngineSettings  # noqa: E402
 from tests.conftest import engine_threads  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
@@ -105,22 +107,22 @@ def test_symlink_loop_does_not_trap_the_scan(models, folder):
 
 def test_csv_columns_and_atomic_refusal(models, folder, tmp_path):
     clf = Classifier(models)
-    assert clf.columns()[:9] == ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
+    assert csvout.columns(clf)[:9] == ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
                                  "tumor_type_confidence", "ood_warning", "error"]
-    assert clf.columns()[9:] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "series_description", "p_no_tumor", "p_tumor", "p_glioma", "p_meningioma", "p_tumor-type_no_tumor",
+    assert csvout.columns(clf)[9:] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "series_description", "heatmap", "p_no_tumor", "p_tumor", "p_glioma", "p_meningioma", "p_tumor-type_no_tumor",
                                  "p_pituitary"]
     out = tmp_path / "r.csv"
-    rows = [clf.row(r) for r in stream.classify_files(stream.collect_files([folder]), clf)]
-    assert csvout.write_csv_atomic(out, clf.columns(), rows) == 3
+    rows = [csvout.row(clf, r) for r in stream.classify_files(stream.collect_files([folder]), clf)]
+    assert csvout.write_csv_atomic(out, csvout.columns(clf), rows) == out and len(rows) == 3
     with pytest.raises(csvout.CsvExistsError):
-        csvout.write_csv_atomic(out, clf.columns(), rows)
+        csvout.write_csv_atomic(out, csvout.columns(clf), rows)
 
     def exploding():
         yield rows[0]
         raise RuntimeError("disk on fire")
 
     with pytest.raises(RuntimeError):
-        csvout.write_csv_atomic(out, clf.columns(), exploding(), force=True)
+        csvout.write_csv_atomic(out, csvout.columns(clf), exploding(), force=True)
     assert len(list(csv.DictReader(out.open()))) == 3  # the old file is intact, no temp left behind
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -169,7 +171,7 @@ def test_window_batch_and_training_see_the_same_pixels(tmp_path, preprocessing):
     """A Br35H-sized JPEG (630x630, where draft-mode decoding used to differ): the window's path
     (open_scan -> images -> classify_image on the model image), the batch path (classify_files) and the training path
     (training.features / training.data through model_input) give identical inputs and answers."""
-    from gui.core.preprocess import model_input
+    from gui.core.engine.preprocess import model_input
     from gui.core.readers import open_scan
     from tests.onnx_factory import make_card
     from training.data import load_model_image
@@ -181,7 +183,7 @@ def test_window_batch_and_training_see_the_same_pixels(tmp_path, preprocessing):
     card["input"]["preprocessing"] = preprocessing
     clf = Classifier([load_model(make_contract_model(tmp_path / "m.onnx", card=card))])
     scan = open_scan(path)
-    image, scale = scan.model_view(None, clf.min_side, in_hand=scan.plane())  # as the window does
+    image, scale = scan.model_view(None, clf.need, in_hand=scan.plane())  # as the window does
     window = clf.classify_image(image, str(path), scale=scale)
     (batch,) = list(stream.classify_files([path], clf))
     assert window.probabilities == batch.probabilities and window.geometry == batch.geometry
@@ -192,7 +194,7 @@ def test_window_batch_and_training_see_the_same_pixels(tmp_path, preprocessing):
 
 
 def test_a_card_caution_band_flags_answers_near_the_threshold(tmp_path):
-    from gui.core.model import ModelContractError
+    from gui.core.engine.model import ModelContractError
     from tests.onnx_factory import make_card
 
     card = make_card("binary", 64)
@@ -213,14 +215,14 @@ def test_heads_that_disagree_are_said_in_the_row_and_the_caution(tmp_path):
     """The multi-task factory model: the detector calls a uniform grey of 0.22 a tumour (mean above
     ~0.19) while its map stays below 0.5 everywhere (sigmoid(8 * 0.22 - 2) < 0.5)."""
     clf = Classifier([load_model(make_contract_model(tmp_path / "mt.onnx", multitask=True))])
-    cols = clf.columns()
-    assert cols[len(csvout.CSV_COLUMNS)] == csvout.DISAGREE_COLUMN and cols[len(csvout.CSV_COLUMNS) + 1 + len(csvout.STUDY_COLUMNS)].startswith("p_")
+    cols = csvout.columns(clf)
+    assert cols[len(csvout.CSV_COLUMNS)] == csvout.DISAGREE_COLUMN and cols[len(csvout.CSV_COLUMNS) + 2 + len(csvout.STUDY_COLUMNS)].startswith("p_")
     torn = clf.classify_image(np.full((64, 64, 3), 56, np.uint8))
     clear = clf.classify_image(np.full((64, 64, 3), 250, np.uint8))
     assert torn.prediction == "tumor" and torn.models_disagree and DISAGREE_MESSAGE in torn.ood_warning
-    assert clear.models_disagree is False and clf.row(clear)[csvout.DISAGREE_COLUMN] == "no"
-    assert clf.row(torn)[csvout.DISAGREE_COLUMN] == "yes"
-    assert clf.row(Result(path="x", status="error", error="bad"))[csvout.DISAGREE_COLUMN] == ""
+    assert clear.models_disagree is False and csvout.row(clf, clear)[csvout.DISAGREE_COLUMN] == "no"
+    assert csvout.row(clf, torn)[csvout.DISAGREE_COLUMN] == "yes"
+    assert csvout.row(clf, Result(path="x", status="error", error="bad"))[csvout.DISAGREE_COLUMN] == ""
 
 
 def test_a_detector_and_a_type_model_that_disagree(models):
@@ -236,7 +238,7 @@ def test_the_headless_run_logs_to_the_apps_log_folder(tmp_path, monkeypatch, fol
     the summary. Never beside the scans."""
     if not __import__("sys").platform.startswith("linux"):
         pytest.skip("the XDG data folder is a Linux convention")
-    from gui.core import logs
+    from gui.core.records import logs
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     model = make_contract_model(tmp_path / "d.onnx")
@@ -287,25 +289,25 @@ def test_a_large_jpeg_is_decoded_reduced_and_the_window_and_the_batch_see_the_sa
     card["input"]["preprocessing"] = "brain-crop-v1"
     clf = Classifier([load_model(make_contract_model(tmp_path / "m.onnx", size=224, card=card))])
     scan = open_scan(tmp_path / "big.jpg")
-    image, scale = scan.model_view(None, clf.min_side)
+    image, scale = scan.model_view(None, clf.need)
     assert scale in (2.0, 4.0, 8.0) and image.shape[0] * scale == 1400
-    window = clf.fit(*scan.model_view(None, clf.min_side, in_hand=scan.plane()))[(224, "brain-crop-v1")]
+    window = clf.fit(*scan.model_view(None, clf.need, in_hand=scan.plane()))[(224, "brain-crop-v1")]
     _frame, batch = stream.decode_file(tmp_path / "big.jpg", clf)
     _shown, kept = stream.decode_file(tmp_path / "big.jpg", clf, keep_frame=True)
     for other in (batch[(224, "brain-crop-v1")], kept[(224, "brain-crop-v1")]):
         assert np.array_equal(window.pixels, other.pixels) and window.geometry == other.geometry
     assert 1100 <= window.geometry.side <= 1300 and _shown.shape[:2] == (1400, 1400)  # frame pixels
-    assert window.geometry.side / scale >= clf.min_side  # still twice the model's input across the crop
+    assert window.geometry.side / scale >= clf.need.min_side  # still twice the model's input across the crop
     doc = {"datasets": {"d": str(tmp_path)}}
     _f, trained = item_input(doc, {"dataset": "d", "path": "big.jpg"})
     assert trained.geometry == window.geometry  # training reads the same reduced decode
     png = open_scan(tmp_path / "big.png")
-    assert png.model_view(None, clf.min_side)[1] == 1.0
+    assert png.model_view(None, clf.need)[1] == 1.0
 
 
 def test_uncertain_means_close_to_the_threshold_the_answer_was_given_at():
     """A model whose card sets its threshold at 0.25: 0.30 is a borderline tumour, 0.45 a clear one."""
-    from gui.core.result import Result
+    from gui.core.engine.result import Result
 
     assert Result(path="a", prediction="tumor", tumor_probability=0.30, threshold=0.25).uncertain
     assert not Result(path="a", prediction="tumor", tumor_probability=0.45, threshold=0.25).uncertain
@@ -316,7 +318,7 @@ def test_the_cards_heat_level_decides_when_the_map_disputes_the_answer(tmp_path)
     """A near-white image: the detector says tumour and the factory map peaks at ~0.997. At the default
     level (0.5) the map agrees; a card whose map must reach 0.999 to say tumour makes it a dispute. A
     level outside (0, 1) is refused when the model loads."""
-    from gui.core.model import ModelContractError
+    from gui.core.engine.model import ModelContractError
     from tests.onnx_factory import make_card
 
     image = np.full((64, 64, 3), 250, np.uint8)

@@ -13,7 +13,7 @@ keras = pytest.importorskip("keras", reason="export tests need the 'train' extra
 onnx = pytest.importorskip("onnx")
 
 from export.pipeline import export_run  # noqa: E402
-from gui.core.model import ModelContractError, load_model  # noqa: E402
+from gui.core.engine.model import ModelContractError, load_model  # noqa: E402
 from training import train as train_mod  # noqa: E402
 from training.evaluate import evaluate  # noqa: E402
 

@@ -10,7 +10,8 @@ import sys
 import pytest
 from PIL import Image
 
-from gui.core import cli, stream
+from gui.core.commands import classify as cli
+from gui.core.engine import stream
 from gui.core.names import display_path
 from tests.onnx_factory import make_contract_model
 

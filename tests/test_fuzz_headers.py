@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gui.core import stream
-from gui.core.classifier import Classifier
-from gui.core.model import load_model
+from gui.core.engine import stream
+from gui.core.engine.classifier import Classifier
+from gui.core.engine.model import load_model
 from tests.onnx_factory import make_contract_model
 
 pytestmark = pytest.mark.slow

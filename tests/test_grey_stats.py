@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gui.core.grey_stats import _MEANS, FloatGrey, as_float, histogram_percentiles
-from gui.core.preprocess import brain_crop
+from gui.core.engine.grey_stats import _MEANS, FloatGrey, as_float, histogram_percentiles
+from gui.core.engine.preprocess import brain_crop
 
 
 def test_histogram_percentiles_are_numpys_bit_for_bit():
@@ -84,7 +84,7 @@ def test_the_crop_is_numpys_for_8bit_and_float_frames(monkeypatch):
     floats = [as_float(f) * np.float32(1.7) for f in frames]  # float frames above 255, as a study's scale gives
     fast = [brain_crop(f, 224) for f in frames + floats]
     monkeypatch.setattr(FloatGrey, "percentile", lambda self, rows, cols, q: np.percentile(self.sample(rows, cols), q))
-    monkeypatch.setattr("gui.core.preprocess.grey_of", FloatGrey)  # every frame through numpy
+    monkeypatch.setattr("gui.core.engine.preprocess.grey_of", FloatGrey)  # every frame through numpy
     reference = [brain_crop(f, 224) for f in frames + floats]
     for a, b in zip(fast, reference, strict=True):
         assert a.geometry == b.geometry and a.head_found == b.head_found

@@ -20,9 +20,10 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from gui.app.window import MainWindow  # noqa: E402
-from gui.core import stream  # noqa: E402
-from gui.core.classifier import Classifier  # noqa: E402
-from gui.core.model import load_model  # noqa: E402
+from gui.core.engine import stream  # noqa: E402
+from gui.core.engine.classifier import Classifier  # noqa: E402
+from gui.core.records import csvout  # noqa: E402
+from gui.core.engine.model import load_model  # noqa: E402
 from tests.conftest import brain_like
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
@@ -242,7 +243,7 @@ def test_export_after_loading_another_model_keeps_the_rows_columns(window, qtbot
     with out.open() as fh:
         reader = csv.DictReader(fh)
         rows = list(reader)
-    assert reader.fieldnames == produced_by.columns() != window.classifier.columns()
+    assert reader.fieldnames == csvout.columns(produced_by) != csvout.columns(window.classifier)
     assert all(r["p_tumor"] for r in rows if r["status"] == "ok")
 
 
@@ -365,7 +366,7 @@ def test_batch_and_study_work_runs_below_the_windows_priority(window, qtbot, sca
     thread gets the CPU first when it has something to paint; the window's own thread is unchanged."""
     import threading
 
-    from gui.core.priority import BACKGROUND_NICE
+    from gui.core.engine.priority import BACKGROUND_NICE
     from tests.series_factory import stack, write_nifti
 
     def nice() -> int:

@@ -17,8 +17,9 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from gui.app import main as app_main  # noqa: E402
 from gui.app.window import MainWindow  # noqa: E402
-from gui.core import stream  # noqa: E402
-from gui.core.model import load_model  # noqa: E402
+from gui.core.engine import stream  # noqa: E402
+from gui.core.engine.model import load_model  # noqa: E402
+from gui.core.records import logs  # noqa: E402
 from tests.hostile_factory import block_network, digest_tree, hostile_corpus  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
@@ -30,7 +31,7 @@ def isolated(tmp_path, monkeypatch):
     (assets / "models").mkdir(parents=True)
     make_contract_model(assets / "models" / "1-detector.onnx")
     monkeypatch.setenv("MRI_CLASSIFIER_ASSETS", str(assets))
-    monkeypatch.setattr(app_main, "log_dir", lambda: tmp_path / "logs")
+    monkeypatch.setattr(logs, "log_dir", lambda: tmp_path / "logs")
     (tmp_path / "logs").mkdir()
     shown = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
@@ -63,6 +64,32 @@ def test_exception_hook_shows_report_and_logs(qtbot, isolated, monkeypatch):
     log_text = (isolated["logs"] / "mri-classifier.log").read_text()
     assert "boom in a slot" in log_text
     assert window.isVisible()  # still usable
+    window.close()
+
+
+def test_the_window_starts_when_its_data_folder_cannot_be_written(qtbot, isolated, tmp_path, monkeypatch):
+    """A per-user folder that cannot be created (here: under a file, which stops root too) used to end
+    the start-up with a traceback; the window opens, and an error report says no log is kept."""
+    from gui.app import dialogs
+    from gui.core import userdirs
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setattr(logs, "log_dir", lambda: userdirs.data_dir("logs"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocker / "data"))
+    monkeypatch.setenv("LOCALAPPDATA", str(blocker / "data"))
+    monkeypatch.setattr(userdirs.Path, "home", lambda: blocker)
+    labels = []
+    monkeypatch.setattr(dialogs.ErrorReportDialog, "exec",
+                        lambda self: labels.extend(w.text() for w in self.findChildren(dialogs.QLabel)))
+    app, window = app_main.create_window([])
+    qtbot.addWidget(window)
+    assert window.isVisible()
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        sys.excepthook(*sys.exc_info())
+    assert any("No log file is kept" in text for text in labels)
     window.close()
 
 

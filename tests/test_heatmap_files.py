@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gui.core import overlay
-from gui.core.preprocess import Geometry
+from gui.core.records import heatmaps
+from gui.core.engine.preprocess import Geometry
 
 
 def _picture():
@@ -24,7 +24,7 @@ def test_a_name_taken_after_the_check_is_skipped_not_deleted(tmp_path, monkeypat
     theirs = tmp_path / "scan.jpg.heatmap.png"
     theirs.write_bytes(b"another process's PNG")
     monkeypatch.setattr(Path, "exists", lambda self: False)
-    out = overlay.save_overlay_png("scan.jpg", *_picture(), tmp_path)
+    out = heatmaps.save_overlay_png("scan.jpg", *_picture(), tmp_path)
     assert theirs.read_bytes() == b"another process's PNG"
     assert out.name == "scan.jpg.heatmap-1.png" and Image.open(out).size == (32, 32)
 
@@ -38,13 +38,13 @@ def test_a_failed_write_leaves_no_file_of_its_own_and_touches_no_other(tmp_path,
 
     monkeypatch.setattr(Image.Image, "save", full_disk)
     with pytest.raises(OSError):
-        overlay.save_overlay_png("scan.jpg", *_picture(), tmp_path)
+        heatmaps.save_overlay_png("scan.jpg", *_picture(), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.jpg.heatmap.png"]
     assert (tmp_path / "scan.jpg.heatmap.png").read_bytes() == b"theirs"
 
 
 def test_same_named_scans_get_numbered_whole_files(tmp_path):
-    names = [overlay.save_overlay_png("scan.jpg", *_picture(), tmp_path).name for _ in range(3)]
+    names = [heatmaps.save_overlay_png("scan.jpg", *_picture(), tmp_path).name for _ in range(3)]
     assert names == ["scan.jpg.heatmap.png", "scan.jpg.heatmap-1.png", "scan.jpg.heatmap-2.png"]
     assert all(Image.open(tmp_path / n).size == (32, 32) for n in names)
     assert not list(tmp_path.glob(".heatmap-*"))  # no temporary file left

@@ -19,9 +19,12 @@ from PIL import Image
 
 pytest.importorskip("onnx")
 
-from gui.core import cli, csvout, stream  # noqa: E402
-from gui.core.classifier import Classifier
-from gui.core.model import ModelContractError, load_model  # noqa: E402
+from gui.core.commands import classify as cli  # noqa: E402
+from gui.core.records import heatmaps  # noqa: E402
+from gui.core.records import csvout  # noqa: E402
+from gui.core.engine import stream  # noqa: E402
+from gui.core.engine.classifier import Classifier
+from gui.core.engine.model import ModelContractError, load_model  # noqa: E402
 from gui.core.readers import MAX_PIXELS, ImageReadError, open_scan, read_image
 from tests.onnx_factory import make_card, make_contract_model  # noqa: E402
 
@@ -116,7 +119,7 @@ def test_a_one_pixel_high_strip_is_never_padded_to_a_giant_square(tmp_path, mode
     Image.new("L", (40000, 1), 200).save(strip)
     assert strip.stat().st_size < 1000
     mb = peak_memory_mb(
-        f"from gui.core.classifier import Classifier; from gui.core.model import load_model; from gui.core.readers import read_image\n"
+        f"from gui.core.engine.classifier import Classifier; from gui.core.engine.model import load_model; from gui.core.readers import read_image\n"
         f"c = Classifier([load_model({str(model_file)!r})]); r = c.classify_image(read_image({str(strip)!r}))\n"
         "assert r.ok, r.error")
     assert mb < 1000
@@ -195,7 +198,7 @@ def test_long_names_and_failing_heatmaps_become_rows(tmp_path, folder, model_fil
     def full_disk(*_a, **_k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cli, "save_overlay_png", full_disk)
+    monkeypatch.setattr(heatmaps, "save_overlay_png", full_disk)
     out2 = tmp_path / "o2.csv"
     assert run_cli(model_file, str(folder), "--csv", str(out2), "--heatmaps", str(tmp_path / "heat2")) == 1
     rows = rows_of(out2)
@@ -205,7 +208,7 @@ def test_long_names_and_failing_heatmaps_become_rows(tmp_path, folder, model_fil
     def no_memory(*_a, **_k):
         raise MemoryError
 
-    monkeypatch.setattr(cli, "save_overlay_png", no_memory)
+    monkeypatch.setattr(heatmaps, "save_overlay_png", no_memory)
     out3 = tmp_path / "o3.csv"
     assert run_cli(model_file, str(folder), "--csv", str(out3), "--heatmaps", str(tmp_path / "heat3")) == 1
     assert all("out of memory" in r["error"] for r in rows_of(out3))
@@ -428,7 +431,7 @@ def test_stale_temporary_files_are_cleaned_and_sigterm_writes_the_rows(tmp_path,
 def test_the_multitask_outputs_reach_the_csv(tmp_path, folder):
     model = make_contract_model(tmp_path / "mt.onnx", multitask=True)
     classifier = Classifier([load_model(model)])
-    cols = classifier.columns()
+    cols = csvout.columns(classifier)
     assert {"p_glioma", "p_meningioma", "p_pituitary"} <= set(cols)
     rgb = np.zeros((64, 64, 3), np.uint8)
     rgb[:, :, 0] = 250  # bright red: a tumour, of the first type, with a hot heatmap
@@ -437,7 +440,7 @@ def test_the_multitask_outputs_reach_the_csv(tmp_path, folder):
     assert r.heat.shape == (8, 8) and float(r.heat.max()) > 0.5
     dark = classifier.classify_image(np.zeros((64, 64, 3), np.uint8))
     assert dark.prediction == "no_tumor" and dark.tumor_type == "" and dark.tumor_type_confidence is None
-    row = classifier.row(dark)
+    row = csvout.row(classifier, dark)
     assert row["tumor_type"] == "" and row["p_glioma"] != ""
 
 

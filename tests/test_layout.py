@@ -23,7 +23,7 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication, QGroupBox, QLabel
 from gui.app.window import MainWindow
-from gui.core.model import load_model
+from gui.core.engine.model import load_model
 from gui.core.resources import bundled_models
 from tests.series_factory import stack, write_nifti
 

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gui.core import cli, stream
-from gui.core.classifier import OOD_MESSAGE, Classifier
-from gui.core.model import ModelContractError, load_model
-from gui.core.ood import encode_array
-from gui.core.tuning import EngineSettings
+from gui.core.commands import classify as cli
+from gui.core.engine import stream
+from gui.core.engine.classifier import OOD_MESSAGE, Classifier
+from gui.core.engine.model import ModelContractError, load_model
+from gui.core.engine.ood import encode_array
+from gui.core.engine.tuning import EngineSettings
 from tests.onnx_factory import make_card, make_contract_model
 
 

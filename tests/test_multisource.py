@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gui.core.overlay import heat_to_frame
-from gui.core.preprocess import Geometry, brain_crop, model_input
+from gui.core.engine.heatmap import heat_to_frame
+from gui.core.engine.preprocess import Geometry, brain_crop, model_input
 from tests.conftest import synthetic_slice
 from training import catalogue
 

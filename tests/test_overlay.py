@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gui.core.overlay import blend, colormap_lut
+from gui.core.engine.heatmap import blend, colormap_lut
 
 
 def _reference(rgb, heat, opacity, colormap):

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from gui.core.display import window_to_uint8
-from gui.core.preprocess import fit_square
+from gui.core.engine.preprocess import fit_square
 from gui.core.readers import MAX_PIXELS, ImageReadError, open_scan, read_image
 
 

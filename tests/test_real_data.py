@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gui.core import cli
+from gui.core.commands import classify as cli
 from gui.core.resources import bundled_models
 from tests.conftest import require_shared_data
 

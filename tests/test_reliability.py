@@ -12,11 +12,13 @@ from PIL import Image
 
 pytest.importorskip("onnx")
 
-from gui.core import cli, csvout, stream  # noqa: E402
-from gui.core.classifier import Classifier
-from gui.core.model import ModelContractError, load_model  # noqa: E402
+from gui.core.commands import classify as cli  # noqa: E402
+from gui.core.records import csvout  # noqa: E402
+from gui.core.engine import stream  # noqa: E402
+from gui.core.engine.classifier import Classifier
+from gui.core.engine.model import ModelContractError, load_model  # noqa: E402
 from gui.core.readers import ImageReadError, read_image
-from gui.core.tuning import EngineSettings
+from gui.core.engine.tuning import EngineSettings
 from tests.hostile_factory import block_network, digest_tree, hostile_corpus, png_bytes  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 
@@ -42,7 +44,7 @@ def test_hostile_corpus_gives_a_row_each_and_the_batch_goes_on(tmp_path, classif
     assert "no decoder" in results["jpegls.dcm"].error
     assert "pixel" in results["no_pixels.dcm"].error and "limit" in results["bomb.png"].error
     out = tmp_path / "results.csv"
-    csvout.write_csv_atomic(out, classifier.columns(), [classifier.row(r) for r in results.values()])
+    csvout.write_csv_atomic(out, csvout.columns(classifier), [csvout.row(classifier, r) for r in results.values()])
     text = out.read_text(encoding="utf-8")
     assert "Müller" not in text and "SECRET-ID" not in text  # no patient identifiers in the CSV
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gui.core import stream
-from gui.core.classifier import Classifier
-from gui.core.model import load_model
+from gui.core.engine import stream
+from gui.core.engine.classifier import Classifier
+from gui.core.records import csvout
+from gui.core.engine.model import load_model
 from gui.core.readers import (
     DicomSeries,
     ImageReadError,
@@ -22,8 +23,8 @@ from gui.core.readers import (
     open_study,
 )
 from gui.core.readers.orientation import display_plan
-from gui.core.result import Result
-from gui.core.study import (
+from gui.core.engine.result import Result
+from gui.core.engine.study import (
     StudyRule,
     format_ranges,
     study_score,
@@ -199,8 +200,8 @@ def test_headless_rows_per_study_and_per_slice(tmp_path):
     by_slices = sorted((r["n_slices"], Path(r["path"]).suffix) for r in rows)
     assert by_slices == [("", ".png"), ("5", ".dcm"), ("6", ".nii"), ("8", ".dcm")]
     header = out.read_text().splitlines()[0].split(",")
-    assert header[9:14] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "series_description"]
-    assert header[14].startswith("p_")
+    assert header[9:15] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "series_description", "heatmap"]
+    assert header[15].startswith("p_")
     slices = list(csv.DictReader(per.open()))
     assert len(slices) == 8 + 5 + 6 and list(slices[0])[:3] == ["path", "slice", "status"]
     assert "Doe" not in out.read_text() + per.read_text() and "SECRET" not in out.read_text()
@@ -219,7 +220,7 @@ def test_a_thousand_slice_volume_streams_in_flat_memory(tmp_path):
     code = (
         "import tracemalloc, sys\n"
         "from pathlib import Path\n"
-        "from gui.core import stream\nfrom gui.core.classifier import Classifier\nfrom gui.core.model import load_model\n"
+        "from gui.core.engine import stream\nfrom gui.core.engine.classifier import Classifier\nfrom gui.core.engine.model import load_model\n"
         f"clf = Classifier([load_model(Path({str(model)!r}))])\n"
         "tracemalloc.start()\n"
         f"[r] = list(stream.classify_files([Path({str(tmp_path / 'big.nii')!r})], clf))\n"
@@ -239,7 +240,7 @@ def test_the_study_rule_comes_from_the_card(tmp_path):
     m = load_model(make_contract_model(tmp_path / "r.onnx", card=card))
     assert Classifier([m]).study_rule == StudyRule(3, 0.8)
     card["series_rule"] = {"run": 0, "threshold": 0.8}
-    from gui.core.model import ModelContractError
+    from gui.core.engine.model import ModelContractError
 
     with pytest.raises(ModelContractError, match="series rule"):
         load_model(make_contract_model(tmp_path / "bad.onnx", card=card))
@@ -274,4 +275,4 @@ def test_a_multi_frame_dicom_is_one_study(tmp_path, classifier):
     [r] = list(stream.classify_files([tmp_path / "multi.dcm"], classifier))
     assert r.ok and r.n_slices == 7 and len(r.slices) == 7 and 0 <= r.max_slice < 7
     [s] = list(stream.classify_files([one], classifier))  # a lone single-frame DICOM stays a single image
-    assert s.ok and s.n_slices is None and classifier.row(s)["n_slices"] == ""
+    assert s.ok and s.n_slices is None and csvout.row(classifier, s)["n_slices"] == ""

@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from gui.core import overlay, stream  # noqa: E402
-from gui.core.classifier import Classifier  # noqa: E402
-from gui.core.model import load_model  # noqa: E402
+from gui.core.engine import heatmap as overlay, stream  # noqa: E402
+from gui.core.engine.classifier import Classifier  # noqa: E402
+from gui.core.engine.model import load_model  # noqa: E402
 from gui.core.readers import dicom, dicom_series, is_study_file, open_study  # noqa: E402
 from gui.core.readers.dicom import may_be_deflated  # noqa: E402
 from gui.core.readers.sniff import read_head  # noqa: E402

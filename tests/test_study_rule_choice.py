@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gui.core.study import StudyRule
+from gui.core.engine.study import StudyRule
 from training import caution, series
 
 

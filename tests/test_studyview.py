@@ -3,7 +3,7 @@ key-slice jump never overrides a slice the user chose, scored slices are answere
 
 from __future__ import annotations
 
-from gui.core.result import Result
+from gui.core.engine.result import Result
 from gui.core.studyview import StudyView
 
 

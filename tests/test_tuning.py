@@ -11,10 +11,11 @@ from PIL import Image
 
 pytest.importorskip("onnx")
 
-from gui.core import stream, tuning  # noqa: E402
-from gui.core.classifier import Classifier  # noqa: E402
-from gui.core.model import load_model  # noqa: E402
-from gui.core.tuning import EngineSettings  # noqa: E402
+from gui.core.engine import layout, stream, tuning  # noqa: E402
+from gui.core.engine.classifier import Classifier  # noqa: E402
+from gui.core.records import csvout  # noqa: E402
+from gui.core.engine.model import load_model  # noqa: E402
+from gui.core.engine.tuning import EngineSettings  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 from tests.series_factory import write_nifti  # noqa: E402
 
@@ -45,7 +46,7 @@ def test_every_layout_gives_the_same_rows_in_the_same_order(classifier, tmp_path
     rows = {}
     for engine in [EngineSettings(batch=16), EngineSettings(batch=3, decode_threads=2, inference_workers=2, inference_threads=1),
                    EngineSettings(batch=1, inference_workers=3, inference_threads=1)]:
-        rows[engine] = [classifier.row(r) for r in stream.classify_files(items, classifier, engine)]
+        rows[engine] = [csvout.row(classifier, r) for r in stream.classify_files(items, classifier, engine)]
     first, *others = rows.values()
     assert [Path(r["path"]).name for r in first] == [p.name for p in items]
     assert first[5]["status"] == "error" and first[9]["n_slices"] == "7"
@@ -92,6 +93,7 @@ def test_a_first_long_batch_measures_once_and_keeps_the_layout(classifier, setti
 
 def test_one_core_has_nothing_to_time(classifier, settings_home, monkeypatch):
     monkeypatch.setattr(tuning, "cpu_count", lambda: 1)
+    monkeypatch.setattr(layout, "cpu_count", lambda: 1)
     said = []
     assert tuning.measure(classifier, said.append) == (EngineSettings(16, 1, 1, 1), {}) and said == []
 
@@ -114,7 +116,9 @@ def test_another_model_or_a_damaged_file_is_measured_again(classifier, settings_
 
 def test_tune_command_prints_the_rates_and_keeps_the_fastest(settings_home, tmp_path, capsys):
     model = make_contract_model(tmp_path / "det.onnx", "binary")
-    assert tuning.tune_main(["--model", str(model)]) == 0
+    from gui.core.commands.tune import tune_main
+
+    assert tune_main(["--model", str(model)]) == 0
     out = capsys.readouterr().out
     assert out.count("images/s") == len(tuning.layouts()) and out.count("<- kept") == 1
     assert tuning.kept(Classifier([load_model(model)])) is not None
@@ -122,13 +126,42 @@ def test_tune_command_prints_the_rates_and_keeps_the_fastest(settings_home, tmp_
 
 def test_classify_loads_its_model_on_the_kept_layouts_threads(settings_home, tmp_path, monkeypatch):
     """One session per model in a headless run: the kept layout's thread count, not every core plus another."""
-    from gui.core import cli
+    from gui.core.commands import classify as cli
+    from gui.core.engine import modelset
 
     model = make_contract_model(tmp_path / "det.onnx", "binary")
     tuning.keep([model], EngineSettings(8, 1, 2, 1), {})
     threads = []
-    real = cli.load_model
-    monkeypatch.setattr(cli, "load_model", lambda path, t=None: threads.append(t) or real(path, t))
+    real = modelset.load_model
+    monkeypatch.setattr(modelset, "load_model", lambda path, t=None: threads.append(t) or real(path, t))
     Image.new("L", (64, 64), 90).save(tmp_path / "a.png")
     assert cli.classify_main([str(tmp_path / "a.png"), "--model", str(model), "--csv", str(tmp_path / "o.csv")]) == 0
     assert threads == [1]
+
+
+def test_layouts_kept_at_once_by_several_processes_are_all_kept(settings_home, tmp_path):
+    """Shards starting together each keep their layout: the read-modify-write of the kept file is
+    locked and written under a name of its own, so no process erases another's entry (the old
+    writer shared one ``engine.tmp`` and read without a lock)."""
+    import threading
+
+    files = []
+    for k in range(4):
+        f = tmp_path / f"m{k}.onnx"
+        f.write_bytes(b"x" * (k + 1))  # a layout is kept per model file (name and size)
+        files.append([f])
+    start = threading.Barrier(len(files))
+
+    def keep_many(models):
+        start.wait()
+        for i in range(25):
+            tuning.keep(models, EngineSettings(16, 1, 1, 1 + i % 2), {})
+
+    workers = [threading.Thread(target=keep_many, args=(m,)) for m in files]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert all(tuning.kept(m) is not None for m in files)
+    folder = settings_home / "MRI Tumor Classifier" / "mri-classifier"
+    assert not [p.name for p in folder.iterdir() if p.suffix == ".tmp"]

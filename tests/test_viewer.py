@@ -15,7 +15,7 @@ from PySide6.QtGui import QWheelEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog, QLabel  # noqa: E402
 
 from gui.app.window import MainWindow  # noqa: E402
-from gui.core.model import load_model  # noqa: E402
+from gui.core.engine.model import load_model  # noqa: E402
 from gui.core.viewstate import Edges  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 from tests.series_factory import stack, write_nifti  # noqa: E402
@@ -185,7 +185,7 @@ def test_a_new_file_opened_while_a_study_scores_keeps_its_answer(window, qtbot, 
 
 
 def test_the_heatmap_outline_marks_where_p_reaches_one_half(study):
-    from gui.core.overlay import contour
+    from gui.core.engine.heatmap import contour
 
     heat = np.zeros((20, 20), np.float32)
     heat[5:15, 5:15] = 0.8

@@ -1,5 +1,5 @@
 """Watching a folder: files are classified once they have settled, a DICOM series once it is quiet,
-each once, across a restart; the node rules are Qt-free (gui/core/arrivals.py, injectable clock)."""
+each once, across a restart; the node rules are Qt-free (gui/core/commands/arrivals.py, injectable clock)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gui.core.arrivals import Arrivals
+from gui.core.commands.arrivals import Arrivals
 from gui.core.readers import DicomSeries
 from tests.child_process import with_ctrl_c
 from tests.onnx_factory import make_contract_model

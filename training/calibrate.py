@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gui.core.ood import OodScorer, encode_array
+from gui.core.engine.ood import OodScorer, encode_array
 
 OOD_COMPONENTS = 64
 OOD_PERCENTILE = 99.0
@@ -31,7 +31,7 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 
 def fit_ood(train_emb: np.ndarray, train_y: np.ndarray, val_emb: np.ndarray,
             k: int = OOD_COMPONENTS, percentile: float = OOD_PERCENTILE) -> dict:
-    """OOD statistics (see ``gui.core.ood.OodScorer``) from training embeddings; the threshold is
+    """OOD statistics (see ``gui.core.engine.ood.OodScorer``) from training embeddings; the threshold is
     the ``percentile`` of validation scores.
 
     A 64-component subspace plus one residual variance keeps the model card small (a full

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from gui.core.preprocess import model_input
+from gui.core.engine.preprocess import model_input, model_need
 from gui.core.readers import is_image_file, open_scan
 
 IMAGE_SIZE = 224
@@ -94,7 +94,7 @@ def discover_all(data_dirs: Sequence[str | Path]) -> tuple[list[Item], dict[str,
 def load_model_image(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:
     """The model input for one file: the app's reader (a large JPEG decoded reduced, as the app does
     for a model of this size), then the app's square fit."""
-    image, _scale = open_scan(path).model_view(min_side=2 * size)
+    image, _scale = open_scan(path).model_view(need=model_need(2 * size))
     return model_input(image, size, "pad-resize").pixels
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from gui.core.preprocess import Geometry, ModelInput, model_input_scaled
+from gui.core.engine.preprocess import Geometry, ModelInput, model_input_scaled, model_need
 from gui.core.readers import open_scan
 
 PREPROCESSING = "brain-crop-v1"
@@ -49,7 +49,7 @@ def item_input(doc: dict, rec: dict) -> tuple[np.ndarray, ModelInput]:
     one path used by feature extraction, export verification and the figures."""
     scan = open_scan(Path(doc["datasets"][rec["dataset"]]) / rec["path"])
     plane = scan.plane()
-    image, scale = scan.model_view(min_side=2 * SIZE, in_hand=plane)
+    image, scale = scan.model_view(need=model_need(2 * SIZE), in_hand=plane)
     return scan.display(plane), model_input_scaled(image, scale, SIZE, PREPROCESSING)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gui.core.preprocess import Geometry
+from gui.core.engine.preprocess import Geometry
 from training import catalogue, views
 from training import features as feats
 

@@ -284,8 +284,8 @@ def heatmap_faithfulness(doc: dict, idx: np.ndarray, pred: dict, meta: dict) -> 
     from PIL import Image
     from scipy.ndimage import distance_transform_edt
 
-    from gui.core.overlay import heat_to_frame, normalise_cam
-    from gui.core.preprocess import Geometry
+    from gui.core.engine.heatmap import heat_to_frame, normalise_cam
+    from gui.core.engine.preprocess import Geometry
 
     res: dict[str, dict[str, list]] = {}
     roots = doc["datasets"]

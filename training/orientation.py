@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gui.core.classifier import Classifier
-from gui.core.model import load_model
+from gui.core.engine.classifier import Classifier
+from gui.core.engine.model import load_model
 from gui.core.readers import open_scan
 from training import catalogue
 from training import split as splits
@@ -33,7 +33,7 @@ def measure(model_path: str, catalogue_path: str, fold: str = "in-distribution",
         for i in idx[start:start + batch]:
             rec = doc["items"][int(i)]
             image, scale = open_scan(Path(doc["datasets"][rec["dataset"]]) / rec["path"]).model_view(
-                min_side=classifier.min_side)
+                need=classifier.need)
             fitted["as read"].append(classifier.fit(image, scale))
             for name, turn in TRANSFORMS.items():
                 fitted[name].append(classifier.fit(np.ascontiguousarray(turn(image)), scale))

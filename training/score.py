@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gui.core import stream
-from gui.core.classifier import Classifier
-from gui.core.model import load_model
+from gui.core.engine import stream
+from gui.core.engine.classifier import Classifier
+from gui.core.engine.model import load_model
 from training import catalogue
 from training import split as splits
 from training.metrics import classification_metrics

@@ -14,7 +14,7 @@ Volumes built:
   slices. These are the top or bottom of a head (no patient here has a tumour-free brain), so
   specificity on them is a proxy, said wherever it is reported.
 
-Rule family (what :mod:`gui.core.study` applies): the study says "tumour" when ``k`` consecutive
+Rule family (what :mod:`gui.core.engine.study` applies): the study says "tumour" when ``k`` consecutive
 slices have P(tumour) >= ``t``; the study probability is the best such run's lowest slice
 probability (``k = 1``: the maximum). The key slice is the slice of highest probability. ``t`` is
 the detector's decision threshold, so one threshold is on every screen: a rule at another
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gui.core.classifier import Classifier
-from gui.core.study import StudyRule, key_slice, study_score, tumour_ranges
+from gui.core.engine.classifier import Classifier
+from gui.core.engine.study import StudyRule, key_slice, study_score, tumour_ranges
 from training import split as splits
 from training.metrics import roc_auc
 
@@ -176,8 +176,8 @@ def app_pipeline_check(model_paths: list[str], run_dir: str, catalogue_path: str
 
     from PIL import Image
 
-    from gui.core import stream
-    from gui.core.model import load_model
+    from gui.core.engine import stream
+    from gui.core.engine.model import load_model
 
     items = splits.load(catalogue_path)["items"]
     z = np.load(Path(run_dir) / "in-distribution" / "predictions.npz")

@@ -38,9 +38,9 @@ from gui.app.histogram import ProbabilityHistogram
 from gui.app.thumbnails import PictureCache
 from gui.app.viewer import ImageViewer
 from gui.app.workers import BatchWorker, ExportWorker
-from gui.core.classifier import Classifier
+from gui.core.engine.classifier import Classifier
 from gui.core.names import display_path
-from gui.core.result import Result
+from gui.core.engine.result import Result
 
 THUMBNAIL = 64
 

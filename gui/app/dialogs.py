@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app.formatting import measured_percent
-from gui.core.model import Model
+from gui.core.engine.model import Model
 
 
 def _num(v) -> str:
@@ -126,7 +126,7 @@ class ModelCardDialog(QDialog):
 class ErrorReportDialog(QDialog):
     """An unexpected error: what happened, where the log is, and a copyable report."""
 
-    def __init__(self, report: str, log_path: str, parent=None) -> None:
+    def __init__(self, report: str, log_path: Path | None, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Something went wrong")
         self.resize(640, 420)
@@ -137,7 +137,8 @@ class ErrorReportDialog(QDialog):
         copy.clicked.connect(lambda: QApplication.clipboard().setText(report))
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("An unexpected error occurred. The app is still usable; your files were not changed.\n"
-                                f"The report below was also written to {log_path}."))
+        where = f"The report below was also written to {log_path}." if log_path is not None else \
+            "No log file is kept (the app's per-user folder cannot be written): copy the report below."
+        layout.addWidget(QLabel("An unexpected error occurred. The app is still usable; your files were not changed.\n" + where))
         layout.addWidget(text)
         layout.addWidget(buttons)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gui.core.classifier import TYPE_GROUP_SUFFIX
+from gui.core.engine.classifier import TYPE_GROUP_SUFFIX
 
 ANSWERS = {"tumor": "Tumour likely", "no_tumor": "No tumour found", "": ""}
 

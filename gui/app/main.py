@@ -9,19 +9,12 @@ from pathlib import Path
 
 import onnxruntime  # noqa: F401  (import before Qt: a known DLL clash on Windows otherwise)
 
-from gui.core.logs import (
-    APPLICATION,
-    LOG_NAME,
-    ORGANISATION,
-    attach_log_file,
-    log,
-    log_dir,
-)
-from gui.core.model import ModelContractError, load_model
+from gui.core.engine.model import ModelContractError, load_model
+from gui.core.records.logs import APPLICATION, ORGANISATION, attach_log_file, log
 from gui.core.resources import assets_dir, bundled_models
 
 
-def install_exception_hook(log_file: Path) -> None:
+def install_exception_hook(log_file: Path | None) -> None:
     """Any uncaught error: a dialog with a copyable report and a line in the log; the app goes on."""
     from PySide6.QtWidgets import QApplication
 
@@ -34,7 +27,7 @@ def install_exception_hook(log_file: Path) -> None:
         report = f"{dt.datetime.now().isoformat(timespec='seconds')}\n" + "".join(traceback.format_exception(exc_type, exc, tb))
         log.error("unhandled exception\n%s", report)
         try:
-            ErrorReportDialog(report, str(log_file), QApplication.activeWindow()).exec()
+            ErrorReportDialog(report, log_file, QApplication.activeWindow()).exec()
         except Exception:  # a broken dialog must not recurse into this hook
             sys.__excepthook__(exc_type, exc, tb)
 
@@ -58,8 +51,7 @@ def create_window(argv: list[str]):
     icon = assets_dir() / "icons" / "mri-classifier.png"
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
-    log_file = log_dir() / LOG_NAME
-    attach_log_file(log_file)
+    log_file = attach_log_file()  # None where the per-user folder cannot be written: the app runs, unlogged
     install_exception_hook(log_file)
 
     models, problems = [], []

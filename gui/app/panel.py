@@ -24,13 +24,13 @@ from PySide6.QtWidgets import (
 from gui.app import theme
 from gui.app.formatting import ANSWERS, group_title, percent
 from gui.app.viewer import to_qimage
-from gui.core.classifier import TYPE_GROUP_SUFFIX
-from gui.core.model import DISCLAIMER
+from gui.core.engine.classifier import TYPE_GROUP_SUFFIX
+from gui.core.engine.contract import DISCLAIMER
 from gui.core.names import display_path
-from gui.core.overlay import COLORMAPS, colormap_lut
+from gui.core.engine.heatmap import COLORMAPS, colormap_lut
 from gui.core.readers import Scan
-from gui.core.result import Result
-from gui.core.study import StudyRule
+from gui.core.engine.result import Result
+from gui.core.engine.study import StudyRule
 
 
 class ResultPanel(QWidget):

@@ -18,11 +18,11 @@ from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
 from gui.app.formatting import ANSWERS, group_title, measured_percent, percent
 from gui.app.strip import strip_image
 from gui.app.viewer import to_qimage
-from gui.core.classifier import Classifier
-from gui.core.model import DISCLAIMER
-from gui.core.overlay import blend, heat_to_frame
+from gui.core.engine.classifier import Classifier
+from gui.core.engine.contract import DISCLAIMER
+from gui.core.engine.heatmap import blend, heat_to_frame
 from gui.core.readers import Scan
-from gui.core.result import Result
+from gui.core.engine.result import Result
 
 #: Width of each picture, in the document's units (CSS pixels): two side by side fit the A4 text column.
 IMAGE_WIDTH = 240

@@ -2,7 +2,7 @@
 
 The table asks for a row's thumbnail only when the row is painted, so a batch of thousands of
 files renders only what is on screen; a bounded cache keeps the recent ones. Rendering is the
-core's ``gui.core.overlay.result_picture``; this class only moves it off the GUI thread.
+core's ``gui.core.engine.heatmap.result_picture``; this class only moves it off the GUI thread.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPixmap
 
 from gui.app.viewer import to_qimage
-from gui.core.overlay import result_picture
+from gui.core.engine.heatmap import result_picture
 from gui.core.readers import ImageReadError
-from gui.core.result import Result
+from gui.core.engine.result import Result
 
 
 class _Signals(QObject):

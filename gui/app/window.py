@@ -26,14 +26,15 @@ from gui.app.panel import ResultPanel
 from gui.app.strip import SliceStrip
 from gui.app.viewer import ImageViewer
 from gui.app.workers import OpenWorker, ReportWorker, StudyWorker
-from gui.core.classifier import Classifier
+from gui.core.engine.classifier import Classifier
 from gui.core.display import Window
-from gui.core.model import DISCLAIMER, Model, ModelContractError, load_model
+from gui.core.engine.contract import DISCLAIMER
+from gui.core.engine.model import Model, ModelContractError, load_model
 from gui.core.names import display_path
-from gui.core.overlay import COLORMAPS, blend, draw_contour, heat_to_frame
+from gui.core.engine.heatmap import COLORMAPS, blend, draw_contour, heat_to_frame
 from gui.core.readers import IMAGE_SUFFIXES, Plane, Scan
-from gui.core.result import Result
-from gui.core.study import StudyRule
+from gui.core.engine.result import Result
+from gui.core.engine.study import StudyRule
 from gui.core.studyview import StudyView
 from gui.core.viewstate import dragged_window, stepped
 

@@ -13,13 +13,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, Signal
 
-from gui.core import csvout, stream, tuning
-from gui.core.classifier import Classifier
+from gui.core.records import csvout
+from gui.core.engine import stream, tuning
+from gui.core.engine.classifier import Classifier
 from gui.core.names import display_path
-from gui.core.overlay import overlay_label, result_frame, save_overlay_png
-from gui.core.priority import lower_this_thread
+from gui.core.engine.heatmap import result_frame
+from gui.core.records.heatmaps import overlay_label, save_overlay_png
+from gui.core.engine.priority import lower_this_thread
 from gui.core.readers import ImageReadError, Scan, open_study
-from gui.core.result import Result
+from gui.core.engine.result import Result
 
 
 class OpenSignals(QObject):
@@ -50,7 +52,7 @@ class OpenWorker(QRunnable):
             if self.cached is not None:
                 result = self.cached
             else:
-                image, scale = scan.model_view(self.frame, self.classifier.min_side, in_hand=plane)
+                image, scale = scan.model_view(self.frame, self.classifier.need, in_hand=plane)
                 result = self.classifier.classify_image(image, str(self.path), scale=scale)
             self.signals.opened.emit(self.task, scan, plane, rgb, result)
         except ImageReadError as exc:
@@ -85,7 +87,7 @@ class BatchWorker(QRunnable):
         return self._cancel.is_set()
 
     def run(self) -> None:
-        lower_this_thread()  # the window's thread comes first (gui.core.priority)
+        lower_this_thread()  # the window's thread comes first (gui.core.engine.priority)
         try:
             files = list(stream.collect_files(self.paths, recursive=self.recursive))
             self.signals.started.emit(len(files))
@@ -126,12 +128,16 @@ class ExportWorker(QRunnable):
         self.signals = ExportSignals()
 
     def run(self) -> None:
-        """The CSV first; then each heatmap, whose failures are named per file (an unreadable scan is
-        counted and named, as the CLI's error rows do) without undoing the published CSV."""
+        """The heatmaps first, so each row can name its PNG (failures named per file; an unreadable scan
+        is counted and named, as the CLI's error rows do); then the CSV, published whole."""
+        written, unreadable, failed, pictures = 0, [], [], {}
+        if self.heatmap_dir is not None:
+            written, unreadable, failed, pictures = self._heatmaps()
         try:
             # The save dialog has already asked before replacing an existing file.
-            csvout.write_csv_atomic(self.csv_path, self.classifier.columns(),
-                                    (self.classifier.row(r) for r in self.results), force=True)
+            csvout.write_csv_atomic(self.csv_path, csvout.columns(self.classifier),
+                                    (csvout.row(self.classifier, r, pictures.get(id(r))) for r in self.results),
+                                    force=True)
         except OSError as exc:
             self.signals.failed.emit(f"Could not write the CSV {display_path(str(self.csv_path))}: {exc.strerror or exc}")
             return
@@ -140,7 +146,6 @@ class ExportWorker(QRunnable):
             return
         message = f"Exported {len(self.results)} rows to {display_path(str(self.csv_path))}"
         if self.heatmap_dir is not None:
-            written, unreadable, failed = self._heatmaps()
             message += f"; {written} heatmaps to {display_path(str(self.heatmap_dir))}"
             if unreadable:
                 message += (f"; {len(unreadable)} not drawn, the scan can no longer be read: "
@@ -151,24 +156,26 @@ class ExportWorker(QRunnable):
                 return
         self.signals.done.emit(message)
 
-    def _heatmaps(self) -> tuple[int, list[str], list[str]]:
-        """Heatmap PNGs of the rows that have a map: (written, unreadable scans, other failures in words)."""
-        written, unreadable, failed = 0, [], []
+    def _heatmaps(self) -> tuple[int, list[str], list[str], dict[int, Path]]:
+        """Heatmap PNGs of the rows that have a map: (written, unreadable scans, other failures in words,
+        the PNG of each result by ``id``)."""
+        written, unreadable, failed, pictures = 0, [], [], {}
         try:
             self.heatmap_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            return 0, [], [f"{display_path(str(self.heatmap_dir))}: {exc.strerror or exc}"]
+            return 0, [], [f"{display_path(str(self.heatmap_dir))}: {exc.strerror or exc}"], {}
         for r in self.results:
             if not (r.ok and r.heat is not None):
                 continue
             try:  # the batch keeps heat maps, not frames (memory): decode the scan again
-                save_overlay_png(overlay_label(r.path, r.max_slice), result_frame(r), r.heat, r.geometry, self.heatmap_dir)
+                pictures[id(r)] = save_overlay_png(overlay_label(r.path, r.max_slice), result_frame(r), r.heat,
+                                                   r.geometry, self.heatmap_dir)
                 written += 1
             except ImageReadError:
                 unreadable.append(r.path)  # the file changed or vanished since it was classified
             except Exception as exc:  # a full disk, no permission, out of memory: named, the rest go on
                 failed.append(f"{display_path(Path(r.path).name)}: {getattr(exc, 'strerror', None) or exc}")
-        return written, unreadable, failed
+        return written, unreadable, failed, pictures
 
 
 class ReportSignals(QObject):
@@ -216,7 +223,7 @@ class StudyWorker(QRunnable):
         self.signals.slices.emit(self.task, list(results))
 
     def run(self) -> None:
-        lower_this_thread()  # the window's thread comes first (gui.core.priority)
+        lower_this_thread()  # the window's thread comes first (gui.core.engine.priority)
         try:
             for r in stream.classify_files([self.scan], self.classifier, tuning.engine_settings(self.classifier),
                                            should_cancel=self._cancel.is_set, on_slices=self._on_slices):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gui.core.result import Result
+from gui.core.engine.result import Result
 
 
 @dataclass

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 ORGANISATION = "MRI Tumor Classifier"
 APPLICATION = "mri-classifier"
@@ -26,3 +28,30 @@ def data_dir(*parts: str) -> Path:
     folder = base.joinpath(ORGANISATION, APPLICATION, *parts)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created when missing) while the block runs: the per-user
+    files are shared by every process of the app (two shards, the window and a batch), and a
+    read-modify-write must not interleave. Blocks until the lock is free; OSError when the file
+    cannot be created."""
+    with open(path, "a+b") as fh:
+        if sys.platform == "win32":
+            import msvcrt
+
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_LOCK, 1)
+            try:
+                yield
+            finally:
+                fh.seek(0)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

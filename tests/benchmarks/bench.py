@@ -26,14 +26,14 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gui.core import stream, tuning  # noqa: E402
-from gui.core.classifier import Classifier  # noqa: E402
-from gui.core.model import load_model  # noqa: E402
-from gui.core.overlay import blend, heat_to_frame  # noqa: E402
-from gui.core.preprocess import model_input  # noqa: E402
+from gui.core.engine import stream, tuning  # noqa: E402
+from gui.core.engine.classifier import Classifier  # noqa: E402
+from gui.core.engine.model import load_model  # noqa: E402
+from gui.core.engine.heatmap import blend, heat_to_frame  # noqa: E402
+from gui.core.engine.preprocess import model_input  # noqa: E402
 from gui.core.readers import open_scan  # noqa: E402
 from gui.core.resources import bundled_models  # noqa: E402
-from gui.core.tuning import EngineSettings  # noqa: E402
+from gui.core.engine.tuning import EngineSettings  # noqa: E402
 
 
 def files_of(folder: Path, n: int) -> list[Path]:
@@ -139,7 +139,7 @@ def latency(files: list[Path], classifier) -> tuple[float, float]:
         scan = open_scan(f)  # the window's path: the shown frame, and the model view (reduced when large)
         plane = scan.plane()
         rgb = scan.display(plane)
-        image, scale = scan.model_view(None, classifier.min_side, in_hand=plane)
+        image, scale = scan.model_view(None, classifier.need, in_hand=plane)
         r = classifier.classify_image(image, scale=scale)
         blend(rgb, heat_to_frame(r.heat, r.geometry, *rgb.shape[:2]))
         times.append(time.perf_counter() - t0)
@@ -181,19 +181,19 @@ def gui_stalls(files: list[Path], volume: Path | None = None, same_priority: boo
     batch runs, with the Batch tab shown (rows, thumbnails and summary updating); with ``volume``, that
     study is opened and scored at the same time (the two long jobs share the global pool, short ones
     have their own). ``same_priority``: the batch and the study run at the window's CPU priority
-    instead of below it (``gui.core.priority``), to measure what that buys."""
+    instead of below it (``gui.core.engine.priority``), to measure what that buys."""
     code = f"""
 import os, sys, time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import onnxruntime
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
-import gui.core.priority
+import gui.core.engine.priority
 from gui.app.window import MainWindow
-from gui.core.model import load_model
+from gui.core.engine.model import load_model
 from gui.core.resources import bundled_models
 if {same_priority!r}:
-    gui.core.priority.BACKGROUND_NICE = 0
+    gui.core.engine.priority.BACKGROUND_NICE = 0
 app = QApplication([])
 w = MainWindow([load_model(p) for p in bundled_models()], QSettings("{tempfile.mkdtemp()}/s.ini", QSettings.Format.IniFormat))
 w.show()

@@ -25,9 +25,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gui.core import stream  # noqa: E402
-from gui.core.classifier import Classifier  # noqa: E402
-from gui.core.model import load_model  # noqa: E402
+from gui.core.engine import stream  # noqa: E402
+from gui.core.engine.classifier import Classifier  # noqa: E402
+from gui.core.engine.model import load_model  # noqa: E402
 from gui.core.resources import bundled_models  # noqa: E402
 from tests.series_factory import write_dicom_series, write_nifti  # noqa: E402
 

@@ -10,8 +10,11 @@ from typing import Callable
 import numpy as np
 
 from gui.core.display import Window, window_to_uint8
+from gui.core.readers.dicom_frames import frame_order, frame_orientation, frame_rescale
 from gui.core.readers.limits import MAX_INFLATED_BYTES, check_dimensions
+from gui.core.readers.orientation import iop_plan
 from gui.core.readers.scan import ImageReadError, Plane, Scan
+from gui.core.readers.sequence import dicom_sequence
 from gui.core.viewstate import Edges
 
 
@@ -67,60 +70,33 @@ def open_dicom(path: Path, deflate_checked: bool = False) -> Scan:
             "modality": str(getattr(ds, "Modality", "")), "photometric": photometric,
             "transfer syntax": getattr(tsyntax, "name", "") if tsyntax is not None else ""}
     voi = file_voi(ds)
-    inverted = photometric == "MONOCHROME1"
+    # PS3.3 C.7.6.3.1.2 and C.11.6: MONOCHROME1, or a Presentation LUT Shape INVERSE, shows the lowest
+    # value white (the two describe one inversion, never two).
+    inverted = photometric == "MONOCHROME1" or str(ds.get("PresentationLUTShape", "") or "").upper() == "INVERSE"
     order, notes = frame_order(ds, n_frames)
+    iop = frame_orientation(ds)
+    plan = iop_plan(iop) if iop is not None else None
 
     def read(i: int) -> Plane:
         frame = pixels[order[i]]
         if samples == 3:
-            return Plane(rgb=np.ascontiguousarray(frame) if frame.dtype == np.uint8 else window_to_uint8(frame))
-        if photometric == "PALETTE COLOR":
-            return Plane(rgb=_palette_rgb(ds, apply_color_lut(frame, ds)))
-        return Plane(values=np.asarray(apply_modality_lut(frame, ds), dtype=np.float32), voi=voi, inverted=inverted)
+            plane = Plane(rgb=np.ascontiguousarray(frame) if frame.dtype == np.uint8 else window_to_uint8(frame))
+        elif photometric == "PALETTE COLOR":
+            plane = Plane(rgb=_palette_rgb(ds, apply_color_lut(frame, ds)))
+        else:
+            rescale = frame_rescale(ds, order[i])
+            values = frame.astype(np.float64) * rescale[0] + rescale[1] if rescale is not None else \
+                apply_modality_lut(frame, ds)
+            plane = Plane(values=np.asarray(values, dtype=np.float32), voi=voi, inverted=inverted)
+        return plan.orient(plane) if plan is not None else plane
 
-    iop = ds.get("ImageOrientationPatient")
     edges = None
-    if iop is not None and len(iop) == 6:
-        try:
-            edges = Edges.from_directions(np.array(iop[:3], float), np.array(iop[3:], float))
-        except (TypeError, ValueError):
-            edges = None
-    return Scan(path, "DICOM", n_frames, n_frames // 2, read, info, notes=notes, edges=edges)
-
-
-def frame_order(ds, n_frames: int) -> tuple[list[int], list[str]]:
-    """An enhanced multi-frame image's frames in slice order: by each frame's ImagePositionPatient
-    (per-frame functional groups) along the slice normal of its orientation (per-frame, else shared),
-    when every frame has both and they share one orientation; else the stored order. Frame ``k`` of
-    the scan is stored frame ``order[k]``."""
-    stored = list(range(n_frames))
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    if n_frames < 2 or not per_frame or len(per_frame) != n_frames:
-        return stored, []
-    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
-    positions, normals = [], set()
-    for item in per_frame:
-        ipp = _first_item(item, "PlanePositionSequence", "ImagePositionPatient")
-        iop = _first_item(item, "PlaneOrientationSequence", "ImageOrientationPatient") or \
-            _first_item(shared, "PlaneOrientationSequence", "ImageOrientationPatient")
-        if ipp is None or iop is None or len(ipp) != 3 or len(iop) != 6:
-            return stored, []
-        normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
-        normals.add(tuple(np.round(normal, 2)))
-        positions.append(float(np.dot(np.asarray(ipp, float), normal)))
-    if len(normals) != 1:
-        return stored, [f"the frames lie in {len(normals)} orientations; scored in stored order"]
-    order = [int(k) for k in np.argsort(positions, kind="stable")]
-    return order, ([] if order == stored else ["frames ordered by their positions (stored in another order)"])
-
-
-def _first_item(item, sequence: str, keyword: str):
-    """``item.sequence[0].keyword`` as a list of floats, or None when any part is missing."""
-    try:
-        value = getattr(item, sequence)[0].get(keyword)
-        return None if value is None else [float(v) for v in value]
-    except (AttributeError, IndexError, TypeError, ValueError):
-        return None
+    if iop is not None:
+        right, down = np.array(iop[:3], float), np.array(iop[3:], float)
+        edges = Edges.from_directions(*(plan.screen_directions(right, down) if plan is not None else (right, down)))
+    info["orientation"] = plan.describe() if plan is not None else "as stored"
+    return Scan(path, "DICOM", n_frames, n_frames // 2, read, info, notes=notes, edges=edges,
+                sequence=dicom_sequence(ds))
 
 
 def _palette_rgb(ds, rgb: np.ndarray) -> np.ndarray:

@@ -10,10 +10,11 @@ import numpy as np
 
 from gui.core.readers.dicom import DEFLATED_UID, open_dicom, read_header
 from gui.core.readers.levels import Levels
-from gui.core.readers.orientation import DisplayPlan, lps_rotation_plan
+from gui.core.readers.orientation import DisplayPlan, iop_plan
 from gui.core.readers.scan import ImageReadError, Plane, Scan
+from gui.core.readers.sequence import dicom_sequence
 from gui.core.readers.sniff import is_image_file, read_head, sniff_format
-from gui.core.viewstate import RADIOLOGICAL
+from gui.core.viewstate import Edges
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class DicomSeries:
     notes: tuple[str, ...] = ()  # how the files were grouped, when a result must say it
     #: Per file, whether it is deflated (read when grouping): the others are read once more, for pixels only.
     deflated: tuple[bool, ...] = ()
+    #: The stack's ImageOrientationPatient (row and column cosines), when its files give one.
+    orientation: tuple[float, ...] | None = None
+    #: The MR sequence the series' tags name (:mod:`gui.core.readers.sequence`), "" when they name none.
+    sequence: str = ""
 
     @property
     def path(self) -> Path:
@@ -55,15 +60,15 @@ class _SliceHeader:
     position: float | None
     orientation: tuple[float, ...] | None
     instance: int | None
-    rotation: np.ndarray | None
     modality: str
     series_number: str
     description: str
     deflated: bool
+    sequence: str
 
 
 def _nibabel_dicom_wrapper(ds):
-    """nibabel's DICOM wrapper (slice normal, position along it, rotation), without its import warning."""
+    """nibabel's DICOM wrapper (slice normal and position along it), without its import warning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         from nibabel.nicom.dicomwrappers import wrapper_from_data
@@ -86,18 +91,17 @@ def _slice_header(path: Path) -> _SliceHeader | None:
             # nibabel's normal is column x row direction, the reverse of DICOM's row x column: negated,
             # axial slices run from the feet up, as in a NIfTI volume.
             position = None if wrapper.slice_indicator is None else -wrapper.slice_indicator
-            rotation = wrapper.rotation_matrix
         except Exception:  # an orientation nibabel cannot use: ordered by instance number instead
-            position, rotation = None, None
+            position = None
         iop = ds.get("ImageOrientationPatient")
         instance = ds.get("InstanceNumber")
         return _SliceHeader(path, uid, (int(ds.Rows), int(ds.Columns)),
                             None if position is None else float(position),
                             None if iop is None else tuple(round(float(v), 3) for v in iop),
-                            None if instance in (None, "") else int(instance), rotation,
+                            None if instance in (None, "") else int(instance),
                             str(ds.get("Modality", "")), str(ds.get("SeriesNumber", "") or ""),
                             str(ds.get("SeriesDescription", "") or ""),
-                            ds.file_meta.get("TransferSyntaxUID") == DEFLATED_UID)
+                            ds.file_meta.get("TransferSyntaxUID") == DEFLATED_UID, dicom_sequence(ds))
     except Exception:  # pydicom raises many kinds on damaged headers; the full read reports them
         return None
 
@@ -142,7 +146,7 @@ def _stack_key(h: _SliceHeader) -> tuple:
 
 
 def _ordered_series(headers: list[_SliceHeader], notes: tuple[str, ...] = ()) -> DicomSeries:
-    same_plane = len({h.orientation for h in headers}) == 1
+    same_plane = len({_stack_key(h) for h in headers}) == 1  # the grouping's own rounding, never a finer one
     by_position = same_plane and all(h.position is not None for h in headers)
     by_instance = all(h.instance is not None for h in headers)
     if by_position:
@@ -151,13 +155,13 @@ def _ordered_series(headers: list[_SliceHeader], notes: tuple[str, ...] = ()) ->
         headers = sorted(headers, key=lambda h: (h.instance, h.path.name))
     else:
         headers = sorted(headers, key=lambda h: h.path.name)
-    rotation = headers[0].rotation
-    plan = lps_rotation_plan(rotation) if by_position and rotation is not None else None
+    orientation = headers[0].orientation if same_plane else None
+    plan = iop_plan(orientation) if orientation is not None else None
     return DicomSeries(tuple(h.path for h in headers), tuple(h.size for h in headers),
                        tuple(h.position for h in headers) if by_position else None,
                        tuple(h.instance for h in headers) if by_instance else None,
                        plan, headers[0].modality, headers[0].series_number, headers[0].description, notes,
-                       tuple(h.deflated for h in headers))
+                       tuple(h.deflated for h in headers), orientation, headers[0].sequence)
 
 
 def series_of(path: str | Path) -> DicomSeries | None:
@@ -204,14 +208,6 @@ def missing_slices(series: DicomSeries) -> list[str]:
     return notes
 
 
-def _oriented(plane: Plane, plan: DisplayPlan | None) -> Plane:
-    if plan is None:
-        return plane
-    return Plane(values=None if plane.values is None else np.ascontiguousarray(plan.apply(plane.values)),
-                 rgb=None if plane.rgb is None else np.ascontiguousarray(plan.apply(plane.rgb)),
-                 voi=plane.voi, inverted=plane.inverted)
-
-
 def open_series(series: DicomSeries, opened: Path | None = None, levels: Levels | None = None) -> Scan:
     """A DICOM series as one scan: slice ``k`` is file ``k`` in slice order, decoded when shown.
 
@@ -239,9 +235,13 @@ def open_series(series: DicomSeries, opened: Path | None = None, levels: Levels 
     def read(k: int) -> Plane:
         # The header was read when grouping: a file known not to be deflated is read once, for its pixels.
         checked = len(series.deflated) == n and not series.deflated[k]
-        return _oriented(open_dicom(series.files[k], deflate_checked=checked).plane(0), series.plan)
+        # Each file orients its own plane from its orientation (the series' plan, for one stack).
+        return open_dicom(series.files[k], deflate_checked=checked).plane(0)
 
-    edges = RADIOLOGICAL[series.plan.plane] if series.plan is not None else None
+    edges = None
+    if series.plan is not None:
+        right, down = np.asarray(series.orientation[:3]), np.asarray(series.orientation[3:])
+        edges = Edges.from_directions(*series.plan.screen_directions(right, down))
     return Scan(opened or series.path, "DICOM series", n, default, read, info, notes=missing_slices(series),
                 edges=edges, positions=list(series.positions) if series.positions is not None else None,
-                _levels=levels)
+                sequence=series.sequence, _levels=levels)

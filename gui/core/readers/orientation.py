@@ -1,10 +1,12 @@
-"""Which way a stored plane is shown: the radiological convention worked out from an affine."""
+"""Which way a stored plane is shown, and fed to a model: the radiological convention from an affine or a DICOM orientation."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from gui.core.readers.scan import Plane
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,19 @@ class DisplayPlan:
     def describe(self) -> str:
         return f"{self.plane} slices, radiological convention"
 
+    def screen_directions(self, right: np.ndarray, down: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The patient directions of the displayed image's right and down, from the stored plane's
+        (a DICOM file's row and column direction cosines): what the orientation letters are made from."""
+        if self.transpose:
+            right, down = down, right
+        return (-right if self.flip_cols else right), (-down if self.flip_rows else down)
+
+    def orient(self, plane: Plane) -> Plane:
+        """A stored plane as displayed: the model and the screen get the same turned pixels."""
+        return Plane(values=None if plane.values is None else np.ascontiguousarray(self.apply(plane.values)),
+                     rgb=None if plane.rgb is None else np.ascontiguousarray(self.apply(plane.rgb)),
+                     voi=plane.voi, inverted=plane.inverted)
+
 
 #: Screen-right and screen-down world axes (RAS: 0 x, 1 y, 2 z) for the world axis a slice is normal to.
 _SCREEN_AXES = {2: (0, 1, "axial"), 1: (0, 2, "coronal"), 0: (1, 2, "sagittal")}
@@ -61,6 +76,32 @@ def display_plan(affine: np.ndarray) -> DisplayPlan | None:
 
 #: The display of an array stored in RAS+ order (an identity affine).
 RAS_PLAN = DisplayPlan(transpose=True, flip_rows=True, flip_cols=True, plane="axial")
+
+
+def iop_cosines(iop) -> tuple[np.ndarray, np.ndarray] | None:
+    """A DICOM ImageOrientationPatient as its row and column direction cosines (LPS+), or None when it
+    is not two orthogonal unit vectors (a damaged or missing value: the plane is shown as stored)."""
+    try:
+        values = np.asarray([float(v) for v in iop], np.float64)
+    except (TypeError, ValueError):
+        return None
+    if values.shape != (6,) or not np.isfinite(values).all():
+        return None
+    row, col = values[:3], values[3:]
+    if abs(np.linalg.norm(row) - 1) > 0.01 or abs(np.linalg.norm(col) - 1) > 0.01 or abs(row @ col) > 0.01:
+        return None
+    return row, col
+
+
+def iop_plan(iop) -> DisplayPlan | None:
+    """The display of one DICOM plane from its ImageOrientationPatient: the same plan a series of such
+    planes gets (nibabel's rotation: array axis 0 along the column cosine, axis 1 along the row cosine),
+    so a file opened alone and the same file in its series feed the model the same pixels."""
+    cosines = iop_cosines(iop)
+    if cosines is None:
+        return None
+    row, col = cosines
+    return lps_rotation_plan(np.column_stack([col, row, np.cross(col, row)]))
 
 
 def lps_rotation_plan(rotation: np.ndarray) -> DisplayPlan | None:

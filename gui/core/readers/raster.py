@@ -10,7 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gui.core.display import grey_to_rgb, window_to_uint8
 from gui.core.readers.limits import MAX_PIXELS, os_reason
-from gui.core.readers.scan import ImageReadError, Plane, Scan
+from gui.core.readers.scan import ImageReadError, ModelNeed, Plane, Scan
 
 #: Raster formats handed to Pillow; anything else Pillow could open is refused.
 RASTER_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "GIF")
@@ -67,7 +67,7 @@ def open_raster(path: Path) -> Scan:
                 decoded.append(Plane(rgb=_decode_opened(path, img)))
         return decoded[0]
 
-    reduce = (lambda min_side: reduced_jpeg(path, min_side, shown)) if fmt == "JPEG" else None
+    reduce = (lambda need: reduced_jpeg(path, need, shown)) if fmt == "JPEG" else None
     return Scan(path, fmt, 1, 0, read, info, reduce=reduce)
 
 
@@ -75,21 +75,20 @@ def open_raster(path: Path) -> Scan:
 _JPEG_SCALES = (8, 4, 2)
 
 
-def reduced_jpeg(path: Path, min_side: int, shown: tuple[int, int]) -> tuple[np.ndarray, float] | None:
-    """A JPEG decoded at the smallest DCT scale (1/2, 1/4, 1/8) that still keeps ``min_side`` pixels
+def reduced_jpeg(path: Path, need: ModelNeed, shown: tuple[int, int]) -> tuple[np.ndarray, float] | None:
+    """A JPEG decoded at the smallest DCT scale (1/2, 1/4, 1/8) that still keeps ``need.min_side`` pixels
     across the head's crop, and the scale (full size / this size); None when only the full size keeps
     them (most scans under ~900 px), so those are decoded exactly as before. ``shown`` is the image's
     width and height as displayed (after its EXIF turn), read from the header when it was opened.
 
-    The crop is found on a 1/8 decode first (a fraction of a millisecond): the same head box and
-    margin as the brain crop (``gui.core.preprocess``), else the whole frame."""
-    from gui.core.preprocess import crop_side
-
+    The crop is found on a 1/8 decode first (a fraction of a millisecond) by ``need.crop_side``: the same
+    head box and margin as the brain crop (``gui.core.engine.preprocess``), else the whole frame."""
+    min_side = need.min_side
     w, h = shown
     if max(w, h) < 2 * min_side:
         return None
     small = _draft_decode(path, 8)
-    side = crop_side(small) * (w / small.shape[1])
+    side = need.crop_side(small) * (w / small.shape[1])
     scale = next((s for s in _JPEG_SCALES if side / s >= min_side), 1)
     if scale == 1:
         return None

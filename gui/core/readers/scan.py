@@ -20,6 +20,16 @@ class ImageReadError(FileProblem):
 
 
 @dataclass(frozen=True)
+class ModelNeed:
+    """What a model's input needs of a decode: ``min_side`` pixels across the square that ``crop_side``
+    (the engine's brain-crop rule, measured on a small decode) would cut. Given by the engine, so a
+    reader decodes no more than needed without a model rule of its own."""
+
+    min_side: int
+    crop_side: Callable[[np.ndarray], int]
+
+
+@dataclass(frozen=True)
 class Plane:
     """One frame as stored, oriented for display: grey ``values`` (float32, modality LUT applied) or
     colour ``rgb`` (uint8, for files whose pixels are what was exported: JPEG, PNG, RGB DICOM...).
@@ -55,9 +65,11 @@ class Scan:
     edges: Edges | None = None
     #: Each slice's position in mm along the slice normal, when the file says.
     positions: list[float] | None = None
+    #: The MR sequence the file's own tags name (``t1``, ``t1c``, ``t2``, ``flair``), "" when they name none.
+    sequence: str = ""
     #: A cheaper decode for the model, when the format has one (JPEG's DCT scaling): given the pixels the
     #: model needs across its crop, the reduced image and its scale, or None for the full decode.
-    reduce: Callable[[int], tuple[np.ndarray, float] | None] | None = field(default=None, repr=False)
+    reduce: Callable[[ModelNeed], tuple[np.ndarray, float] | None] | None = field(default=None, repr=False)
     #: Computed from up to 32 slices on first use (thread-safe: the engine decodes in a pool).
     _levels: Levels | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -94,7 +106,7 @@ class Scan:
             return self._levels
 
     def _compute_levels(self, in_hand: Plane | None) -> Levels:
-        samples, problem = [], None
+        samples, problem, inverted = [], None, False
         for k in ([0] if self.n_frames == 1 else sample_indices(self.n_frames)):
             try:
                 plane = in_hand if in_hand is not None and self.n_frames == 1 else self.plane(k)
@@ -103,7 +115,8 @@ class Scan:
                 continue
             if plane.values is not None:
                 samples.append(plane.values)
-        levels = study_levels(samples)
+                inverted = inverted or plane.inverted
+        levels = study_levels(samples, inverted)
         if levels is None:
             raise problem or ImageReadError(self.path, "the image holds no finite values")
         return levels
@@ -125,25 +138,26 @@ class Scan:
         """``plane`` as a model is fed it: the stored colour as uint8 RGB, or grey values as float32 on
         the study's scale (its ``low`` 0, its ``high`` 255; below 0 raised to 0, above 255 kept: a
         lesion brighter than the study's top is not flattened before the model's own preprocessing,
-        which standardises each slice the way it was trained). MONOCHROME1 is turned the right way up."""
+        which standardises each slice the way it was trained). MONOCHROME1 (or a Presentation LUT Shape
+        INVERSE) is turned the right way up before the study's percentiles, as the card says: its levels
+        were taken from the negated values."""
         if plane.values is None:
             return plane.rgb
         levels = self.levels(plane)
-        values = np.nan_to_num(plane.values, nan=levels.low, posinf=levels.high, neginf=levels.low)
+        values = -plane.values if plane.inverted else plane.values  # turned the right way up first
+        values = np.nan_to_num(values, nan=levels.low, posinf=levels.high, neginf=levels.low)
         scaled = (values - np.float32(levels.low)) * np.float32(255.0 / (levels.high - levels.low))
-        if plane.inverted:
-            scaled = np.float32(255.0) - scaled
         return np.maximum(scaled, np.float32(0.0), dtype=np.float32)
 
-    def model_view(self, index: int | None = None, min_side: int | None = None,
+    def model_view(self, index: int | None = None, need: ModelNeed | None = None,
                    in_hand: Plane | None = None) -> tuple[np.ndarray, float]:
         """The model image of a frame and its scale (frame pixels per model-image pixel): a JPEG larger
-        than needed is decoded reduced, keeping ``min_side`` pixels across the crop (the window and the
-        batch both call this, so they feed a model identical pixels); anything else at full size
-        (``in_hand``: a plane already decoded)."""
-        if min_side is not None and self.reduce is not None:
+        than needed is decoded reduced, keeping ``need.min_side`` pixels across the crop (the window, the
+        batch and training all call this, so they feed a model identical pixels); anything else at full
+        size (``in_hand``: a plane already decoded)."""
+        if need is not None and self.reduce is not None:
             try:
-                reduced = self.reduce(min_side)
+                reduced = self.reduce(need)
             except ImageReadError:
                 raise
             except Exception as exc:  # a decoder failing must not escape raw

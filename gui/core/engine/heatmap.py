@@ -6,17 +6,13 @@ same geometry so that the heat lies on the anatomy that produced it. No Qt.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
 from PIL import Image
 
-from gui.core.preprocess import Geometry
+from gui.core.engine.preprocess import Geometry
 from gui.core.readers import open_study, read_image
 from gui.core.readers.dicom_series import open_series
-from gui.core.result import Result
+from gui.core.engine.result import Result
 
 #: Perceptually uniform colour maps (matplotlib's, sampled at 17 points; interpolated to 256).
 _ANCHORS = {
@@ -110,20 +106,6 @@ def draw_contour(rgb: np.ndarray, heat: np.ndarray, level: float = 0.5, colour=(
     return out
 
 
-#: Longest file name most file systems accept, in bytes.
-_NAME_MAX = 255
-
-
-def overlay_name(scan_name: str, k: int = 0) -> str:
-    """``<scan name>.heatmap[-k].png``, shortened in the middle to fit a file name (255 bytes)."""
-    suffix = ".heatmap.png" if k == 0 else f".heatmap-{k}.png"
-    raw = scan_name.encode("utf-8", "surrogateescape")
-    room = _NAME_MAX - len(suffix.encode())
-    if len(raw) > room:
-        raw = raw[: room - 1 - 16] + b"~" + raw[-16:]
-    return raw.decode("utf-8", "surrogateescape") + suffix
-
-
 def result_frame(r: Result) -> np.ndarray:
     """The frame a batch row's heatmap belongs to, read again from its file (the batch keeps heatmaps,
     not frames): a study's key slice (of a DICOM series: the key slice's file alone, from the series
@@ -142,46 +124,3 @@ def result_picture(r: Result, size: int, opacity: float = 0.45, colormap: str = 
     picture = Image.fromarray(frame)
     picture.thumbnail((size, size), Image.Resampling.BILINEAR)
     return np.asarray(picture)
-
-
-def overlay_label(path: str, key_slice: int | None = None) -> str:
-    """The name a heatmap file is made from: the scan's file name, and for a study its key slice."""
-    name = Path(path).name
-    return name if key_slice is None else f"{name}_slice{key_slice}"
-
-
-def save_overlay_png(scan_name: str, rgb: np.ndarray, heat: np.ndarray, geometry: Geometry, out_dir: Path) -> Path:
-    """Write ``<scan name>.heatmap.png`` (the heatmap over the displayed frame) into ``out_dir``.
-
-    Takes the frame already decoded for classification (no second read of the scan). Never
-    replaces a file (``-1``, ``-2``... are appended instead) and never writes beside the scan
-    unless ``out_dir`` is the scan's own folder by the user's choice. Safe when several processes
-    share ``out_dir`` (shards): the name is claimed with an exclusive create, the PNG is written to
-    a temporary file and renamed over that claim in one step, and only files this call created are
-    removed when it fails (a name someone else holds is never touched).
-    """
-    picture = Image.fromarray(blend(rgb, heat_to_frame(heat, geometry, rgb.shape[0], rgb.shape[1])))
-    target = _claim(out_dir, scan_name)
-    fd, tmp = tempfile.mkstemp(prefix=".heatmap-", suffix=".tmp", dir=out_dir)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            picture.save(fh, format="PNG")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)  # no half-written PNG left behind (full disk, MemoryError)
-        target.unlink(missing_ok=True)  # the empty claim: ours, made by _claim
-        raise
-    return target
-
-
-def _claim(out_dir: Path, scan_name: str) -> Path:
-    """The first free ``overlay_name(scan_name, k)`` in ``out_dir``, created empty and exclusively
-    (``O_EXCL``: of two processes asking for one name, one gets it and the other the next)."""
-    k = 0
-    while True:
-        target = out_dir / overlay_name(scan_name, k)
-        try:
-            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-            return target
-        except FileExistsError:
-            k += 1

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gui.core import archive, csvout
+from gui.core.records import archive, csvout
 
 
 def merge_main(argv: list[str]) -> int:
@@ -26,9 +26,11 @@ def merge_main(argv: list[str]) -> int:
         if out.resolve() in {i.resolve() for i in inputs}:
             raise ValueError(f"--csv {out} is one of the inputs")
         columns, rows = archive.read_csvs(inputs)
-        n = csvout.write_csv_atomic(out, columns, rows, force=args.force)
+        written = csvout.write_csv_atomic(out, columns, rows, force=args.force)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{n} rows from {len(inputs)} files into {out}", file=sys.stderr)
+    print(f"{len(rows)} rows from {len(inputs)} files into {written}", file=sys.stderr)
+    if written != out:
+        print(f"note: {out} appeared while merging, so it was kept; the merged rows are in {written}", file=sys.stderr)
     return 0

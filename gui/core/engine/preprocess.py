@@ -12,7 +12,8 @@ import numpy as np
 from PIL import Image
 
 from gui.core.display import grey_to_rgb
-from gui.core.grey_stats import FloatGrey, grey_of, histogram_percentiles
+from gui.core.engine.grey_stats import FloatGrey, grey_of, histogram_percentiles
+from gui.core.readers.scan import ModelNeed
 
 #: ``pad-resize``: pad to a centred black square, resize. ``brain-crop-v1``: crop a square around
 #: the head, standardise its grey levels (see :func:`brain_crop`).
@@ -24,7 +25,7 @@ class Geometry:
     """The square region of the frame a model saw: ``side`` x ``side`` pixels from (``top``, ``left``).
 
     The region may reach outside the frame (padding, filled with black); a heatmap over the model
-    input maps back onto the frame through it (``gui.core.overlay.heat_to_frame``).
+    input maps back onto the frame through it (``gui.core.engine.heatmap.heat_to_frame``).
     """
 
     top: int
@@ -166,6 +167,11 @@ def crop_side(image: np.ndarray) -> int:
     return _head_square(grey_of(image), h, w)[2].side
 
 
+def model_need(min_side: int) -> ModelNeed:
+    """What a reader must keep of a decode for a model input: ``min_side`` pixels across the brain crop."""
+    return ModelNeed(min_side, crop_side)
+
+
 def brain_crop(image: np.ndarray, size: int) -> ModelInput:
     """Crop a square around the head and standardise grey levels, so that framing, borders, colour
     tint and intensity range (which identify the collection an image comes from, not the tumour)
@@ -175,7 +181,7 @@ def brain_crop(image: np.ndarray, size: int) -> ModelInput:
     the frame's 1st percentile (background) -> 0 and the head's 99.5th percentile -> 255.
     A frame with no clear head falls back to the whole frame. Statistics come from subsampled
     pixels and only the cropped part of the frame is converted, so a large scan costs little more
-    than a small one; an 8-bit frame is read through exact look-up tables (``gui.core.grey_stats``).
+    than a small one; an 8-bit frame is read through exact look-up tables (``gui.core.engine.grey_stats``).
     """
     h, w = image.shape[:2]
     grey = grey_of(image)

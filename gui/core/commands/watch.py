@@ -7,63 +7,45 @@ and every platform, and a file is only read once it has stopped changing."""
 from __future__ import annotations
 
 import argparse
-import csv
-import signal
 import sys
 import time
 from pathlib import Path
 
-from gui.core import archive, csvout, stream
-from gui.core.arrivals import Arrivals
-from gui.core.classifier import Classifier
-from gui.core.cli import interrupt, load_models
-from gui.core.logs import attach_log_file, log
-from gui.core.model import ModelContractError
+from gui.core.commands.arrivals import Arrivals
+from gui.core.commands.common import stop_signals
+from gui.core.engine import stream
+from gui.core.engine.classifier import Classifier
+from gui.core.engine.model import ModelContractError
+from gui.core.engine.modelset import load_models
+from gui.core.records import csvout
 from gui.core.names import display_path
-
-
-class LiveCsv:
-    """A CSV that grows row by row (flushed at once, so another program can read it live), backed by
-    the run's journal: on a restart the CSV is written again from the journal (a row cut by a crash is
-    gone), and files already rowed (same path, size and modification time) are not classified again."""
-
-    def __init__(self, path: Path, columns: list[str]) -> None:
-        self.path, self.columns = path, columns
-        self.journal = archive.Journal(path, columns)
-        entries = self.journal.load()
-        self.done = {tuple(f) for key in entries for f in key}
-        csvout.write_csv_atomic(path, columns, (e["row"] for e in entries.values()), force=True)
-        self.journal.start(entries.values())
-        self._fh = path.open("a", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._fh, fieldnames=columns)
-        self.rows = len(entries)
-
-    def is_done(self, path: Path, stat: tuple[int, int]) -> bool:
-        return (str(path), *stat) in self.done
-
-    def add(self, item, row: dict[str, str]) -> None:
-        key = archive.identity(item)
-        self._writer.writerow(row)
-        self._fh.flush()
-        self.journal.add(key, row, [])
-        self.journal.sync()
-        self.rows += 1
-        if key is not None:  # a file gone since it was read has no identity: it cannot come back as done
-            self.done |= set(key)
-
-    def close(self) -> None:
-        self._fh.close()
-        self.journal.close(finished=False)  # a watch never finishes: the journal is its memory
+from gui.core.records.journal import models_identity
+from gui.core.records.livecsv import LiveCsv, NotOursError
+from gui.core.records.logs import attach_log_file, log
 
 
 def poll(folder: Path, live: LiveCsv, classifier: Classifier, arrivals: Arrivals, interval: float,
          recursive: bool = False) -> None:
-    """Look at the folder every ``interval`` seconds and classify what is ready, until interrupted."""
+    """Look at the folder every ``interval`` seconds and classify what is ready, until interrupted. A
+    folder that cannot be read (an unmounted share, a removed folder) is said once and waited for."""
+    away = False
     while True:
-        arrivals.scan(folder, recursive)
+        try:
+            arrivals.scan(folder, recursive)
+        except OSError as exc:
+            if not away:
+                print(f"cannot read the watched folder {display_path(str(folder))} ({exc.strerror or exc}): "
+                      "unmounted or removed? Waiting for it; Ctrl-C stops", file=sys.stderr)
+                log.warning("watched folder %s unreadable: %s", display_path(str(folder)), exc.strerror or exc)
+                away = True
+            time.sleep(interval)
+            continue
+        if away:
+            print(f"the watched folder {display_path(str(folder))} is back", file=sys.stderr)
+            away = False
         items = arrivals.ready(live.is_done)
         for item, r in zip(items, stream.classify_files(items, classifier)):
-            live.add(item, classifier.row(r))
+            live.add(item, csvout.row(classifier, r))
             print(f"{display_path(r.path)}: {r.prediction or 'error: ' + r.error}", file=sys.stderr)
         time.sleep(interval)
 
@@ -72,17 +54,16 @@ def serve(folder: Path, out: Path, live: LiveCsv, classifier: Classifier, arriva
           recursive: bool = False) -> int:
     """:func:`poll` until Ctrl-C or SIGTERM (exit 0) or until the CSV cannot be written, a full disk
     (exit 2, said); the CSV and its journal are closed either way. ``watch`` and ``listen`` both end here."""
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        poll(folder, live, classifier, arrivals, interval, recursive)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"error: cannot write {out} ({exc.strerror or exc}); stopped", file=sys.stderr)
-        return 2
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        live.close()
+    with stop_signals():
+        try:
+            poll(folder, live, classifier, arrivals, interval, recursive)
+        except KeyboardInterrupt:
+            pass
+        except OSError as exc:
+            print(f"error: cannot write {out} ({exc.strerror or exc}); stopped", file=sys.stderr)
+            return 2
+        finally:
+            live.close()
     print(f"stopped: {live.rows} rows in {out}", file=sys.stderr)
     return 0
 
@@ -99,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds with no new file of a DICOM series before it is scored whole (default 5)")
     p.add_argument("--interval", type=float, default=0.5, help="seconds between two looks at the folder")
     p.add_argument("--model", action="append", metavar="FILE", help="ONNX model instead of the bundled ones")
+    p.add_argument("--force", action="store_true",
+                   help="start the CSV again when it was not written by watch with these models")
     return p
 
 
@@ -119,7 +102,10 @@ def watch_main(argv: list[str]) -> int:
         return 2
     attach_log_file()
     try:
-        live = LiveCsv(out, classifier.columns())
+        live = LiveCsv(out, csvout.columns(classifier), models_identity(classifier.models), args.force)
+    except NotOursError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: cannot write {out} ({exc.strerror or exc})", file=sys.stderr)
         return 2

@@ -1,9 +1,7 @@
-"""Large archives: a run's journal (``classify --resume`` continues a killed run), deterministic shards
-for array jobs (``--shard K/N``), and ``merge`` of the shards' CSVs. No Qt."""
+"""A run's journal: every finished row kept beside the CSV, so ``--resume``, ``watch`` and ``listen`` continue where a killed run stopped."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -28,26 +26,68 @@ def identity(item: Path | DicomSeries) -> Identity | None:
         return None
 
 
+def models_identity(models) -> list[dict]:
+    """What makes a run's answers the same again: each model's file name, card version and SHA-256
+    (two models with the same labels, v3 and v4 say, give the same columns but other answers)."""
+    out = []
+    for m in models:
+        digest = hashlib.sha256()
+        with open(m.path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        out.append({"file": Path(m.path).name, "version": str(m.card.get("version", "")), "sha256": digest.hexdigest()})
+    return out
+
+
+def describe(models: list) -> str:
+    """Models by :func:`models_identity`, in words: ``m.onnx v3.0.0 (sha256 0123456789ab)``."""
+    return ", ".join(f"{m.get('file')} v{m.get('version')} (sha256 {str(m.get('sha256'))[:12]})"
+                     for m in models if isinstance(m, dict))
+
+
+class OtherModelsError(ValueError):
+    """A journal written by other models (or another column layout): its rows cannot be reused."""
+
+
 class Journal:
     """Every finished row of a run, appended as a JSON line beside the CSV (``.NAME.journal``) and
     fsync'd every ``SYNC_EVERY`` rows; removed once the CSV is published whole. ``--resume`` reads it
-    back: rows whose files are unchanged are written again instead of classified again."""
+    back: rows whose files are unchanged are written again instead of classified again. Its header
+    names the columns and the models (:func:`models_identity`): rows of other models are never reused."""
 
-    def __init__(self, csv_path: Path, columns: list[str]) -> None:
+    def __init__(self, csv_path: Path, columns: list[str], models: list[dict]) -> None:
         self.path = csv_path.with_name(f".{csv_path.name}.journal")
-        self.columns = columns
+        self.header = {"columns": columns, "models": models}
         self._fh = None
         self._unsynced = 0
 
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def describe_models(self) -> str:
+        """The models a journal on disk was written with, in words (for a refusal)."""
+        try:
+            with self.path.open(encoding="utf-8", errors="surrogateescape") as fh:
+                header = _json(fh.readline())
+        except OSError:
+            return "unknown models"
+        models = header.get("models")
+        if not isinstance(models, list) or not models:
+            return "models of an earlier version of this app"
+        return describe(models)
+
     def load(self) -> dict[Identity, dict]:
-        """The finished rows of an earlier run with the same columns (same models), by identity."""
+        """The finished rows of an earlier run by identity; {} when there is no journal. Raises
+        :class:`OtherModelsError` when the journal was written with other models or columns."""
         done: dict[Identity, dict] = {}
         try:
             lines = self.path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
         except OSError:
             return done
-        if not lines or _json(lines[0]).get("columns") != self.columns:
-            return done  # no journal, or one written with other models: nothing can be reused
+        if not lines:
+            return done
+        if _json(lines[0]) != self.header:
+            raise OtherModelsError(f"{self.path} was written with {self.describe_models()}")
         for line in lines[1:]:
             entry = _json(line)  # a line cut by a power loss is not JSON: that file is classified again
             if "key" in entry:
@@ -59,7 +99,7 @@ class Journal:
         tmp = self.path.with_name(self.path.name + ".new")
         try:
             with tmp.open("w", encoding="utf-8", errors="surrogateescape") as fh:
-                fh.write(json.dumps({"columns": self.columns}) + "\n")
+                fh.write(json.dumps(self.header) + "\n")
                 for entry in reused:
                     fh.write(json.dumps(entry) + "\n")
                 fh.flush()
@@ -103,48 +143,3 @@ def _json(line: str) -> dict:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def shard_of(item: Path | DicomSeries, roots: list[Path], shards: int) -> int:
-    """The shard (0-based) of a file or study: a stable hash of its path relative to the folder it was
-    found in (a study by its first file, so its files never split), the same on every machine."""
-    first = item.files[0] if isinstance(item, DicomSeries) else item
-    relative = first.name
-    for root in roots:
-        try:
-            relative = first.relative_to(root).as_posix()
-            break
-        except ValueError:
-            continue
-    digest = hashlib.sha256(relative.encode("utf-8", "surrogateescape")).digest()
-    return int.from_bytes(digest[:8], "big") % shards
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/4"`` -> (1, 4): the 0-based shard and the count; ValueError when it is not K/N with 1 <= K <= N."""
-    k, _, n = text.partition("/")
-    k_i, n_i = int(k), int(n)
-    if not 1 <= k_i <= n_i:
-        raise ValueError(text)
-    return k_i - 1, n_i
-
-
-def read_csvs(paths: list[Path]) -> tuple[list[str], list[dict[str, str]]]:
-    """Rows of CSVs made by ``classify`` with the same columns; ValueError naming a file whose columns
-    differ or a path found twice (a shard run twice, or two overlapping runs)."""
-    columns: list[str] | None = None
-    rows: list[dict[str, str]] = []
-    seen: dict[str, Path] = {}
-    for p in paths:
-        with p.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if columns is None:
-                columns = list(reader.fieldnames or [])
-            elif list(reader.fieldnames or []) != columns:
-                raise ValueError(f"{p} has other columns than {paths[0]} (made with other models?)")
-            for row in reader:
-                if row["path"] in seen:
-                    raise ValueError(f"{row['path']} is in both {seen[row['path']]} and {p}")
-                seen[row["path"]] = p
-                rows.append(row)
-    return columns or [], rows

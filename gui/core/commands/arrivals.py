@@ -4,6 +4,7 @@ for ``quiet`` seconds (then its files are scored as one study). Qt-free, with an
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from dataclasses import dataclass, field
@@ -76,5 +77,9 @@ class Arrivals:
 
 
 def _files(folder: Path, recursive: bool) -> list[Path]:
+    """The folder's image files; OSError when the folder itself is gone (``rglob`` alone would say
+    "empty", and every file seen so far would be forgotten)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "the folder is not there", str(folder))
     paths = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(p for p in paths if p.is_file() and not p.name.startswith(".") and is_image_file(p))

@@ -1,6 +1,6 @@
 """The models used together on fitted images: the answer, its type, its cautions and its heatmap.
 
-No Qt: the window, the batch and the headless command share it (``gui.core.stream`` feeds it).
+No Qt: the window, the batch and the headless command share it (``gui.core.engine.stream`` feeds it).
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from typing import Sequence
 
 import numpy as np
 
-from gui.core import csvout, study
-from gui.core.model import Model
-from gui.core.overlay import normalise_cam
-from gui.core.preprocess import ModelInput, model_input_scaled
-from gui.core.result import Result
+from gui.core.engine import study
+from gui.core.engine.model import Model
+from gui.core.engine.heatmap import normalise_cam
+from gui.core.engine.preprocess import ModelInput, model_input_scaled, model_need
+from gui.core.readers.scan import ModelNeed
+from gui.core.engine.result import Result
 
 OOD_MESSAGE = "image looks unlike the brain MRI the model was trained on"
 LOW_CONFIDENCE_MESSAGE = "low confidence: the answer is close to the decision threshold"
@@ -22,8 +23,10 @@ DISAGREE_MESSAGE = "the models disagree"
 NO_HEAD_MESSAGE = "no head found in the image"
 #: ``Result.probabilities`` key suffix of a model's type head (the detector's group has the model name).
 TYPE_GROUP_SUFFIX = " type"
-#: How a model wants its input: (pixel size, preprocessing name of ``gui.core.preprocess.model_input``).
+#: How a model wants its input: (pixel size, preprocessing name of ``gui.core.engine.preprocess.model_input``).
 InputKey = tuple[int, str]
+#: (probability group, label, column) of each ``p_`` column of the CSV.
+ProbabilityColumns = list[tuple[str, str, str]]
 
 
 class Classifier:
@@ -45,7 +48,7 @@ class Classifier:
         self.input_keys: list[InputKey] = sorted({(m.input_size, m.preprocessing) for m in self.models})
         self.study_rule: study.StudyRule = self.detector.study_rule
         self.group = self._group_names()
-        self._prob_columns = self._probability_columns()  # fixed for the models: not per row
+        self.prob_columns = self._probability_columns()  # fixed for the models: not per row
 
     def _group_names(self) -> dict[int, str]:
         """Each model's name in results and reports, made unique: two files that carry the same name
@@ -63,19 +66,12 @@ class Classifier:
     def detector_key(self) -> InputKey:
         return (self.detector.input_size, self.detector.preprocessing)
 
-    def columns(self) -> list[str]:
-        """CSV columns: the fixed ones, then ``p_<label>`` per label of each model and of a type head
-        (``p_<task>_<label>`` where a label name is already taken by an earlier model)."""
-        return list(csvout.CSV_COLUMNS) + [csvout.DISAGREE_COLUMN] + csvout.STUDY_COLUMNS + self.probability_columns()
-
-    def slice_columns(self) -> list[str]:
-        """``--per-slice`` CSV columns: path and slice number, the answer columns, the ``p_`` columns."""
-        return csvout.SLICE_COLUMNS + self.probability_columns()
-
     def probability_columns(self) -> list[str]:
-        return [col for _group, _label, col in self._prob_columns]
+        """The ``p_`` column names, in order: ``p_<label>`` per label of each model and of a type head
+        (``p_<task>_<label>`` where a label name is already taken by an earlier model)."""
+        return [col for _group, _label, col in self.prob_columns]
 
-    def _probability_columns(self) -> csvout.ProbabilityColumns:
+    def _probability_columns(self) -> ProbabilityColumns:
         out, taken = [], set()
         for m in self.models:
             name = self.group[id(m)]
@@ -91,10 +87,11 @@ class Classifier:
         return out
 
     @property
-    def min_side(self) -> int:
-        """Pixels a model image keeps across its crop (twice the largest input): a larger JPEG is decoded
-        reduced to this (``Scan.model_view``), at no cost to what the models see after resizing."""
-        return 2 * max(size for size, _p in self.input_keys)
+    def need(self) -> ModelNeed:
+        """What a decode must keep for these models: twice the largest input across the brain crop; a
+        larger JPEG is decoded reduced to this (``Scan.model_view``), at no cost to what the models see
+        after resizing."""
+        return model_need(2 * max(size for size, _p in self.input_keys))
 
     def fit(self, image: np.ndarray, scale: float = 1.0) -> dict[InputKey, ModelInput]:
         """A model image (``Scan.model_view``) fitted to every model's input, geometry in the frame's
@@ -207,13 +204,6 @@ class Classifier:
         r.seconds = time.perf_counter() - t0
         return r
 
-    def row(self, r: Result) -> dict[str, str]:
-        """One CSV row of a result (:func:`gui.core.csvout.result_row`)."""
-        return csvout.result_row(r, self._prob_columns)
-
-    def slice_row(self, study_path: str, r: Result) -> dict[str, str]:
-        """One ``--per-slice`` row: a slice's own answer under its study's path."""
-        return csvout.slice_row(study_path, r, self._prob_columns)
 
 
 def _finite_row(pred, i: int) -> bool:

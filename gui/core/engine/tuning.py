@@ -1,6 +1,6 @@
 """How the batch engine uses this machine's cores: measured once per machine and model, then kept.
 
-No Qt. The engine (``gui.core.stream``) decodes in ``decode_threads`` threads while
+No Qt. The engine (``gui.core.engine.stream``) decodes in ``decode_threads`` threads while
 ``inference_workers`` batches of ``batch`` images run at once, each on a session with
 ``inference_threads`` intra-op threads. Which layout is fastest depends on the CPU: on the
 2-core development VM two single-threaded batches at once beat one batch over both cores by ~15%
@@ -13,67 +13,27 @@ measured again when any of those changes. Until then a rule from the core count 
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from gui.core.model import cpu_count
-from gui.core.userdirs import data_dir
+from gui.core.engine.layout import EngineSettings, layouts, rule
+from gui.core.engine.model import cpu_count
+from gui.core.userdirs import data_dir, exclusive_lock
 
 SETTINGS_FILE = "engine.json"
 #: A batch at least this long measures the layout first when none is kept (a few seconds, once).
 MEASURE_FROM = 64
 #: Images decoded into the layouts' timing runs, and rounds per layout (after one warm-up round).
 _TIMING_IMAGES, _ROUNDS = 48, 3
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """One layout of the batch engine on the cores."""
-
-    batch: int = 16
-    decode_threads: int = 1
-    inference_workers: int = 1
-    inference_threads: int | None = None  # None: the model's own session (every core)
-
-    def describe(self) -> str:
-        threads = "every core" if self.inference_threads is None else _count(self.inference_threads, "thread")
-        batches = f"one batch of {self.batch}" if self.inference_workers == 1 else \
-            f"{self.inference_workers} batches of {self.batch} at once"
-        return f"{batches} on {threads}{' each' if self.inference_workers > 1 else ''}, " \
-               f"{_count(self.decode_threads, 'decode thread')}"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def layouts(cores: int | None = None) -> list[EngineSettings]:
-    """The layouts worth timing on ``cores`` cores: one batch of 16 over every core, or two batches of 8
-    at once on half the cores each; one decode thread, or one per four cores on larger machines."""
-    cores = cores or cpu_count()
-    decoders = sorted({1, max(1, cores // 4)})
-    out = []
-    for d in decoders:
-        out.append(EngineSettings(16, d, 1, cores))
-        if cores >= 2:
-            out.append(EngineSettings(8, d, 2, max(1, cores // 2)))
-    return out
-
-
-def rule(cores: int | None = None) -> EngineSettings:
-    """The layout before any measurement: two batches at once when there are two cores or more (the
-    faster layout where it was measured), else one."""
-    return layouts(cores)[1 if (cores or cpu_count()) >= 2 else 0]
 
 
 def machine_key(models) -> str:
@@ -97,13 +57,13 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _settings_path() -> Path:
+def settings_path() -> Path:
     return data_dir() / SETTINGS_FILE
 
 
 def _read_all() -> dict:
     try:
-        data = json.loads(_settings_path().read_text(encoding="utf-8"))
+        data = json.loads(settings_path().read_text(encoding="utf-8"))
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
@@ -127,15 +87,25 @@ def kept(models) -> EngineSettings | None:
 
 
 def keep(classifier, settings: EngineSettings, rates: dict[str, float]) -> None:
-    """Keep a measured layout (with what each layout measured); a read-only home keeps nothing."""
-    data = _read_all()
-    data[machine_key(classifier)] = {"settings": asdict(settings), "images_per_second": rates,
-                                     "measured": time.strftime("%Y-%m-%d %H:%M")}
+    """Keep a measured layout (with what each layout measured); a read-only home keeps nothing.
+
+    Two processes tuning at once (two shards starting together) would each read the file, add their
+    entry and write it back, the second erasing the first; so the read-modify-write holds an exclusive
+    lock on ``engine.json.lock``, and the new file is written under a name of its own before the rename."""
+    entry = {"settings": asdict(settings), "images_per_second": rates, "measured": time.strftime("%Y-%m-%d %H:%M")}
+    key = machine_key(classifier)
     try:
-        path = _settings_path()
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        tmp.replace(path)
+        path = settings_path()
+        with exclusive_lock(path.with_name(path.name + ".lock")):
+            data = _read_all()
+            data[key] = entry
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(json.dumps(data, indent=1))
+                os.replace(tmp, path)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
     except OSError:
         pass
 
@@ -143,7 +113,7 @@ def keep(classifier, settings: EngineSettings, rates: dict[str, float]) -> None:
 def measure(classifier, report: Callable[[str], None] | None = None) -> tuple[EngineSettings, dict[str, float]]:
     """Time every layout on the engine's real path (read, brain crop, inference) over generated
     head-like JPEGs, rounds interleaved so a machine's drift falls on all alike; the fastest by median."""
-    from gui.core import stream
+    from gui.core.engine import stream
 
     candidates = layouts()
     if len(candidates) == 1:  # one core: nothing to choose between
@@ -193,30 +163,3 @@ def engine_settings(classifier, n_items: int = 0, report: Callable[[str], None] 
     settings, rates = measure(classifier, report)
     keep(classifier, settings, rates)
     return settings
-
-
-def tune_main(argv: list[str]) -> int:
-    """``mri-classifier tune``: measure the engine layouts again, print them, keep the fastest."""
-    from gui.core.classifier import Classifier
-    from gui.core.cli import load_models
-    from gui.core.model import ModelContractError
-
-    p = argparse.ArgumentParser(prog="mri-classifier tune",
-                                description="Time the batch engine's layouts on this machine and keep the fastest "
-                                            "(done by itself before the first batch of 64 files or more).")
-    p.add_argument("--model", action="append", metavar="FILE", help="ONNX model to tune for instead of the bundled ones")
-    try:
-        args = p.parse_args(argv)
-    except SystemExit as exc:
-        return 0 if exc.code == 0 else 2
-    try:
-        classifier = Classifier(load_models(args.model))
-    except ModelContractError as exc:
-        print(f"error: cannot use model {exc}", file=sys.stderr)
-        return 2
-    best, rates = measure(classifier, lambda msg: print(msg, file=sys.stderr))
-    keep(classifier, best, rates)
-    for name, rate in rates.items():
-        print(f"{rate:7.1f} images/s  {name}{'  <- kept' if name == best.describe() else ''}")
-    print(f"kept in {_settings_path()}")
-    return 0

@@ -16,8 +16,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from gui.core import study, tuning
-from gui.core.classifier import Classifier
+from gui.core.engine import study
+from gui.core.engine.classifier import Classifier
 from gui.core.readers import (
     IMAGE_SUFFIXES,
     DicomSeries,
@@ -29,8 +29,8 @@ from gui.core.readers import (
     open_item,
     open_scan,
 )
-from gui.core.result import Result
-from gui.core.tuning import EngineSettings
+from gui.core.engine.result import Result
+from gui.core.engine.layout import EngineSettings, rule
 
 # ---------------------------------------------------------------- files
 
@@ -123,7 +123,7 @@ def decode_slice(scan: Scan, k: int | None, classifier: Classifier, keep_frame: 
     """A frame's model image fitted to every model's input (the window's path: ``Scan.model_view``,
     a large JPEG decoded reduced), with its displayed frame when ``keep_frame`` (heatmap export)."""
     plane = scan.plane(k) if keep_frame else None
-    image, scale = scan.model_view(k, classifier.min_side, in_hand=plane)
+    image, scale = scan.model_view(k, classifier.need, in_hand=plane)
     return (scan.display(plane) if keep_frame else None), classifier.fit(image, scale)
 
 
@@ -193,14 +193,14 @@ def classify_files(
 ) -> Iterator[Result]:
     """Stream a result per file or study, in input order.
 
-    ``engine`` lays the work on the cores (:mod:`gui.core.tuning`; default: the rule from the core
+    ``engine`` lays the work on the cores (:mod:`gui.core.engine.layout`; default: the rule from the core
     count): images decode in ``decode_threads`` threads, batches ahead of inference, while
     ``inference_workers`` batches run at once (Pillow, numpy and ONNX Runtime release the GIL).
     Every layout gives the same answers; only the speed differs.
 
     A study's slices go through the same batches as single images (a batch may hold slices of
     two studies and single files), so a slice costs what the same image would cost as its own
-    file; the study's row comes after its last slice (:func:`gui.core.study.summarise`), and
+    file; the study's row comes after its last slice (:func:`gui.core.engine.study.summarise`), and
     ``on_slices(path, results)`` sees each batch's slice answers as they come (the window's strip).
     Slices keep no frames, so a 1,000-slice study takes the memory of its answers only.
     Stops early, between batches, when ``should_cancel()`` turns true (a study cut short gives
@@ -208,7 +208,7 @@ def classify_files(
     ``keep_frames`` attaches each decoded frame to its result (a study: its key slice's) for heatmap
     export without decoding the file again.
     """
-    engine = engine or tuning.rule()
+    engine = engine or rule()
     classifier.prepare_sessions(engine.inference_threads)
     pending: deque[tuple[list[_Unit], Future]] = deque()
     decode = ThreadPoolExecutor(max_workers=engine.decode_threads, thread_name_prefix=DECODE_THREADS)

@@ -1,4 +1,4 @@
-"""The ONNX model contract and an ONNX Runtime session that honours it. No Qt, no TensorFlow.
+"""An ONNX Runtime session that honours the model contract: load, a blank test run, run. No Qt, no TensorFlow.
 
 Every model the app runs is one ONNX file that carries all it needs:
 
@@ -17,12 +17,12 @@ Optional outputs of a multi-task model (one backbone pass for every answer):
 
 :func:`load_model` refuses anything else with :class:`ModelContractError`, whose message
 names the file and what is wrong, so a user who loads a foreign file gets a sentence,
-not a traceback.
+not a traceback. The contract itself (names, shapes, the card's fields) is checked in :mod:`gui.core.engine.contract`;
+this module loads a file, runs it and answers for it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -30,21 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gui.core.errors import FileProblem
-from gui.core.ood import OodScorer
-from gui.core.study import StudyRule
-
-INPUT = "image"
-OUTPUTS = ("probabilities", "cam", "embedding")
-OPTIONAL_OUTPUTS = ("type_probabilities", "heatmap")
-CARD_KEY = "model_card"
-REQUIRED_CARD_FIELDS = ("name", "version", "task", "labels", "no_tumor_labels", "input", "decision_threshold",
-                        "calibration", "ood", "intended_use", "disclaimer")
-DISCLAIMER = "Research use only, not a medical device. Not for diagnosis."
-
-
-class ModelContractError(FileProblem):
-    """A file is not a usable model of this contract; ``reason`` is written for a user."""
+from gui.core.engine.contract import INPUT, OUTPUTS, OPTIONAL_OUTPUTS, ModelContractError, validate_session
+from gui.core.engine.ood import OodScorer
+from gui.core.engine.study import StudyRule
 
 
 @dataclass
@@ -81,7 +69,7 @@ class Model:
         #: on held-out collections for a fine 14x14 map, whose peak runs high on normal scans too.
         self.heat_level = float((card.get("caution") or {}).get("heat_level", 0.5))
         self.ood = OodScorer.from_card(card["ood"])
-        #: How a study's slices make its verdict (``gui.core.study``).
+        #: How a study's slices make its verdict (``gui.core.engine.study``).
         self.study_rule = StudyRule.from_card(card.get("series_rule"), self.threshold)
         outputs = {o.name for o in session.get_outputs()}
         self.extra_outputs = [o for o in OPTIONAL_OUTPUTS if o in outputs]
@@ -110,7 +98,7 @@ class Model:
     def session_for(self, threads: int | None) -> object:
         """A session of this model with ``threads`` intra-op threads (None: the loaded one). The batch
         engine may run several single-threaded batches at once, which on 2 cores gets more images per
-        second than one batch spread over both (``gui.core.tuning``); the window keeps its own session
+        second than one batch spread over both (``gui.core.engine.tuning``); the window keeps its own session
         over every core for the lowest single-image latency. Made once, on first use; ONNX Runtime
         sessions may be run from several threads at once."""
         if threads is None or threads == self.threads:
@@ -208,101 +196,3 @@ def smoke_test(model: Model) -> None:
         model.ood.check(int(emb.shape[-1]))
     except ValueError as exc:
         raise ModelContractError(model.path, f"the card's out-of-distribution statistics do not fit: {exc}") from exc
-
-
-def validate_session(path: Path, session) -> dict:
-    """Check names, ranks, dtypes and the model card; return the card."""
-    inputs = session.get_inputs()
-    if len(inputs) != 1 or inputs[0].name != INPUT:
-        raise ModelContractError(path, f"expected one input named '{INPUT}', found {[i.name for i in inputs]}")
-    shape = inputs[0].shape
-    if inputs[0].type != "tensor(float)" or len(shape) != 4 or shape[3] != 3:
-        raise ModelContractError(path, f"input '{INPUT}' must be float32 [N, H, W, 3], found {inputs[0].type} {shape}")
-    outputs = {o.name: o for o in session.get_outputs()}
-    missing = [o for o in OUTPUTS if o not in outputs]
-    if missing:
-        raise ModelContractError(path, f"missing output(s) {missing}; found {sorted(outputs)}")
-    meta = session.get_modelmeta().custom_metadata_map
-    if CARD_KEY not in meta:
-        raise ModelContractError(path, "no model card in the file's metadata (was it made by `python -m export`?)")
-    try:
-        card = json.loads(meta[CARD_KEY])
-    except json.JSONDecodeError as exc:
-        raise ModelContractError(path, f"the model card is not valid JSON ({exc})") from exc
-    validate_card(path, card, outputs)
-    n_classes = outputs["probabilities"].shape[1]
-    if isinstance(n_classes, int) and n_classes != len(card["labels"]):
-        raise ModelContractError(path, f"{n_classes} outputs but {len(card['labels'])} labels in the card")
-    size = card["input"]["size"]
-    for axis, what in ((1, "high"), (2, "wide")):
-        if isinstance(shape[axis], int) and shape[axis] not in (size, -1, 0):
-            raise ModelContractError(path, f"input is {shape[axis]} pixels {what} but the card says {size}")
-    return card
-
-
-def _is_labels(v) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v)
-
-
-def validate_card(path: Path, card, outputs: dict) -> None:
-    """Every field the app relies on, of the type it relies on: a foreign or damaged card is refused
-    with a sentence here, never a traceback later."""
-    from gui.core.preprocess import PREPROCESSING
-    from gui.core.readers.levels import INTENSITY_RULE
-
-    if not isinstance(card, dict):
-        raise ModelContractError(path, f"the model card must be a JSON object, not {type(card).__name__}")
-    absent = [k for k in REQUIRED_CARD_FIELDS if k not in card]
-    if absent:
-        raise ModelContractError(path, f"the model card lacks {absent}")
-    if not _is_labels(card["labels"]):
-        raise ModelContractError(path, "the card's labels must be a list of distinct names")
-    if not _is_labels(card["no_tumor_labels"]) or not set(card["no_tumor_labels"]) <= set(card["labels"]):
-        raise ModelContractError(path, "the card's no-tumour labels must be some of its labels")
-    if set(card["labels"]) == set(card["no_tumor_labels"]):
-        raise ModelContractError(path, "every label of the card means 'no tumour': the model cannot find a tumour")
-    threshold = card["decision_threshold"]
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
-        raise ModelContractError(path, f"the card's decision threshold must be a number between 0 and 1, not {threshold!r}")
-    spec = card["input"]
-    if not isinstance(spec, dict) or not isinstance(spec.get("size"), int) or isinstance(spec.get("size"), bool) \
-            or not 8 <= spec["size"] <= 4096:
-        raise ModelContractError(path, "the card's input must give a pixel size (an integer from 8 to 4096)")
-    if spec.get("intensity", INTENSITY_RULE) != INTENSITY_RULE:
-        raise ModelContractError(path, f"unknown input intensity rule {spec.get('intensity')!r}; this app knows {INTENSITY_RULE!r}")
-    if spec.get("preprocessing", "pad-resize") not in PREPROCESSING:
-        raise ModelContractError(path, f"unknown input preprocessing {spec.get('preprocessing')!r}; this app knows {list(PREPROCESSING)}")
-    if not isinstance(card["name"], str) or not isinstance(card["version"], str) or not isinstance(card["task"], str):
-        raise ModelContractError(path, "the card's name, version and task must be text")
-    ranks = {"probabilities": (2,), "cam": (4,), "embedding": (2,), "type_probabilities": (2,), "heatmap": (3, 4)}
-    for name, allowed in ranks.items():
-        if name in outputs and (len(outputs[name].shape) not in allowed or outputs[name].type != "tensor(float)"):
-            raise ModelContractError(path, f"output '{name}' must be a float32 tensor of rank {' or '.join(map(str, allowed))}")
-    if "type_probabilities" in outputs:
-        if not _is_labels(card.get("type_labels")):
-            raise ModelContractError(path, "output 'type_probabilities' needs the card's 'type_labels'")
-        n_types = outputs["type_probabilities"].shape[1]
-        if isinstance(n_types, int) and n_types != len(card["type_labels"]):
-            raise ModelContractError(path, f"{n_types} type outputs but {len(card['type_labels'])} type labels in the card")
-    caution = card.get("caution")
-    if caution is not None:
-        band = caution.get("band_half_width") if isinstance(caution, dict) else None
-        if isinstance(band, bool) or not isinstance(band, (int, float)) or not 0 <= band < 0.5:
-            raise ModelContractError(path, "the card's caution band must be a number from 0 to 0.5")
-        level = caution.get("heat_level", 0.5)
-        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-            raise ModelContractError(path, "the card's caution heat level must be a number between 0 and 1")
-    rule = card.get("series_rule")
-    if rule is not None:
-        run = rule.get("run") if isinstance(rule, dict) else None
-        threshold = rule.get("threshold") if isinstance(rule, dict) else None
-        if (isinstance(run, bool) or not isinstance(run, int) or run < 1 or isinstance(threshold, bool)
-                or not isinstance(threshold, (int, float)) or not 0 < threshold < 1):
-            raise ModelContractError(path, "the card's series rule needs a whole number of slices 'run' >= 1 "
-                                           "and a 'threshold' between 0 and 1")
-    if not isinstance(card["ood"], dict):
-        raise ModelContractError(path, "the card's out-of-distribution statistics must be a JSON object")
-    try:
-        OodScorer.from_card(card["ood"])
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise ModelContractError(path, f"the card's out-of-distribution statistics are unusable ({exc})") from exc

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gui.core.preprocess import Geometry
+from gui.core.engine.preprocess import Geometry
 
 if TYPE_CHECKING:
     from gui.core.readers import DicomSeries
@@ -23,7 +23,7 @@ class Result:
     """The answer for one file, slice or study (or an error row with the reason).
 
     A study (a volume, multi-frame DICOM or DICOM series) fills the study fields: its verdict and
-    probability follow the study rule (:mod:`gui.core.study`), type, probabilities, heatmap and
+    probability follow the study rule (:mod:`gui.core.engine.study`), type, probabilities, heatmap and
     cautions are those of its key slice, and ``slices`` holds every slice's own answer (no frames).
     """
 

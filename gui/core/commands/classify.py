@@ -9,22 +9,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
 import sys
 import time
-import warnings
 from pathlib import Path
 
-from gui.core import archive, csvout, stream, tuning
-from gui.core.classifier import Classifier
-from gui.core.logs import attach_log_file, log
-from gui.core.model import ModelContractError, load_model
+from gui.core.commands.common import (
+    UsageError, check_not_an_input, check_targets, stop_signals, terminal_progress,
+)
+from gui.core.engine import stream, tuning
+from gui.core.engine.classifier import Classifier
+from gui.core.engine.layout import EngineSettings
+from gui.core.engine.model import ModelContractError
+from gui.core.engine.modelset import load_models, model_files
 from gui.core.names import display_path
-from gui.core.overlay import overlay_label, save_overlay_png
-from gui.core.readers import DicomSeries
-from gui.core.resources import bundled_models
-from gui.core.result import Result
-
+from gui.core.records import archive, csvout
+from gui.core.records.heatmaps import write_heatmap
+from gui.core.records.journal import Journal, OtherModelsError, describe, identity, models_identity
+from gui.core.records.logs import attach_log_file, log
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -50,78 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def model_files(paths: list[str] | None) -> list[Path]:
-    """The ``--model`` files, else the bundled ones."""
-    files = [Path(p) for p in paths] if paths else bundled_models()
-    if not files:
-        raise ModelContractError("assets/models", "no bundled model found and no --model given")
-    return files
-
-
-def load_models(paths: list[str] | None, threads: int | None = None) -> list:
-    """The models, each on a session of ``threads`` intra-op threads (None: every core)."""
-    return [load_model(f, threads) for f in model_files(paths)]
-
-
-class _NoProgress:
-    """What a pipe or a log gets instead of a progress bar (tqdm is not even imported)."""
-
-    def update(self, _n: int) -> None:
-        pass
-
-    def set_postfix(self, **_kw) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def terminal_progress(total: int):
-    """tqdm's progress bar on stderr, only when stderr is a terminal (a pipe or a log gets none)."""
-    if not sys.stderr.isatty():
-        return _NoProgress()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True)
-
-
-class UsageError(Exception):
-    """Bad arguments or an unusable target: exit 2 with this sentence, before any file is read."""
-
-
-def check_targets(out: Path, heat_dir: Path | None, force: bool, option: str = "--csv") -> None:
-    """Refuse a CSV or heatmap target that cannot work, before any work is done."""
-    if out.is_dir():
-        raise UsageError(f"{option} {out} is a folder; give a file name such as {out / 'results.csv'}")
-    if out.exists() and not force:
-        raise UsageError(f"{out} exists; use --force to replace it")
-    if not out.parent.is_dir():
-        raise UsageError(f"folder {out.parent} does not exist")
-    if heat_dir is not None and heat_dir.exists() and not heat_dir.is_dir():
-        raise UsageError(f"--heatmaps {heat_dir} is a file, not a folder")
-
-
-def check_not_an_input(out: Path, paths: list[str], items: list) -> None:
-    """The CSV must never overwrite (or be) one of the scans being classified."""
-    files = [f for item in items for f in (item.files if isinstance(item, DicomSeries) else (item,))]
-    try:
-        target = out.resolve()
-    except (OSError, RuntimeError):
-        return
-    for f in [Path(p) for p in paths] + files:
-        try:
-            same = f.resolve() == target
-        except (OSError, RuntimeError):  # a symbolic link loop (RuntimeError before Python 3.13)
-            continue
-        if same:
-            raise UsageError(f"--csv {out} is one of the files to classify; choose another name")
-
-
-def interrupt(_signum, _frame) -> None:
-    """A SIGTERM handler: a polite kill stops a command the way Ctrl-C does."""
-    raise KeyboardInterrupt
-
-
 def classify_main(argv: list[str]) -> int:
     """``classify``: argument and target checks, then the stream of rows into the CSV."""
     parser = build_parser()
@@ -129,17 +58,15 @@ def classify_main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
-    previous = signal.signal(signal.SIGTERM, interrupt)  # a polite kill writes the finished rows too
-    try:
-        return _classify(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted before any file was classified: no CSV written", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with stop_signals():  # a polite kill writes the finished rows too; a second Ctrl-C changes nothing
+        try:
+            return _classify(args)
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted before any file was classified: no CSV written", file=sys.stderr)
+            return 130
 
 
 def _classify(args) -> int:
@@ -187,6 +114,13 @@ def _classify(args) -> int:
             probe.unlink()
         except OSError as exc:
             raise UsageError(f"cannot write heatmaps into {heat_dir} ({exc.strerror or exc})") from exc
+    journal = Journal(out, csvout.columns(classifier), models_identity(classifier.models))
+    try:
+        done = journal.load() if args.resume else {}
+    except OtherModelsError:
+        raise UsageError(f"--resume: the unfinished run of {out} was made with {journal.describe_models()}, not "
+                         f"with these models ({describe(journal.header['models'])}); its rows cannot be "
+                         "mixed with theirs. Run without --resume (and --force to replace the CSV) to start again") from None
     engine = kept or tuning.engine_settings(classifier, len(files), lambda msg: print(msg, file=sys.stderr))
     if args.batch_size:
         engine = dataclasses.replace(engine, batch=args.batch_size)
@@ -194,15 +128,15 @@ def _classify(args) -> int:
     attach_log_file()
     log.info("classify %d file(s) from %s with %s into %s", len(files), ", ".join(map(display_path, args.paths)),
              "; ".join(m.name for m in classifier.models), display_path(str(out)))
-    csv_out = _open_csv(out, classifier.columns(), args.force or resuming)
+    csv_out = _open_csv(out, csvout.columns(classifier), args.force or resuming)
     try:
-        slices_out = _open_csv(per_slice, classifier.slice_columns(), args.force or resuming) \
+        slices_out = _open_csv(per_slice, csvout.slice_columns(classifier), args.force or resuming) \
             if per_slice is not None else None
     except BaseException:
         csv_out.discard()
         raise
     try:
-        return _stream(args, classifier, engine, files, csv_out, slices_out, progress, heat_dir)
+        return _stream(classifier, engine, files, journal, done, csv_out, slices_out, progress, heat_dir)
     except BaseException:  # interrupted before the stream began, or worse: leave no temporary file
         csv_out.discard()
         if slices_out is not None:
@@ -219,17 +153,15 @@ def _open_csv(path: Path, columns: list[str], force: bool) -> csvout.AtomicCsv:
         raise UsageError(f"cannot write {path} ({exc.strerror or exc})") from exc
 
 
-def _stream(args, classifier: Classifier, engine: tuning.EngineSettings, files: list, csv_out: csvout.AtomicCsv,
-            slices_out: csvout.AtomicCsv | None, progress, heat_dir: Path | None) -> int:
+def _stream(classifier: Classifier, engine: EngineSettings, files: list, journal: Journal, done: dict,
+            csv_out: csvout.AtomicCsv, slices_out: csvout.AtomicCsv | None, progress, heat_dir: Path | None) -> int:
     """Rows stream straight into the temporary CSV (memory stays flat however many files) and into
     the run's journal; Ctrl-C or SIGTERM ends the stream and the rows finished so far are still
     published; after a kill, ``--resume`` takes the journal's rows of unchanged files back, in order."""
     counts = {"rows": 0, "failed": 0, "tumours": 0, "cautioned": 0, "disagree": 0, "studies": 0}
     interrupted = False
     t0 = time.perf_counter()
-    journal = archive.Journal(csv_out.path, classifier.columns())
-    keys = [archive.identity(f) for f in files]
-    done = journal.load() if args.resume else {}
+    keys = [identity(f) for f in files]
     done = {k: done[k] for k in keys if k is not None and k in done}
     try:
         journal.start(done.values())
@@ -244,11 +176,10 @@ def _stream(args, classifier: Classifier, engine: tuning.EngineSettings, files: 
                 row, slice_rows = done[key]["row"], done[key]["slices"]
             else:
                 r = next(results)
-                if heat_dir is not None and r.ok and r.frame is not None:
-                    write_heatmap(r, heat_dir)
+                heatmap = write_heatmap(r, heat_dir) if heat_dir is not None and r.ok and r.frame is not None else None
                 if not r.ok:
                     log.warning("%s: %s", display_path(r.path), display_path(r.error))
-                row, slice_rows = classifier.row(r), [classifier.slice_row(r.path, s) for s in r.slices or []]
+                row, slice_rows = csvout.row(classifier, r, heatmap), [csvout.study_slice_row(classifier, r.path, s) for s in r.slices or []]
                 journal.add(key, row, slice_rows)
             ok = row["status"] == "ok"
             counts["rows"] += 1
@@ -289,7 +220,7 @@ def _stream(args, classifier: Classifier, engine: tuning.EngineSettings, files: 
     log.info("%d of %d files: %d tumour likely, %d could not be read, %d cautioned%s; CSV %s", n, len(files), tumours,
              failed, counts["cautioned"], " (interrupted)" if interrupted else "", display_path(str(target)))
     if target != csv_out.path:
-        why = "the run was interrupted, so the existing file was kept" if interrupted and args.force else \
+        why = "the run was interrupted, so the existing file was kept" if interrupted and csv_out.force else \
             f"{csv_out.path} appeared while this run was working, so it was kept"
         print(f"note: {why}; these results are in {target}", file=sys.stderr)
     if interrupted:
@@ -309,21 +240,3 @@ def _write_failed(exc: OSError, csv_out: csvout.AtomicCsv, slices_out: csvout.At
     log.error("%s", reason)
     print(f"error: {reason}", file=sys.stderr)
     return 2
-
-
-def write_heatmap(r: Result, heat_dir: Path) -> None:
-    """Write a result's heatmap PNG from its already decoded frame; a failure turns the result into
-    an error row with the reason (the classification stays in the row), and the run goes on."""
-    try:
-        save_overlay_png(overlay_label(r.path, r.max_slice), r.frame, r.heat, r.geometry, heat_dir)
-    except MemoryError:
-        r.status, r.error = "error", "heatmap not written: out of memory"
-    except OSError as exc:
-        r.status, r.error = "error", f"heatmap not written: {exc.strerror or exc}"
-    finally:
-        r.frame = None
-
-
-def quiet_decoder_warnings() -> None:
-    """Decoder libraries warn about damaged files on stderr; the reader reports them itself."""
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"(PIL|pydicom|nibabel)(\.|$)")

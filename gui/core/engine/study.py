@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gui.core.result import Result
+from gui.core.engine.result import Result
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class StudyRule:
 
     @classmethod
     def from_card(cls, entry: dict | None, decision_threshold: float) -> "StudyRule":
-        """The card's rule (checked by ``gui.core.model.validate_card``), else any slice at the threshold."""
+        """The card's rule (checked by ``gui.core.engine.contract.validate_card``), else any slice at the threshold."""
         if entry is None:
             return cls(1, decision_threshold)
         return cls(int(entry["run"]), float(entry["threshold"]))

@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from gui.core.engine.classifier import Classifier, ProbabilityColumns
+from gui.core.engine.result import Result
 from gui.core.names import display_path
-from gui.core.result import Result
 
 CSV_COLUMNS = ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
                "tumor_type_confidence", "ood_warning", "error"]
@@ -16,12 +17,12 @@ CSV_COLUMNS = ["path", "status", "prediction", "tumor_probability", "confidence"
 DISAGREE_COLUMN = "models_disagree"
 #: After ``models_disagree``: filled for a study (volume, multi-frame DICOM, DICOM series), empty otherwise.
 STUDY_COLUMNS = ["n_slices", "max_slice", "tumor_slices", "series_description"]
+#: After the study columns, before the ``p_`` columns: the heatmap PNG written for the row (``--heatmaps``), else empty.
+HEATMAP_COLUMN = "heatmap"
 #: ``--per-slice``: one row per slice of every study (then the ``p_`` columns).
 SLICE_COLUMNS = ["path", "slice", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
                  "tumor_type_confidence", "ood_warning", "error", DISAGREE_COLUMN]
 
-#: (probability group, label, column) of each ``p_`` column.
-ProbabilityColumns = list[tuple[str, str, str]]
 
 
 def result_row(r: Result, probability_columns: ProbabilityColumns) -> dict[str, str]:
@@ -37,7 +38,7 @@ def result_row(r: Result, probability_columns: ProbabilityColumns) -> dict[str, 
            DISAGREE_COLUMN: "" if r.models_disagree is None else ("yes" if r.models_disagree else "no"),
            "n_slices": "" if r.n_slices is None else str(r.n_slices),
            "max_slice": "" if r.max_slice is None else str(r.max_slice), "tumor_slices": r.tumor_slices,
-           "series_description": csv_safe(display_path(r.series_description))}
+           "series_description": csv_safe(display_path(r.series_description)), HEATMAP_COLUMN: ""}
     for group, label, col in probability_columns:
         row[col] = num(r.probabilities.get(group, {}).get(label))
     return row
@@ -49,6 +50,29 @@ def slice_row(study_path: str, r: Result, probability_columns: ProbabilityColumn
     row["path"] = csv_safe(display_path(study_path))
     row["slice"] = "" if r.slice is None else str(r.slice)
     return {k: row[k] for k in SLICE_COLUMNS + [col for *_g, col in probability_columns]}
+
+
+def columns(classifier: Classifier) -> list[str]:
+    """The CSV's columns for these models: the fixed ones, then the classifier's ``p_`` columns."""
+    return list(CSV_COLUMNS) + [DISAGREE_COLUMN] + STUDY_COLUMNS + [HEATMAP_COLUMN] + classifier.probability_columns()
+
+
+def slice_columns(classifier: Classifier) -> list[str]:
+    """``--per-slice`` CSV columns: path and slice number, the answer columns, the ``p_`` columns."""
+    return SLICE_COLUMNS + classifier.probability_columns()
+
+
+def row(classifier: Classifier, r: Result, heatmap: Path | None = None) -> dict[str, str]:
+    """One CSV row of a result under these models' columns; ``heatmap``: the PNG written for it."""
+    out = result_row(r, classifier.prob_columns)
+    if heatmap is not None:
+        out[HEATMAP_COLUMN] = csv_safe(display_path(str(heatmap)))
+    return out
+
+
+def study_slice_row(classifier: Classifier, study_path: str, r: Result) -> dict[str, str]:
+    """One ``--per-slice`` row under these models' columns."""
+    return slice_row(study_path, r, classifier.prob_columns)
 
 
 #: Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
@@ -195,8 +219,9 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
-def write_csv_atomic(path: str | Path, columns: Sequence[str], rows: Iterable[dict[str, str]], force: bool = False) -> int:
-    """Write all ``rows`` through :class:`AtomicCsv`; returns the number of rows."""
+def write_csv_atomic(path: str | Path, columns: Sequence[str], rows: Iterable[dict[str, str]], force: bool = False) -> Path:
+    """Write all ``rows`` through :class:`AtomicCsv`; returns the file they went to: ``path``, or
+    ``NAME-1.csv``... when a file of that name appeared meanwhile and ``force`` is off."""
     out = AtomicCsv(path, columns, force)
     try:
         for row in rows:
@@ -204,5 +229,4 @@ def write_csv_atomic(path: str | Path, columns: Sequence[str], rows: Iterable[di
     except BaseException:
         out.discard()
         raise
-    out.publish()
-    return out.rows
+    return out.publish()

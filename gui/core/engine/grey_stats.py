@@ -1,6 +1,6 @@
 """A frame's grey levels as the brain crop reads them: samples, percentiles, thresholds and the 8-bit window.
 
-The brain crop (``gui.core.preprocess``) works on the channel mean in float32. For an 8-bit frame
+The brain crop (``gui.core.engine.preprocess``) works on the channel mean in float32. For an 8-bit frame
 (JPEG, PNG: most files) that mean can take only 766 values, ``sum / 3`` for a channel sum of 0..765,
 so :class:`CodedGrey` keeps the integer sum as a code and answers every question from a 766-entry
 table: percentiles from a histogram instead of a partition of every pixel, thresholds and the

@@ -1,0 +1,1 @@
+"""The headless commands: classify, watch, listen, merge, tune."""

@@ -1,0 +1,1 @@
+"""What the commands leave on disk: CSVs, the run journal, heatmap PNGs, the log."""
