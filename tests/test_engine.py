@@ -109,7 +109,7 @@ def test_csv_columns_and_atomic_refusal(models, folder, tmp_path):
     clf = Classifier(models)
     assert csvout.columns(clf)[:9] == ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
                                  "tumor_type_confidence", "ood_warning", "error"]
-    assert csvout.columns(clf)[9:] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "series_description", "heatmap", "p_no_tumor", "p_tumor", "p_glioma", "p_meningioma", "p_tumor-type_no_tumor",
+    assert csvout.columns(clf)[9:] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "series_description", "sequence", "heatmap", "p_no_tumor", "p_tumor", "p_glioma", "p_meningioma", "p_tumor-type_no_tumor",
                                  "p_pituitary"]
     out = tmp_path / "r.csv"
     rows = [csvout.row(clf, r) for r in stream.classify_files(stream.collect_files([folder]), clf)]
@@ -216,7 +216,7 @@ def test_heads_that_disagree_are_said_in_the_row_and_the_caution(tmp_path):
     ~0.19) while its map stays below 0.5 everywhere (sigmoid(8 * 0.22 - 2) < 0.5)."""
     clf = Classifier([load_model(make_contract_model(tmp_path / "mt.onnx", multitask=True))])
     cols = csvout.columns(clf)
-    assert cols[len(csvout.CSV_COLUMNS)] == csvout.DISAGREE_COLUMN and cols[len(csvout.CSV_COLUMNS) + 2 + len(csvout.STUDY_COLUMNS)].startswith("p_")
+    assert cols[len(csvout.CSV_COLUMNS)] == csvout.DISAGREE_COLUMN and cols[len(csvout.CSV_COLUMNS) + 3 + len(csvout.STUDY_COLUMNS)].startswith("p_")
     torn = clf.classify_image(np.full((64, 64, 3), 56, np.uint8))
     clear = clf.classify_image(np.full((64, 64, 3), 250, np.uint8))
     assert torn.prediction == "tumor" and torn.models_disagree and DISAGREE_MESSAGE in torn.ood_warning
@@ -292,8 +292,8 @@ def test_a_large_jpeg_is_decoded_reduced_and_the_window_and_the_batch_see_the_sa
     image, scale = scan.model_view(None, clf.need)
     assert scale in (2.0, 4.0, 8.0) and image.shape[0] * scale == 1400
     window = clf.fit(*scan.model_view(None, clf.need, in_hand=scan.plane()))[(224, "brain-crop-v1")]
-    _frame, batch = stream.decode_file(tmp_path / "big.jpg", clf)
-    _shown, kept = stream.decode_file(tmp_path / "big.jpg", clf, keep_frame=True)
+    _frame, batch, _seq = stream.decode_file(tmp_path / "big.jpg", clf)
+    _shown, kept, _seq = stream.decode_file(tmp_path / "big.jpg", clf, keep_frame=True)
     for other in (batch[(224, "brain-crop-v1")], kept[(224, "brain-crop-v1")]):
         assert np.array_equal(window.pixels, other.pixels) and window.geometry == other.geometry
     assert 1100 <= window.geometry.side <= 1300 and _shown.shape[:2] == (1400, 1400)  # frame pixels
@@ -307,11 +307,12 @@ def test_a_large_jpeg_is_decoded_reduced_and_the_window_and_the_batch_see_the_sa
 
 def test_uncertain_means_close_to_the_threshold_the_answer_was_given_at():
     """A model whose card sets its threshold at 0.25: 0.30 is a borderline tumour, 0.45 a clear one."""
+    from gui.app.formatting import is_uncertain
     from gui.core.engine.result import Result
 
-    assert Result(path="a", prediction="tumor", tumor_probability=0.30, threshold=0.25).uncertain
-    assert not Result(path="a", prediction="tumor", tumor_probability=0.45, threshold=0.25).uncertain
-    assert Result(path="a", prediction="no_tumor", tumor_probability=0.45).uncertain  # at the usual 0.5
+    assert is_uncertain(Result(path="a", prediction="tumor", tumor_probability=0.30, threshold=0.25))
+    assert not is_uncertain(Result(path="a", prediction="tumor", tumor_probability=0.45, threshold=0.25))
+    assert is_uncertain(Result(path="a", prediction="no_tumor", tumor_probability=0.45))  # at the usual 0.5
 
 
 def test_the_cards_heat_level_decides_when_the_map_disputes_the_answer(tmp_path):
@@ -333,3 +334,15 @@ def test_the_cards_heat_level_decides_when_the_map_disputes_the_answer(tmp_path)
     card["caution"] = {"band_half_width": 0.0, "heat_level": 1.5}
     with pytest.raises(ModelContractError, match="heat level"):
         load_model(make_contract_model(tmp_path / "c.onnx", multitask=True, card=card))
+
+
+def test_a_result_is_never_changed_after_it_is_made():
+    """Results cross threads (engine workers, the window): a change is a new result, not an edit."""
+    import dataclasses
+
+    from gui.core.engine.result import Result
+
+    r = Result(path="a", prediction="tumor", tumor_probability=0.9)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.prediction = "no_tumor"
+    assert dataclasses.replace(r, prediction="no_tumor").prediction == "no_tumor" and r.prediction == "tumor"

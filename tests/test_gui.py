@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import shutil
 import sys
@@ -283,7 +284,8 @@ def test_the_pdf_report_lays_out_text_without_overlap_and_inside_the_page(window
     long_name.write_bytes((scans / "tumour.png").read_bytes())
     window.open_path(str(long_name))
     qtbot.waitUntil(lambda: window.result is not None, timeout=10000)
-    window.result.ood_warning = "image looks unlike the brain MRI the model was trained on; the models disagree"
+    window.result = dataclasses.replace(
+        window.result, ood_warning="image looks unlike the brain MRI the model was trained on; the models disagree")
     pdf = tmp_path / "report.pdf"
     window.save_report(str(pdf))
     qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith("Report saved"), timeout=10000)
@@ -329,12 +331,10 @@ def test_batch_thumbnails_keyboard_preview_summary_and_uncertain_filter(window, 
     assert "could not be read" in window.batch.counts.text()
     assert int(window.batch.histogram.counts.sum()) == 2
     # uncertain: make one row uncertain by its probability, then filter with the button
-    model.results[ok_rows[0]].tumor_probability = 0.5
-    model.results[ok_rows[0]].ood_warning = ""
-    model.results[ok_rows[0]].models_disagree = False
-    model.results[ok_rows[1]].tumor_probability = 0.99
-    model.results[ok_rows[1]].ood_warning = ""
-    model.results[ok_rows[1]].models_disagree = False
+    model.results[ok_rows[0]] = dataclasses.replace(model.results[ok_rows[0]], tumor_probability=0.5,
+                                                    ood_warning="", models_disagree=False)
+    model.results[ok_rows[1]] = dataclasses.replace(model.results[ok_rows[1]], tumor_probability=0.99,
+                                                    ood_warning="", models_disagree=False)
     qtbot.mouseClick(window.batch.uncertain, Qt.MouseButton.LeftButton)
     assert window.batch.proxy.rowCount() == 1
     assert window.batch.proxy.mapToSource(window.batch.proxy.index(0, 0)).row() == ok_rows[0]

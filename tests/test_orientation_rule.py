@@ -16,6 +16,7 @@ from gui.core.engine import stream
 from gui.core.engine.classifier import Classifier
 from gui.core.engine.model import load_model
 from gui.core.readers import open_scan
+from gui.core.records import csvout
 from gui.core.readers.sequence import sequence_from_text, sequence_from_timing
 from gui.core.resources import bundled_models
 from tests.series_factory import (
@@ -125,3 +126,15 @@ def test_the_sequence_is_named_from_the_files_own_tags(tmp_path, shown):
     assert sequence_from_timing(30, 5, None, False) == "t1"  # a fast gradient echo with T1 timings
     assert sequence_from_timing(None, 80, None, False) == ""
     assert open_scan(tmp_path / "flair" / "IM0000.dcm").sequence == "flair"
+    classifier = Classifier([load_model(p) for p in bundled_models()])
+    [study] = list(stream.classify_files([series], classifier))
+    [alone] = list(stream.classify_files([series.files[0]], classifier))
+    [png] = list(stream.classify_files([_png(tmp_path, shown[0])], classifier))
+    assert (study.sequence, alone.sequence, png.sequence) == ("flair", "flair", "")
+    assert csvout.row(classifier, study)["sequence"] == "flair"
+
+
+def _png(tmp_path, image):
+    path = tmp_path / "plain.png"
+    Image.fromarray(image).save(path)
+    return path

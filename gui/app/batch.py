@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app import theme
-from gui.app.formatting import ANSWERS, percent
+from gui.app.formatting import ANSWERS, is_uncertain, percent
 from gui.app.histogram import ProbabilityHistogram
 from gui.app.thumbnails import PictureCache
 from gui.app.viewer import ImageViewer
@@ -121,7 +121,7 @@ class ResultsModel(QAbstractTableModel):
             self.tally["tumor" if r.ok and r.prediction == "tumor" else "no_tumor" if r.ok else "failed"] += 1
             self.tally["cautioned"] += r.ok and bool(r.ood_warning)
             self.tally["disagree"] += r.ok and bool(r.models_disagree)
-            self.tally["uncertain"] += r.uncertain
+            self.tally["uncertain"] += is_uncertain(r)
             if r.ok and r.tumor_probability is not None:
                 self.probabilities.append(r.tumor_probability)
         self.results.extend(results)
@@ -142,7 +142,7 @@ class ResultsModel(QAbstractTableModel):
 
 class ResultsFilter(QSortFilterProxyModel):
     """The table's filter: the text box (any column) and, with ``uncertain_only``, only the rows to
-    look at twice (``Result.uncertain``: a caution, disagreeing answers, P(tumour) within 0.15 of the threshold)."""
+    look at twice (``formatting.is_uncertain``: a caution, disagreeing answers, P(tumour) within 0.15 of the threshold)."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -158,7 +158,7 @@ class ResultsFilter(QSortFilterProxyModel):
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802 (Qt naming)
-        if self.uncertain_only and not self.sourceModel().results[row].uncertain:
+        if self.uncertain_only and not is_uncertain(self.sourceModel().results[row]):
             return False
         return super().filterAcceptsRow(row, parent)
 

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from gui.core.engine.classifier import TYPE_GROUP_SUFFIX
+from gui.core.engine.result import Result
 
 ANSWERS = {"tumor": "Tumour likely", "no_tumor": "No tumour found", "": ""}
+#: How close to the decision threshold P(tumour) must be for the batch to call an answer uncertain
+#: whatever the caution says (0.35-0.65 around the usual 0.5).
+UNCERTAIN_HALF_WIDTH = 0.15
+
+
+def is_uncertain(r: Result) -> bool:
+    """An answer to look at twice (the batch's tally and filter): any caution (unlike the training
+    images, low confidence, no head, missing slices...), answers that disagree, or P(tumour) within
+    UNCERTAIN_HALF_WIDTH of the threshold. A policy of the window's, not a property of the answer."""
+    p = r.tumor_probability
+    return r.ok and (bool(r.ood_warning) or bool(r.models_disagree)
+                     or (p is not None and abs(p - r.threshold) <= UNCERTAIN_HALF_WIDTH))
 
 
 def percent(p: float | None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, Signal
@@ -53,7 +54,8 @@ class OpenWorker(QRunnable):
                 result = self.cached
             else:
                 image, scale = scan.model_view(self.frame, self.classifier.need, in_hand=plane)
-                result = self.classifier.classify_image(image, str(self.path), scale=scale)
+                result = replace(self.classifier.classify_image(image, str(self.path), scale=scale),
+                                 sequence=scan.sequence)
             self.signals.opened.emit(self.task, scan, plane, rgb, result)
         except ImageReadError as exc:
             self.signals.failed.emit(self.task, str(self.path), exc.reason)

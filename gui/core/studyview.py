@@ -20,12 +20,14 @@ class StudyView:
     slices: dict[int, Result] = field(default_factory=dict)  # slice number -> its own answer, as scored
     result: Result | None = None  # the study's row, once every slice is scored
     user_moved: bool = False  # the user chose a slice: the key-slice jump must not override it
+    jump_allowed: bool = True  # False: the user opened this very slice (a file of a series) and keeps it
     _jump: int | None = None  # the slice the window itself is moving to
 
     def restart(self) -> int:
         """A new study (or none): forget the old one's answers; returns the new task number."""
         self.task += 1
         self.slices, self.result, self.user_moved, self._jump = {}, None, False, None
+        self.jump_allowed = True
         return self.task
 
     def current(self, task: int) -> bool:
@@ -44,7 +46,7 @@ class StudyView:
         if not self.current(task):
             return None
         self.result = result
-        if result.ok and result.max_slice is not None and not self.user_moved:
+        if result.ok and result.max_slice is not None and not self.user_moved and self.jump_allowed:
             self._jump = result.max_slice
             return result.max_slice
         return None

@@ -176,7 +176,9 @@ def _stream(classifier: Classifier, engine: EngineSettings, files: list, journal
                 row, slice_rows = done[key]["row"], done[key]["slices"]
             else:
                 r = next(results)
-                heatmap = write_heatmap(r, heat_dir) if heat_dir is not None and r.ok and r.frame is not None else None
+                heatmap = None
+                if heat_dir is not None and r.ok and r.frame is not None:
+                    r, heatmap = write_heatmap(r, heat_dir)
                 if not r.ok:
                     log.warning("%s: %s", display_path(r.path), display_path(r.error))
                 row, slice_rows = csvout.row(classifier, r, heatmap), [csvout.study_slice_row(classifier, r.path, s) for s in r.slices or []]

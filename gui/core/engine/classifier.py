@@ -6,6 +6,7 @@ No Qt: the window, the batch and the headless command share it (``gui.core.engin
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -119,31 +120,30 @@ class Classifier:
         p_tumor = self.detector.tumor_probability(det.probabilities)
         results = []
         for i, path in enumerate(paths):
-            r = Result(path=path, seconds=per_image, threshold=self.detector.threshold)
             bad = [m.name for m in self.models if not _finite_row(preds[id(m)], i)]
             if bad:
                 results.append(Result(path=path, status="error",
                                       error=f"the model returned an invalid value (NaN or infinity): {', '.join(bad)}"))
                 continue
-            r.tumor_probability = float(p_tumor[i])
-            is_tumor = p_tumor[i] >= self.detector.threshold
-            r.prediction = "tumor" if is_tumor else "no_tumor"
-            r.confidence = float(p_tumor[i] if is_tumor else 1.0 - p_tumor[i])
-            if is_tumor:
-                r.tumor_type, r.tumor_type_confidence = self._tumor_type(preds, i)
-            r.models_disagree = self._disagree(preds, i, bool(is_tumor))
-            r.ood_warning = "; ".join(self._cautions(preds, i, float(p_tumor[i]), r.models_disagree,
-                                                     inputs[i][self.detector_key].head_found))
-            r.probabilities = {self.group[id(m)]: {lab: float(p) for lab, p in zip(m.labels, preds[id(m)].probabilities[i])}
-                               for m in self.models}
+            is_tumor = bool(p_tumor[i] >= self.detector.threshold)
+            kind, kind_p = self._tumor_type(preds, i) if is_tumor else ("", None)
+            disagree = self._disagree(preds, i, is_tumor)
+            probabilities = {self.group[id(m)]: {lab: float(p) for lab, p in zip(m.labels, preds[id(m)].probabilities[i])}
+                             for m in self.models}
             for m in self.models:
                 if m.has_type_head:
-                    r.probabilities[self.group[id(m)] + TYPE_GROUP_SUFFIX] = dict(
+                    probabilities[self.group[id(m)] + TYPE_GROUP_SUFFIX] = dict(
                         zip(m.type_labels, map(float, preds[id(m)].type_probabilities[i])))
-            r.geometry = inputs[i][self.detector_key].geometry
-            if with_heat:
-                r.heat = det.heatmap[i] if det.heatmap is not None else self.heat_for(det.cam[i], is_tumor)
-            results.append(r)
+            results.append(Result(
+                path=path, seconds=per_image, threshold=self.detector.threshold,
+                tumor_probability=float(p_tumor[i]), prediction="tumor" if is_tumor else "no_tumor",
+                confidence=float(p_tumor[i] if is_tumor else 1.0 - p_tumor[i]),
+                tumor_type=kind, tumor_type_confidence=kind_p, models_disagree=disagree,
+                ood_warning="; ".join(self._cautions(preds, i, float(p_tumor[i]), disagree,
+                                                     inputs[i][self.detector_key].head_found)),
+                probabilities=probabilities, geometry=inputs[i][self.detector_key].geometry,
+                heat=(det.heatmap[i] if det.heatmap is not None else self.heat_for(det.cam[i], is_tumor))
+                if with_heat else None))
         return results
 
     def _disagree(self, preds: dict, i: int, is_tumor: bool) -> bool:
@@ -201,8 +201,7 @@ class Classifier:
         """One model image (``Scan.model_view``) -> result with heatmap."""
         t0 = time.perf_counter()
         r = self.classify_batch([self.fit(image, scale)], [path], with_heat=with_heat)[0]
-        r.seconds = time.perf_counter() - t0
-        return r
+        return replace(r, seconds=time.perf_counter() - t0)
 
 
 

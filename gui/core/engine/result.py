@@ -13,18 +13,15 @@ if TYPE_CHECKING:
     from gui.core.readers import DicomSeries
     from gui.core.readers.levels import Levels
 
-#: How close to the decision threshold P(tumour) must be for a batch filter to call an answer
-#: uncertain whatever the caution says (0.35-0.65 around the usual 0.5).
-UNCERTAIN_HALF_WIDTH = 0.15
-
-
-@dataclass
+@dataclass(frozen=True)
 class Result:
     """The answer for one file, slice or study (or an error row with the reason).
 
     A study (a volume, multi-frame DICOM or DICOM series) fills the study fields: its verdict and
     probability follow the study rule (:mod:`gui.core.engine.study`), type, probabilities, heatmap and
     cautions are those of its key slice, and ``slices`` holds every slice's own answer (no frames).
+    Frozen: a result crosses threads (the engine's workers, the window), so a change is a new result
+    (``dataclasses.replace``), never an edit another thread may be reading.
     """
 
     path: str
@@ -48,6 +45,7 @@ class Result:
     slices: list["Result"] | None = field(default=None, repr=False)  # study only: every slice's answer
     slice: int | None = None  # a slice's own answer: its index in the study
     series_description: str = ""  # study only: a DICOM series' SeriesDescription, where present
+    sequence: str = ""  # the MR sequence the file's own tags name (t1, t1c, t2, flair), "" where they name none
     threshold: float = 0.5  # the decision threshold the answer was given at (the model card's; a study's rule's)
     #: study only: the DICOM series' files in slice order, when the study was one, and the study's grey
     #: scale: its thumbnail or heatmap export reads the key slice's file alone, not the folder's headers
@@ -62,11 +60,3 @@ class Result:
     @property
     def is_study(self) -> bool:
         return self.n_slices is not None
-
-    @property
-    def uncertain(self) -> bool:
-        """An answer to look at twice: any caution (unlike the training images, low confidence, no head,
-        missing slices...), answers that disagree, or P(tumour) within UNCERTAIN_HALF_WIDTH of the threshold."""
-        p = self.tumor_probability
-        return self.ok and (bool(self.ood_warning) or bool(self.models_disagree)
-                            or (p is not None and abs(p - self.threshold) <= UNCERTAIN_HALF_WIDTH))

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -119,15 +119,24 @@ def has_subfolders(paths: Iterable[str | Path]) -> bool:
 # ---------------------------------------------------------------- streaming batch
 
 
-def decode_slice(scan: Scan, k: int | None, classifier: Classifier, keep_frame: bool = False) -> tuple[np.ndarray | None, dict]:
+class Decoded(NamedTuple):
+    """A decoded image ready for the models: its displayed frame (heatmap export only), its inputs
+    fitted to every model, and the sequence its file's tags name."""
+
+    frame: np.ndarray | None
+    fitted: dict
+    sequence: str
+
+
+def decode_slice(scan: Scan, k: int | None, classifier: Classifier, keep_frame: bool = False) -> Decoded:
     """A frame's model image fitted to every model's input (the window's path: ``Scan.model_view``,
     a large JPEG decoded reduced), with its displayed frame when ``keep_frame`` (heatmap export)."""
     plane = scan.plane(k) if keep_frame else None
     image, scale = scan.model_view(k, classifier.need, in_hand=plane)
-    return (scan.display(plane) if keep_frame else None), classifier.fit(image, scale)
+    return Decoded(scan.display(plane) if keep_frame else None, classifier.fit(image, scale), scan.sequence)
 
 
-def decode_file(path: Path, classifier: Classifier, keep_frame: bool = False) -> tuple[np.ndarray | None, dict]:
+def decode_file(path: Path, classifier: Classifier, keep_frame: bool = False) -> Decoded:
     """Open a single-image file and fit its default frame (see :func:`decode_slice`)."""
     return decode_slice(open_scan(path), None, classifier, keep_frame)
 
@@ -231,9 +240,10 @@ def classify_files(
             answers = answered.result()
             submit()
             fresh: dict[int, tuple[_Study, list[Result]]] = {}
+            answers = [replace(r, slice=unit.k, frame=None) if unit.study is not None else r
+                       for unit, r in zip(chunk, answers)]
             for unit, r in zip(chunk, answers):
                 if unit.study is not None:
-                    r.slice, r.frame = unit.k, None
                     unit.study.slices.append(r)
                     fresh.setdefault(id(unit.study), (unit.study, []))[1].append(r)
             if on_slices is not None:
@@ -258,12 +268,12 @@ def classify_files(
 
 def _finish_study(st: _Study, classifier: Classifier, keep_frame: bool) -> Result:
     r = study.summarise(st.path, st.slices, classifier.study_rule, st.scan.notes,
-                        st.scan.info.get("series description", ""))
+                        st.scan.info.get("series description", ""), st.scan.sequence)
     if st.series is not None:
-        r.series, r.levels = st.series, st.scan.known_levels
+        r = replace(r, series=st.series, levels=st.scan.known_levels)
     if keep_frame and r.ok and r.max_slice is not None:
         try:
-            r.frame = st.scan.frame(r.max_slice)
+            r = replace(r, frame=st.scan.frame(r.max_slice))
         except ImageReadError:
             pass  # no frame: the heatmap file is skipped, the row stays
     return r
@@ -275,7 +285,7 @@ def _run_chunk(chunk: list[_Unit], classifier: Classifier, with_heat: bool, thre
     ok, out = [], {}
     for i, unit in enumerate(chunk):
         try:
-            frame, fitted = unit.future.result()
+            frame, fitted, sequence = unit.future.result()
         except ImageReadError as exc:
             out[i] = Result(path=unit.path, status="error", error=exc.reason)
             continue
@@ -285,15 +295,14 @@ def _run_chunk(chunk: list[_Unit], classifier: Classifier, with_heat: bool, thre
         except Exception as exc:  # the reader's contract says this cannot happen; never lose the batch
             out[i] = Result(path=unit.path, status="error", error=f"unexpected error: {type(exc).__name__}: {exc}")
             continue
-        ok.append((i, unit.path, frame, fitted))
+        ok.append((i, unit.path, frame, fitted, sequence))
     if ok:
         try:
-            results = classifier.classify_batch([f for *_x, f in ok], [p for _i, p, *_y in ok],
+            results = classifier.classify_batch([f for _i, _p, _fr, f, _s in ok], [p for _i, p, *_y in ok],
                                                 with_heat=with_heat or any(chunk[i].study is not None for i, *_z in ok),
                                                 threads=threads)
         except Exception as exc:  # an inference failure marks the batch's files, the stream goes on
             results = [Result(path=p, status="error", error=f"inference failed: {exc}") for _i, p, *_y in ok]
-        for (i, _p, frame, _f), r in zip(ok, results):
-            r.frame = frame
-            out[i] = r
+        for (i, _p, frame, _f, sequence), r in zip(ok, results):
+            out[i] = replace(r, frame=frame, sequence=sequence)
     return [out[i] for i in range(len(chunk))]

@@ -7,7 +7,7 @@ numpy-only, so the window, the headless command and the training analysis share 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -85,37 +85,42 @@ def format_ranges(ranges: list[tuple[int, int]]) -> str:
     return ";".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
 
 
-def restate_slices(slices: list[Result], p: np.ndarray, rule: StudyRule) -> None:
+def restate_slices(slices: list[Result], p: np.ndarray, rule: StudyRule) -> list[Result]:
     """Each readable slice's answer said by the study's rule: "tumor" exactly when the slice lies in
     a run where the rule fires (``tumor_slices``), so a ``--per-slice`` row, the strip and the study
-    row never disagree; ``confidence`` stays the probability of the stated answer."""
+    row never disagree; ``confidence`` stays the probability of the stated answer. New results: the
+    slices given are not changed."""
     inside = np.zeros(len(slices), bool)
     for first, last in tumour_ranges(p, rule):
         inside[first:last + 1] = True
+    out = []
     for r, tumour, pk in zip(slices, inside, p):
         if not r.ok:
+            out.append(r)
             continue
-        r.prediction = "tumor" if tumour else "no_tumor"
-        r.confidence = float(pk if tumour else 1.0 - pk)
-        if not tumour:
-            r.tumor_type, r.tumor_type_confidence = "", None
+        kind = {} if tumour else {"tumor_type": "", "tumor_type_confidence": None}
+        out.append(replace(r, prediction="tumor" if tumour else "no_tumor",
+                           confidence=float(pk if tumour else 1.0 - pk), **kind))
+    return out
 
 
-def summarise(path: str, slices: list[Result], rule: StudyRule, notes: list[str], description: str = "") -> Result:
+def summarise(path: str, slices: list[Result], rule: StudyRule, notes: list[str], description: str = "",
+              sequence: str = "") -> Result:
     """The study's row from its slices' answers (in slice order).
 
     Verdict and probability follow ``rule``, and every slice's answer is restated by it
     (:func:`restate_slices`); the key slice is the most suspicious readable slice and lends the row
     its type, probabilities, heatmap, disagreement and cautions. A slice that could not be read
     counts as no evidence and is named in the warning; a study with no readable slice is an error
-    row with the first slice's reason. ``description`` is a DICOM series' SeriesDescription."""
+    row with the first slice's reason. ``description`` is a DICOM series' SeriesDescription, ``sequence``
+    the sequence its tags name."""
     readable = np.array([r.ok for r in slices], bool)
     if not readable.any():
         reason = slices[0].error if slices else "the study has no slices"
         return Result(path=path, status="error", error=f"no slice could be read ({reason})",
-                      n_slices=len(slices), slices=slices, series_description=description)
+                      n_slices=len(slices), slices=slices, series_description=description, sequence=sequence)
     p = np.array([r.tumor_probability if r.ok else 0.0 for r in slices], np.float64)
-    restate_slices(slices, p, rule)
+    slices = restate_slices(slices, p, rule)
     score = study_score(p, rule)
     key = key_slice(np.where(readable, p, -1.0))
     at_key = slices[key]
@@ -135,4 +140,4 @@ def summarise(path: str, slices: list[Result], rule: StudyRule, notes: list[str]
         probabilities=at_key.probabilities, heat=at_key.heat, geometry=at_key.geometry,
         seconds=float(sum(r.seconds for r in slices)), n_slices=len(slices), max_slice=key,
         tumor_slices=format_ranges(tumour_ranges(p, rule)) if is_tumour else "", slices=slices,
-        series_description=description, threshold=rule.threshold)
+        series_description=description, sequence=sequence, threshold=rule.threshold)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -70,16 +71,14 @@ def _claim(out_dir: Path, scan_name: str) -> Path:
             k += 1
 
 
-def write_heatmap(r: Result, heat_dir: Path) -> Path | None:
-    """Write a result's heatmap PNG from its already decoded frame and return where it went; a failure
-    turns the result into an error row with the reason (the classification stays in the row), returns
-    None, and the run goes on."""
+def write_heatmap(r: Result, heat_dir: Path) -> tuple[Result, Path | None]:
+    """Write a result's heatmap PNG from its already decoded frame: the result without its frame (no
+    longer needed) and where the PNG went. A failure gives an error row with the reason (the
+    classification stays in the row) and no path, and the run goes on."""
     try:
-        return save_overlay_png(overlay_label(r.path, r.max_slice), r.frame, r.heat, r.geometry, heat_dir)
+        return replace(r, frame=None), save_overlay_png(overlay_label(r.path, r.max_slice), r.frame, r.heat,
+                                                        r.geometry, heat_dir)
     except MemoryError:
-        r.status, r.error = "error", "heatmap not written: out of memory"
+        return replace(r, frame=None, status="error", error="heatmap not written: out of memory"), None
     except OSError as exc:
-        r.status, r.error = "error", f"heatmap not written: {exc.strerror or exc}"
-    finally:
-        r.frame = None
-    return None
+        return replace(r, frame=None, status="error", error=f"heatmap not written: {exc.strerror or exc}"), None
