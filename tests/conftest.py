@@ -135,4 +135,8 @@ def no_work_outlives_its_test():
     if qt_core is not None and qt_core.QCoreApplication.instance() is not None:
         if not qt_core.QThreadPool.globalInstance().waitForDone(20000):
             left.append(f"{qt_core.QThreadPool.globalInstance().activeThreadCount()} Qt pool job(s)")
+        tasks = sys.modules.get("gui.app.tasks")
+        for runner in list(tasks.TaskRunner.instances) if tasks is not None else []:
+            if not runner.wait(20000):  # the window's lanes: a study, a batch, a render
+                left.append("a window's task runner job")
     assert not left, f"background work still running after the test: {', '.join(left)}"

@@ -18,7 +18,7 @@ pytest.importorskip("onnx")
 
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
 from gui.app.window import MainWindow  # noqa: E402
 from gui.core.engine import stream  # noqa: E402
@@ -159,9 +159,11 @@ def test_volume_gets_a_slice_slider_starting_in_the_middle(window, qtbot):
     it could otherwise finish, and jump to its key slice, before the first check), then it runs."""
     import nibabel
 
+    from gui.app.tasks import BACKGROUND
+
     held = []
-    real_pool = window.long_pool
-    window.long_pool = SimpleNamespace(start=held.append)
+    real_pool = window.tasks.pools[BACKGROUND]
+    window.tasks.pools[BACKGROUND] = SimpleNamespace(start=held.append)
     path = Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii"
     window.open_path(str(path))
     qtbot.waitUntil(lambda: window.result is not None, timeout=10000)
@@ -172,10 +174,10 @@ def test_volume_gets_a_slice_slider_starting_in_the_middle(window, qtbot):
     qtbot.waitUntil(lambda: window.panel.frame_label.text() == "3 of 0–24", timeout=10000)
     assert not np.array_equal(window.rgb, first)
     assert len(held) == 1 and window.study_result is None
-    window.long_pool = real_pool
+    window.tasks.pools[BACKGROUND] = real_pool
     real_pool.start(held[0])
     qtbot.waitUntil(lambda: window.study_result is not None, timeout=20000)
-    qtbot.wait(200)
+    # the jump, were there one, is made by the very slot that delivered the study's result
     assert window.panel.frame.value() == 3  # the user's slice is kept: no jump once they chose one
 
 
@@ -218,7 +220,7 @@ def test_a_volume_is_scored_slice_by_slice_and_the_window_jumps_to_the_key_slice
 def test_an_older_answer_arriving_late_is_dropped(window, qtbot, scans):
     """Quick file changes: whichever worker finishes last must not overwrite the newest answer."""
     window.open_path(str(scans / "tumour.png"))
-    stale_task = window._open_task
+    stale_task = window.session.token
     window.open_path(str(scans / "clear.jpg"))
     qtbot.waitUntil(lambda: window.result is not None and window.result.path.endswith("clear.jpg"), timeout=10000)
     shown = window.result
@@ -254,22 +256,25 @@ def test_a_new_batch_replaces_a_running_one(window, qtbot, scans, tmp_path):
     import threading
 
     many = copies_of_one_scan(tmp_path / "many", 200)
-    release = threading.Event()
+    release, entered = threading.Event(), threading.Event()
     real = window.classifier.classify_batch
 
     def held(*args, **kwargs):  # the first batch waits until the second batch has been started
+        entered.set()
         release.wait(20)
         return real(*args, **kwargs)
 
     window.classifier.classify_batch = held
     window.batch.start([many])
     first = window.batch.worker
+    assert entered.wait(20)  # the first batch is inside the hold before it is undone (it was not, before)
     window.classifier.classify_batch = real
     window.batch.start([scans])
     assert window.batch.worker is not first
     release.set()
     qtbot.waitUntil(lambda: not window.batch.running, timeout=20000)
-    qtbot.wait(300)  # let the first worker's last signals arrive
+    assert window.tasks.wait(20000)  # both batches' threads are done: every signal they sent is queued...
+    QApplication.processEvents()  # ...and delivered now, so the check below cannot pass by being early
     assert sorted(Path(r.path).parent for r in window.batch.table_model.results) == [scans] * 3
 
 

@@ -60,3 +60,25 @@ def test_the_app_prints_the_sentence_where_the_libraries_are_missing():
     out = subprocess.run([sys.executable, "-m", "gui"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert "sudo apt install" in out.stderr and "Could not load the Qt platform plugin" not in out.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="DISPLAY is a Linux/X11 matter")
+def test_a_display_nobody_answers_at_is_a_sentence_not_qts_abort(monkeypatch):
+    """DISPLAY set to an X server that is not there (a closed SSH forwarding): Qt aborted (exit 134)
+    blaming its plugin; the app now names the display and exits 1 before Qt starts."""
+    import socket
+
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(ll, "missing_libraries", lambda _files: [])
+    monkeypatch.setenv("DISPLAY", ":987")
+    text = ll.xcb_problem()
+    assert text is not None and "DISPLAY=:987" in text and "mri-classifier classify" in text
+    with socket.socket() as server:  # an X server that answers: no sentence
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        if port > 6000:
+            monkeypatch.setenv("DISPLAY", f"127.0.0.1:{port - 6000}")
+            assert ll.xcb_problem() is None
+    assert ll.display_reachable("something odd")

@@ -36,3 +36,18 @@ def test_a_fold_is_reported_at_the_epoch_and_threshold_the_other_folds_chose(tmp
     assert set(res["a"]["by_sequence"]) == {"t1", "t2"} and res["a"]["by_sequence"]["t1"]["n"] == 20
     assert res["b"]["by_sequence"]["unknown"]["n"] == 40
     assert "a" in res["b"]["chosen_on"] and "b" not in res["b"]["chosen_on"]
+
+
+def test_the_anchored_calibration_shows_the_threshold_as_half_and_means_what_it_says():
+    """Scores that are right 80 % of the time above a 0.3 threshold and 20 % below: anchored Platt puts
+    0.3 at exactly 0.5 and brings the shown probabilities to the observed rates."""
+    from training.calibrate import apply_anchored_platt, fit_anchored_platt
+
+    rng = np.random.default_rng(0)
+    p = np.where(rng.random(4000) < 0.5, 0.6, 0.1)
+    y = (rng.random(4000) < np.where(p > 0.3, 0.8, 0.2)).astype(int)
+    slope = fit_anchored_platt(p, y, 0.3)
+    assert apply_anchored_platt(np.array([0.3]), 0.3, slope)[0] == 0.5
+    shown = apply_anchored_platt(p, 0.3, slope)
+    assert abs(shown[p == 0.6].mean() - 0.8) < 0.05 and abs(shown[p == 0.1].mean() - 0.2) < 0.05
+    assert ((shown >= 0.5) == (p >= 0.3)).all()  # the same decisions

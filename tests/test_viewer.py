@@ -89,7 +89,7 @@ def test_moving_through_scored_slices_needs_no_inference(study, qtbot, monkeypat
     for k in (3, 4, 5, 14):
         study.panel.frame.setValue(k)
         _at(study, qtbot, k)
-    assert calls == [] and study.result is study.study.slices[14]
+    assert calls == [] and study.result is study.session.study.slices[14]
 
 
 def test_window_level_by_right_drag_changes_the_picture_not_the_answer(study, qtbot):
@@ -107,7 +107,7 @@ def test_window_level_by_right_drag_changes_the_picture_not_the_answer(study, qt
     assert study.display_window == study.scan.levels(study.plane).display
     qtbot.keyClick(v, Qt.Key.Key_Down)  # another slice keeps the chosen window
     _at(study, qtbot, 13)
-    assert study.display_window is not None and study.result.tumor_probability == study.study.slices[13].tumor_probability
+    assert study.display_window is not None and study.result.tumor_probability == study.session.study.slices[13].tumor_probability
 
 
 def test_orientation_letters_follow_mirror_and_turns(study):
@@ -179,7 +179,8 @@ def test_a_new_file_opened_while_a_study_scores_keeps_its_answer(window, qtbot, 
     qtbot.waitUntil(lambda: window.scan is not None and bool(study_batches), timeout=10000)
     window.open_path(str(tmp_path / "one.png"))
     qtbot.waitUntil(lambda: window.scan is not None and window.scan.path.name == "one.png", timeout=15000)
-    qtbot.wait(300)
+    assert window.tasks.wait(20000)  # the old study's thread has ended: its answers are queued...
+    QApplication.processEvents()  # ...and delivered, so a stale one would show now
     assert window.scan.path.name == "one.png" and window.result.path.endswith("one.png")
     assert window.study_result is None and not window.strip.isVisible()
 

@@ -29,6 +29,34 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(res.x))
 
 
+def fit_anchored_platt(p: np.ndarray, y: np.ndarray, threshold: float) -> float:
+    """Platt scaling anchored at the decision threshold: the slope ``a`` of ``q = sigmoid(a * (logit(p) -
+    logit(threshold)))`` minimising the negative log-likelihood of ``y``. The threshold maps to exactly
+    0.5, so the decision taken at ``threshold`` is the one a reader takes at 50 % of the shown
+    probability, and the slope makes that probability mean what it says (fitted on held-out folds)."""
+    from scipy.optimize import minimize_scalar
+
+    z = _logit(p) - _logit(np.float64(threshold))
+    y = np.asarray(y, np.float64)
+
+    def nll(log_a: float) -> float:
+        s = np.exp(log_a) * z
+        return float(np.mean(np.logaddexp(0.0, s) - y * s))
+
+    res = minimize_scalar(nll, bounds=(-4.0, 3.0), method="bounded")
+    return float(np.exp(res.x))
+
+
+def apply_anchored_platt(p: np.ndarray, threshold: float, slope: float) -> np.ndarray:
+    """P(tumour) as shown: ``sigmoid(slope * (logit(p) - logit(threshold)))`` (0.5 at the threshold)."""
+    return 1.0 / (1.0 + np.exp(-slope * (_logit(p) - _logit(np.float64(threshold)))))
+
+
+def _logit(p) -> np.ndarray:
+    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
 def fit_ood(train_emb: np.ndarray, train_y: np.ndarray, val_emb: np.ndarray,
             k: int = OOD_COMPONENTS, percentile: float = OOD_PERCENTILE) -> dict:
     """OOD statistics (see ``gui.core.engine.ood.OodScorer``) from training embeddings; the threshold is

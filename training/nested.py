@@ -18,7 +18,8 @@ import numpy as np
 from training import catalogue, choose
 from training import multitask as mt
 from training import split as splits
-from training.metrics import roc_auc
+from training.calibrate import apply_anchored_platt, fit_anchored_platt
+from training.metrics import expected_calibration_error, roc_auc
 
 
 def figures(y: np.ndarray, p: np.ndarray, t: float) -> dict:
@@ -43,7 +44,9 @@ def nested(run_dir: str, catalogue_path: str) -> dict:
         if (fold, epoch) not in cache:
             z = np.load(run / fold / f"predictions-{epoch}.npz")
             cache[fold, epoch] = {"y": tg["y"][z["index"]], "p": z["probabilities"][:, 1].astype(np.float64),
-                                  "sequence": tg["sequence"][z["index"]]}
+                                  "sequence": tg["sequence"][z["index"]],
+                                  "peak": (z["heatmap"].reshape(len(z["index"]), -1).max(axis=1).astype(np.float64)
+                                           if "heatmap" in z.files else None)}
         return cache[fold, epoch]
 
     out = {}
@@ -53,14 +56,40 @@ def nested(run_dir: str, catalogue_path: str) -> dict:
         point = choose.operating_point({s: preds(s, epoch)["y"] for s in voters},
                                        {s: preds(s, epoch)["p"] for s in voters})
         t = point["threshold"]
+        pooled_y = np.concatenate([preds(s, epoch)["y"] for s in voters])
+        pooled_p = np.concatenate([preds(s, epoch)["p"] for s in voters])
+        slope = fit_anchored_platt(pooled_p, pooled_y, t)  # on the other folds' held-out images, pooled
         d = preds(f, epoch)
+        shown = apply_anchored_platt(d["p"], t, slope)
         by_sequence = {}
         for k in sorted(set(d["sequence"].tolist())):
             m = d["sequence"] == k
             by_sequence[mt.SEQUENCE_LABELS[k] if k >= 0 else "unknown"] = figures(d["y"][m], d["p"][m], t)
         out[f] = {"epoch": epoch, "threshold": t, "chosen_on": voters, **figures(d["y"], d["p"], t),
-                  "by_sequence": by_sequence}
+                  "by_sequence": by_sequence,
+                  "normals_hot_map": _hot_normals(d, HEAT_LEVEL),
+                  "calibration": {"method": "Platt anchored at the threshold (it shows as 50 %), slope fitted "
+                                            "on the other source folds' held-out images pooled",
+                                  "slope": slope, "ece_raw": _ece(d["y"], d["p"]), "ece_shown": _ece(d["y"], shown)}}
     return out
+
+
+#: The tumour-map level a caution is given at (the card's ``caution.heat_level``, 0.5 unless it says other).
+HEAT_LEVEL = 0.5
+
+
+def _hot_normals(d: dict, level: float) -> float | None:
+    """Share of the fold's tumour-free images whose tumour map peaks at or above ``level`` (issue 28's
+    "heat on normal images"; target <= 5 %); None without maps or normals."""
+    normal = d["y"] == 0
+    if d["peak"] is None or not normal.any():
+        return None
+    return float((d["peak"][normal] >= level).mean())
+
+
+def _ece(y: np.ndarray, p: np.ndarray) -> float:
+    """Expected calibration error of P(tumour) (both classes' probabilities, 15 bins)."""
+    return expected_calibration_error(y.astype(int), np.stack([1 - p, p], axis=1))
 
 
 def _pct(v: float | None) -> str:
@@ -76,6 +105,13 @@ def table(result: dict) -> str:
             auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}"
             rows.append(f"| {f} | {seq} | {m['n']} | {m['tumour']} | {auc} | {_pct(m['sensitivity'])} | "
                         f"{_pct(m['specificity'])} | {r['epoch']} | {r['threshold']:.2f} |")
+    rows += ["", "| held-out fold | ECE as trained % | ECE shown (threshold at 50 %) % | slope | normals with map >= 0.5 % |",
+             "|---|---|---|---|---|"]
+    for f, r in result.items():
+        c = r.get("calibration")
+        if c:
+            rows.append(f"| {f} | {_pct(c['ece_raw'])} | {_pct(c['ece_shown'])} | {c['slope']:.2f} | "
+                        f"{_pct(r.get('normals_hot_map'))} |")
     return "\n".join(rows)
 
 

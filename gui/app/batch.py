@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -12,7 +13,6 @@ from PySide6.QtCore import (
     QSize,
     QSortFilterProxyModel,
     Qt,
-    QThreadPool,
     Signal,
 )
 from PySide6.QtGui import QColor
@@ -33,11 +33,12 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app import theme
-from gui.app.formatting import ANSWERS, is_uncertain, percent
+from gui.app.formatting import ANSWERS, is_uncertain, items_in_words, percent, row_name
 from gui.app.histogram import ProbabilityHistogram
 from gui.app.thumbnails import PictureCache
 from gui.app.viewer import ImageViewer
-from gui.app.workers import BatchWorker, ExportWorker
+from gui.app.tasks import BACKGROUND, INTERACTIVE, Task, TaskRunner
+from gui.app.workers import batch_work, export_work
 from gui.core.engine.classifier import Classifier
 from gui.core.names import display_path
 from gui.core.engine.result import Result
@@ -54,14 +55,14 @@ class ResultsModel(QAbstractTableModel):
     (an export after File > Load model must write these rows with their own columns) and a running
     count of failures (progress updates must not rescan every row on the GUI thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tasks: TaskRunner) -> None:
         super().__init__()
         self.results: list[Result] = []
         self.classifier: Classifier | None = None
         self.failed = 0
         self.tally: Counter[str] = Counter()  # running counts for the summary: no rescans per update
         self.probabilities: list[float] = []
-        self.thumbnails = PictureCache(THUMBNAIL, capacity=2000, parent=self)
+        self.thumbnails = PictureCache(THUMBNAIL, capacity=2000, tasks=tasks, parent=self)
         self.thumbnails.ready.connect(self._thumbnail_ready)
         self._rows_of: dict[str, list[int]] = {}
 
@@ -95,7 +96,7 @@ class ResultsModel(QAbstractTableModel):
         value = getattr(r, key)
         if role == Qt.ItemDataRole.DisplayRole:
             if key == "path":
-                return display_path(Path(r.path).name)
+                return display_path(row_name(r))
             if key == "prediction":
                 return ANSWERS[value]
             if key in ("tumor_probability", "confidence"):
@@ -163,6 +164,9 @@ class ResultsFilter(QSortFilterProxyModel):
         return super().filterAcceptsRow(row, parent)
 
 
+NO_ROW = "Select a row (arrow keys move through them) to see the scan here."
+
+
 class BatchPanel(QWidget):
     """The Batch tab: classify a folder in a pool thread with progress and Cancel, a sortable and
     filterable table of the results (``ResultsModel``), a summary line, and CSV/heatmap export in the
@@ -170,12 +174,13 @@ class BatchPanel(QWidget):
 
     open_requested = Signal(str)
 
-    def __init__(self, classifier_getter, settings, parent=None) -> None:
+    def __init__(self, classifier_getter, settings, tasks: TaskRunner | None = None, parent=None) -> None:
         super().__init__(parent)
         self._classifier = classifier_getter
         self._settings = settings
-        self.worker: BatchWorker | None = None
-        self.table_model = ResultsModel()
+        self.tasks = tasks or TaskRunner(self)
+        self.worker: Task | None = None  # the batch in flight (its ``cancel`` stops it between two batches)
+        self.table_model = ResultsModel(self.tasks)
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.table_model)
         self.proxy.setSortRole(Qt.ItemDataRole.UserRole)
@@ -202,13 +207,11 @@ class BatchPanel(QWidget):
         self.counts = QLabel("")
         self.counts.setWordWrap(True)
         self.histogram = ProbabilityHistogram()
-        self.short_pool = QThreadPool(self)  # exports: never queued behind a batch
-        self.short_pool.setMaxThreadCount(1)
         self.preview = ImageViewer()
         self.preview.setMinimumWidth(260)
-        self.preview_pictures = PictureCache(512, capacity=32, parent=self)
+        self.preview_pictures = PictureCache(512, capacity=32, tasks=self.tasks, parent=self)
         self.preview_pictures.ready.connect(self._preview_ready)
-        self.preview_caption = QLabel("Select a row (arrow keys move through them) to see the scan here.")
+        self.preview_caption = QLabel(NO_ROW)
         self.preview_caption.setWordWrap(True)
         self._preview_path: str | None = None
         self.table = QTableView()
@@ -277,7 +280,7 @@ class BatchPanel(QWidget):
 
     def start(self, paths: list[Path]) -> None:
         """Classify ``paths``; a batch still running is cancelled and its late results are dropped
-        (every signal is checked against the worker that is current when it arrives)."""
+        (the task runner keeps one current request per key)."""
         classifier = self._classifier()
         if classifier is None:
             QMessageBox.warning(self, "No model", "No model is loaded (File > Load model).")
@@ -290,28 +293,33 @@ class BatchPanel(QWidget):
         self.preview_pictures.clear()  # nothing of the previous batch (or model) stays on screen
         self.preview.clear()
         self._preview_path = None
-        self.preview_caption.setText("Select a row (arrow keys move through them) to see the scan here.")
-        worker = self.worker = BatchWorker(classifier, paths, self.recursive.isChecked())
-
-        def current(slot):  # self.worker keeps the current worker (and its signals) alive
-            return lambda *args: slot(*args) if worker is self.worker else None
-
-        s = worker.signals
-        s.started.connect(current(self._on_started))
-        s.note.connect(current(self.status.setText))
-        s.results.connect(current(self.table_model.extend))
-        s.progress.connect(current(self._on_progress))
-        s.finished.connect(current(self._on_finished))
-        s.failed.connect(current(lambda msg: QMessageBox.critical(self, "Batch failed", msg)))
+        self.preview_caption.setText(NO_ROW)
         self.cancel_button.setEnabled(True)
         self.choose.setEnabled(False)
         self.export_button.setEnabled(False)
         self.status.setText("Listing files…")
-        QThreadPool.globalInstance().start(self.worker)
+        # A batch still running is replaced: the runner drops its late answers (one key, "batch").
+        self.worker = self.tasks.submit("batch", BACKGROUND, partial(batch_work, classifier, paths, self.recursive.isChecked()),
+                                        done=self._on_finished, error=self._on_batch_failed, progress=self._on_batch_report)
+
+    def _on_batch_report(self, payload) -> None:
+        kind, value = payload
+        if kind == "started":
+            self._on_started(value)
+        elif kind == "note":
+            self.status.setText(value)
+        elif kind == "results":
+            self.table_model.extend(value)
+        elif kind == "progress":
+            self._on_progress(*value)
+
+    def _on_batch_failed(self, reason: str) -> None:
+        QMessageBox.critical(self, "Batch failed", reason)
+        self._on_finished(True)
 
     @property
     def running(self) -> bool:
-        return self.worker is not None and self.cancel_button.isEnabled()
+        return self.tasks.running("batch")
 
     def cancel(self) -> None:
         if self.worker is not None:
@@ -335,14 +343,18 @@ class BatchPanel(QWidget):
                                          classifier.detector.threshold if classifier is not None else 0.5)
 
     def _show_row(self, current, _previous=None) -> None:
-        """The selected row's scan with its heatmap in the preview (arrow keys move the selection)."""
+        """The selected row's scan with its heatmap in the preview (arrow keys move the selection); no
+        selected row (a filter hid it) empties the preview: it never shows a row the table does not."""
         if not current.isValid():
+            self._preview_path = None
+            self.preview.clear()
+            self.preview_caption.setText(NO_ROW)
             return
         r = self.table_model.results[self.proxy.mapToSource(current).row()]
         self._preview_path = r.path
         where = f" · key slice {r.max_slice} of {r.n_slices}" if r.is_study else ""
         self.preview_caption.setText(
-            f"<b>{html.escape(display_path(Path(r.path).name))}</b>{where}<br>" + (f"{ANSWERS[r.prediction]} · {percent(r.tumor_probability)}"
+            f"<b>{html.escape(display_path(row_name(r)))}</b>{where}<br>" + (f"{ANSWERS[r.prediction]} · {percent(r.tumor_probability)}"
                                                        if r.ok else f"could not be read: {r.error}"))
         picture = self.preview_pictures.get(r)
         if picture is not None:
@@ -372,8 +384,8 @@ class BatchPanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.choose.setEnabled(True)
         self.export_button.setEnabled(bool(self.table_model.results))
-        n = len(self.table_model.results)
-        self.status.setText(f"Cancelled after {n} files." if cancelled else f"Done: {n} files.")
+        held = items_in_words(self.table_model.results)
+        self.status.setText(f"Cancelled after {held}." if cancelled else f"Done: {held}.")
         self.update_summary()  # the counts by answer, cautions and disagreements
         self._fit_columns()
 
@@ -403,9 +415,10 @@ class BatchPanel(QWidget):
                 return
         target = Path(path)
         self._settings.setValue("last_csv_dir", str(target.parent))
-        worker = ExportWorker(classifier, list(self.table_model.results), target,
-                              target.with_name(target.stem + "-heatmaps") if self.heatmaps.isChecked() else None)
-        worker.signals.done.connect(self.status.setText)
-        worker.signals.failed.connect(self._export_failed)  # a bound method: a lambda's receiver can drop the signal
+        heatmaps = target.with_name(target.stem + "-heatmaps") if self.heatmaps.isChecked() else None
         self.status.setText(f"Exporting to {target}…")
-        self.short_pool.start(worker)  # not behind a running batch on the global pool
+        # In the interactive lane: never queued behind a running batch.
+        self.tasks.submit("export", INTERACTIVE, partial(export_work, classifier, list(self.table_model.results), target,
+                                                         heatmaps),
+                          done=lambda e: self.status.setText(e.message) if e.ok else self._export_failed(e.message),
+                          error=lambda reason: self._export_failed(f"Could not write the CSV {target}: {reason}"))

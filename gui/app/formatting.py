@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gui.core.engine.classifier import TYPE_GROUP_SUFFIX
 from gui.core.engine.result import Result
 
 ANSWERS = {"tumor": "Tumour likely", "no_tumor": "No tumour found", "": ""}
+SEQUENCE_NAMES = {"t1": "T1", "t1c": "T1 with contrast", "t2": "T2", "flair": "FLAIR"}
 #: How close to the decision threshold P(tumour) must be for the batch to call an answer uncertain
 #: whatever the caution says (0.35-0.65 around the usual 0.5).
 UNCERTAIN_HALF_WIDTH = 0.15
@@ -18,6 +21,54 @@ def is_uncertain(r: Result) -> bool:
     p = r.tumor_probability
     return r.ok and (bool(r.ood_warning) or bool(r.models_disagree)
                      or (p is not None and abs(p - r.threshold) <= UNCERTAIN_HALF_WIDTH))
+
+
+def app_version() -> str:
+    """The installed app's version (the package's own metadata), or "(development copy)"."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mri-classifier")
+    except PackageNotFoundError:
+        return "(development copy)"
+
+
+#: Longest file name shown whole in the panel and the title (a DICOM file named by its 64-character UID
+#: would otherwise widen the panel past its dock); the full name is the tooltip.
+NAME_CHARS = 36
+
+
+def elide_middle(text: str, limit: int = NAME_CHARS) -> str:
+    """``text`` shortened in the middle with "…" to at most ``limit`` characters (both ends stay: a
+    UID's root and its last digits, a name's start and its extension)."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
+
+
+def row_name(r: Result) -> str:
+    """How a batch row names its scan: a DICOM series by its description and folder ("AX FLAIR — 
+    study3"), never by the UID its first file is named after; anything else by its file name."""
+    path = Path(r.path)
+    if r.series is not None:
+        folder = path.parent.name or str(path.parent)
+        return f"{r.series_description} — {folder}" if r.series_description else f"series in {folder}"
+    return path.name
+
+
+def items_in_words(results: list[Result]) -> str:
+    """What a batch held: "3 studies (101 files)", "12 files", or both ("2 studies (40 files) and 3 files")."""
+    studies = [r for r in results if r.is_study]
+    files_in_studies = sum(len(r.series.files) if r.series is not None else 1 for r in studies)
+    singles = len(results) - len(studies)
+    parts = []
+    if studies:
+        parts.append(f"{len(studies)} stud{'y' if len(studies) == 1 else 'ies'} "
+                     f"({files_in_studies} file{'' if files_in_studies == 1 else 's'})")
+    if singles or not studies:
+        parts.append(f"{singles} file{'' if singles == 1 else 's'}")
+    return " and ".join(parts)
 
 
 def percent(p: float | None) -> str:

@@ -8,6 +8,8 @@ module turns them into one sentence with the Debian/Ubuntu and Fedora package na
 from __future__ import annotations
 
 import os
+import re
+import socket
 import shutil
 import subprocess
 import sys
@@ -93,4 +95,41 @@ def xcb_problem() -> str | None:
     if os.environ.get("WAYLAND_DISPLAY") and os.environ.get("XDG_SESSION_TYPE") == "wayland":
         return None  # Qt will use its Wayland plugin
     missing = missing_libraries(xcb_plugin_files())
-    return message(missing) if missing else None
+    if missing:
+        return message(missing)
+    display = os.environ["DISPLAY"]
+    if not display_reachable(display):
+        return UNREACHABLE.format(display=display)
+    return None
+
+
+#: Said instead of Qt's abort when DISPLAY names an X server nobody answers at (a closed SSH session's
+#: forwarding, a stopped Xvfb): Qt's own message blames its plugin and suggests reinstalling.
+UNREACHABLE = ("MRI Tumor Classifier cannot open its window: no X server answers at DISPLAY={display} (closed SSH "
+               "X forwarding, or a virtual screen that is not running). Start it from a desktop session, or "
+               "classify without a window: `mri-classifier classify FOLDER --csv results.csv`.")
+
+
+def display_reachable(display: str, timeout: float = 2.0) -> bool:
+    """Whether an X server accepts a connection at ``display`` (``:N``, ``unix:N``, ``host:N``, with an
+    optional ``.screen``): the local socket (Linux's abstract one, then the file), or TCP 6000+N. An
+    address this does not understand counts as reachable: Qt then decides."""
+    match = re.fullmatch(r"(?P<host>[^:]*):(?P<number>\d+)(?:\.\d+)?", display)
+    if match is None:
+        return True
+    host, number = match["host"], int(match["number"])
+    if host in ("", "unix"):
+        for address in ("\0/tmp/.X11-unix/X%d" % number, "/tmp/.X11-unix/X%d" % number):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(timeout)
+                try:
+                    s.connect(address)
+                    return True
+                except OSError:
+                    continue
+        return False
+    try:
+        with socket.create_connection((host, 6000 + number), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -16,13 +16,14 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QProgressBar,
+    QPushButton,
     QSlider,
     QVBoxLayout,
     QWidget,
 )
 
 from gui.app import theme
-from gui.app.formatting import ANSWERS, group_title, percent
+from gui.app.formatting import ANSWERS, SEQUENCE_NAMES, elide_middle, group_title, percent
 from gui.app.viewer import to_qimage
 from gui.core.engine.classifier import TYPE_GROUP_SUFFIX
 from gui.core.engine.contract import DISCLAIMER
@@ -66,6 +67,9 @@ class ResultPanel(QWidget):
         self.frame.setTracking(True)  # live while dragged: a scored slice's answer comes from the study's cache
         self.frame.setPageStep(10)
         self.frame_label = QLabel("")
+        self.key_slice = QPushButton("Go to the key slice")
+        self.key_slice.setToolTip("The study's most suspicious slice; the slice you opened stays until you ask")
+        self.key_slice.hide()
         self.window_label = QLabel("")
         self.window_label.setWordWrap(True)
         self.heat_strength = QLabel("")
@@ -90,6 +94,7 @@ class ResultPanel(QWidget):
         row.addWidget(self.frame, 1)
         row.addWidget(self.frame_label)
         fl.addLayout(row)
+        fl.addWidget(self.key_slice)
         self.frame_box.hide()
         self.disclaimer = disclaimer = QLabel(DISCLAIMER)
         disclaimer.setWordWrap(True)
@@ -152,7 +157,16 @@ class ResultPanel(QWidget):
         if r.tumor_type:
             lines.append(f"Most likely type, if tumour: <b>{r.tumor_type}</b> ({percent(r.tumor_type_confidence)})")
         if scan is not None:
-            lines.append(f"<small>{html.escape(display_path(scan.path.name))} · {scan.info.get('format', '')} · {scan.info.get('size', '')}</small>")
+            name = display_path(scan.path.name)
+            series = scan.info.get("series description", "")
+            named = [html.escape(series)] if series else []
+            if r.sequence:
+                named.append(f"sequence {SEQUENCE_NAMES.get(r.sequence, r.sequence)} (from the file's tags)")
+            if named:
+                lines.append(" · ".join(named))
+            lines.append(f"<small>{html.escape(elide_middle(name))} · {scan.info.get('format', '')} · "
+                         f"{scan.info.get('size', '')}</small>")
+            self.detail.setToolTip(name)
         self.detail.setText("<br>".join(lines))
         self.warning.setText(f"⚠ Caution — {r.ood_warning}. Treat this answer as uncertain." if r.ood_warning else "")
         while self.bars.rowCount():
@@ -183,10 +197,12 @@ class ResultPanel(QWidget):
         else:
             self.heat_strength.setText("Colour = evidence relative to the strongest place (1).")
 
-    def show_error(self, path: str, reason: str) -> None:
-        self.answer.setText("Could not read this file")
+    def show_error(self, path: str, reason: str, title: str = "Could not read this file") -> None:
+        self.answer.setText(title)
         self.answer.setStyleSheet(f"font-size: 18px; font-weight: bold; color: {theme.colour('error')};")
-        self.detail.setText(f"{display_path(Path(path).name)}: {display_path(reason)}")
+        name = display_path(Path(path).name)
+        self.detail.setText(html.escape(f"{elide_middle(name)}: {display_path(reason)}"))
+        self.detail.setToolTip(name)
         self.warning.setText("")
         self.timing.setText("")
         while self.bars.rowCount():

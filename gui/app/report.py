@@ -12,17 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QMarginsF, QUrl
-from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
+from PySide6.QtCore import QMarginsF, Qt, QUrl
+from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QTextDocument
 
-from gui.app.formatting import ANSWERS, group_title, measured_percent, percent
+from gui.app.formatting import ANSWERS, SEQUENCE_NAMES, group_title, measured_percent, percent
 from gui.app.strip import strip_image
 from gui.app.viewer import to_qimage
 from gui.core.engine.classifier import Classifier
 from gui.core.engine.contract import DISCLAIMER
-from gui.core.engine.heatmap import blend, heat_to_frame
+from gui.core.engine.heatmap import blend, colormap_lut, heat_to_frame
 from gui.core.readers import Scan
 from gui.core.engine.result import Result
+from gui.core.viewstate import Edges
 
 #: Width of each picture, in the document's units (CSS pixels): two side by side fit the A4 text column.
 IMAGE_WIDTH = 240
@@ -41,9 +42,14 @@ class StudyReport:
     colormap: str
 
 
-def report_html(file_label: str, facts: dict[str, str], result: Result, classifier: Classifier) -> str:
-    """The report's text (pictures referenced as ``scan``, ``overlay`` and, for a study, ``strip``), as HTML."""
+def report_html(file_label: str, facts: dict[str, str], result: Result, classifier: Classifier,
+                threshold: float | None = None, lettered: bool = False) -> str:
+    """The report's text (pictures referenced as ``scan``, ``overlay``, ``scale`` and, for a study,
+    ``strip``), as HTML. Empty facts are left out (a series with no number says nothing about it)."""
     e = html.escape
+    facts = {k: v for k, v in facts.items() if str(v).strip()}
+    if result.sequence:
+        facts["sequence (from the file's tags)"] = SEQUENCE_NAMES.get(result.sequence, result.sequence)
     lines = ["<h2>MRI Tumor Classifier — result report</h2>",
              f"<p>File: <b>{e(file_label)}</b> · {e(' · '.join(f'{k} {v}' for k, v in facts.items()))}<br>"
              f"Date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>"]
@@ -53,11 +59,15 @@ def report_html(file_label: str, facts: dict[str, str], result: Result, classifi
                   f"study probability {e(percent(result.tumor_probability))}</h3>",
                   f"<p>Tumour evidence in {e(where)}. Most suspicious slice: <b>{result.max_slice}</b> "
                   f"(numbered from 0), shown below with its heatmap.</p>",
-                  '<p><img src="strip" width="500"><br><small>P(tumour) of every slice, left to right from slice 0; '
-                  "the dashed line is the study threshold, hatched bars are above it, the framed bar is the "
-                  "slice shown.</small></p>"]
+                  f'<p><img src="strip" width="500"><br><small>P(tumour) of every slice, left to right from slice 0 '
+                  f"to slice {result.n_slices - 1}; the dashed line is the study threshold "
+                  f"({e(percent(threshold if threshold is not None else result.threshold))}), hatched bars are above "
+                  "it, the framed bar is the slice shown.</small></p>"]
     lines += [f'<table cellspacing="8"><tr><td><img src="scan" width="{IMAGE_WIDTH}"></td>'
-              f'<td><img src="overlay" width="{IMAGE_WIDTH}"></td></tr></table>']
+              f'<td><img src="overlay" width="{IMAGE_WIDTH}"></td></tr></table>',
+              '<p><small>Heatmap colours: P 0 <img src="scale" width="200" height="10"> 1'
+              + (" · letters at the edges: the patient's Right, Left, Anterior, Posterior, Superior, Inferior "
+                 "(radiological display)" if lettered else " · the file states no orientation") + "</small></p>"]
     if not result.is_study:
         lines.append(f"<h3>{e(ANSWERS.get(result.prediction, result.prediction))} — tumour probability "
                      f"{e(percent(result.tumor_probability))}</h3>")
@@ -84,9 +94,33 @@ def report_html(file_label: str, facts: dict[str, str], result: Result, classifi
     return "\n".join(lines)
 
 
-def write_pdf_report(path: str | Path, file_label: str, rgb: np.ndarray, overlay: np.ndarray, result: Result,
+def lettered(rgb: np.ndarray, edges: Edges | None) -> QImage:
+    """The picture with the orientation letters at its edges, as the viewer draws them (yellow on a
+    dark outline), so a printed key image is never read mirrored."""
+    image = to_qimage(rgb).copy()
+    if edges is None:
+        return image
+    painter = QPainter(image)
+    font = QFont()
+    font.setBold(True)
+    font.setPixelSize(max(10, image.width() // 18))
+    painter.setFont(font)
+    m = max(3, image.width() // 80)
+    box, a = image.rect().adjusted(m, m, -m, -m), Qt.AlignmentFlag
+    for text, align in ((edges.left, a.AlignLeft | a.AlignVCenter), (edges.right, a.AlignRight | a.AlignVCenter),
+                        (edges.top, a.AlignTop | a.AlignHCenter), (edges.bottom, a.AlignBottom | a.AlignHCenter)):
+        painter.setPen(QColor(0, 0, 0))
+        for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            painter.drawText(box.translated(dx, dy), align, text)
+        painter.setPen(QColor(255, 220, 0))
+        painter.drawText(box, align, text)
+    painter.end()
+    return image
+
+
+def write_pdf_report(path: str | Path, file_label: str, rgb: np.ndarray, overlay: np.ndarray | None, result: Result,
                      classifier: Classifier, facts: dict[str, str] | None = None,
-                     study: StudyReport | None = None) -> None:
+                     study: StudyReport | None = None, edges: Edges | None = None, colormap: str = "inferno") -> None:
     """Image, heatmap overlay, answer, probabilities, cautions, the models with their measured
     accuracy, the file's technical facts, the date and the disclaimer, on A4 pages. A study's
     report shows its verdict, the slice strip and its key slice with that slice's heatmap.
@@ -100,14 +134,18 @@ def write_pdf_report(path: str | Path, file_label: str, rgb: np.ndarray, overlay
     writer.setResolution(150)
     writer.setTitle("MRI Tumor Classifier report")
     doc = QTextDocument()
+    threshold = None
     if study is not None:
-        result = study.result
+        result, threshold, colormap = study.result, study.threshold, study.colormap
         rgb = study.scan.frame(result.max_slice)
         heat = heat_to_frame(result.heat, result.geometry, rgb.shape[0], rgb.shape[1])
         overlay = blend(rgb, heat, study.opacity, study.colormap)
         doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl("strip"),
                         strip_image(study.probabilities, study.threshold, result.max_slice))
-    doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl("scan"), to_qimage(rgb))
-    doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl("overlay"), to_qimage(overlay))
-    doc.setHtml(report_html(file_label, facts or {}, result, classifier))
+    doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl("scan"), lettered(rgb, edges))
+    doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl("overlay"),
+                    lettered(rgb if overlay is None else overlay, edges))
+    doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl("scale"),
+                    to_qimage(np.ascontiguousarray(np.repeat(colormap_lut(colormap)[None], 10, axis=0))))
+    doc.setHtml(report_html(file_label, facts or {}, result, classifier, threshold, edges is not None))
     doc.print_(writer)

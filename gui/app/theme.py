@@ -81,4 +81,17 @@ def apply(app: QApplication, choice: str) -> str:
     for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
         pal.setColor(QPalette.ColorGroup.Disabled, role, QColor(p["muted"]))
     app.setPalette(pal)
+    app.setStyleSheet(indicator_style(p))
     return name
+
+
+def indicator_style(p: dict[str, str]) -> str:
+    """Check boxes and radio buttons outlined in the muted text colour (WCAG 1.4.11 asks 3:1 for a
+    control's edge; Fusion's own outline on the dark window was ~1.1:1, an invisible box), filled with
+    the highlight colour when checked."""
+    return (f"QCheckBox::indicator, QRadioButton::indicator {{ width: 13px; height: 13px; "
+            f"border: 2px solid {p['muted']}; background: {p['base']}; }} "
+            f"QRadioButton::indicator {{ border-radius: 8px; }} "
+            f"QCheckBox::indicator:checked, QRadioButton::indicator:checked {{ background: {p['highlight']}; "
+            f"border-color: {p['highlight']}; }} "
+            f"QCheckBox::indicator:disabled, QRadioButton::indicator:disabled {{ border-color: {p['button']}; }}")

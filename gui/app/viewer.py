@@ -61,9 +61,14 @@ class ImageViewer(QGraphicsView):
         self.viewport().update()
 
     def clear(self) -> None:
-        self._item.setPixmap(QPixmap())
+        self.clear_picture()
         self.edges = None
         self.corner_text = {k: "" for k in self.corner_text}
+
+    def clear_picture(self) -> None:
+        """No picture (a slice that could not be read), the study's letters and slice text kept."""
+        self._item.setPixmap(QPixmap())
+        self.viewport().update()
 
     def fit(self) -> None:
         self._fit = True

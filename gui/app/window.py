@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QThreadPool
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -22,10 +23,12 @@ from PySide6.QtWidgets import (
 from gui.app import theme
 from gui.app.batch import BatchPanel
 from gui.app.dialogs import ModelCardDialog
+from gui.app.formatting import app_version, elide_middle
 from gui.app.panel import ResultPanel
 from gui.app.strip import SliceStrip
 from gui.app.viewer import ImageViewer
-from gui.app.workers import OpenWorker, ReportWorker, StudyWorker
+from gui.app.tasks import BACKGROUND, INTERACTIVE, RENDER, TaskRunner
+from gui.app.workers import open_work, study_work
 from gui.core.engine.classifier import Classifier
 from gui.core.display import Window
 from gui.core.engine.contract import DISCLAIMER
@@ -35,10 +38,21 @@ from gui.core.engine.heatmap import COLORMAPS, blend, draw_contour, heat_to_fram
 from gui.core.readers import IMAGE_SUFFIXES, Plane, Scan
 from gui.core.engine.result import Result
 from gui.core.engine.study import StudyRule
-from gui.core.studyview import StudyView
+from gui.core.session import OpenRequest, ViewerSession
 from gui.core.viewstate import dragged_window, stepped
 
 MAX_RECENT = 10
+
+
+def report_name(scan_path: Path) -> str:
+    """``X-report.pdf`` for ``X.nii.gz``, ``X.nii``, ``X.dcm`` or ``X`` (every suffix of a scan dropped,
+    never a UID's dotted digits: those are the name)."""
+    name = scan_path.name
+    for suffix in (".nii.gz", ".nii", ".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    return f"{name}-report.pdf"
 
 
 
@@ -60,23 +74,15 @@ class MainWindow(QMainWindow):
         self.theme_name = theme.apply(QApplication.instance(), self.theme_choice)
         self.models = models
         self.classifier: Classifier | None = Classifier(models) if models else None
-        self.scan: Scan | None = None
+        # What is shown and which requests still count: the Qt-free rules of every transition.
+        self.session = ViewerSession()
         self.rgb: np.ndarray | None = None
-        self.result: Result | None = None
-        self._open_task = 0  # number of the newest open/slice request; older answers are dropped
-        self.study = StudyView()  # the shown study's task number, slice answers and jump (Qt-free rules)
-        self._study_worker: StudyWorker | None = None
-        self.study_result: Result | None = None
-        self._report_task = 0
         self._heat: np.ndarray | None = None
         self.startup_notice: QMessageBox | None = None  # set by start-up when a bundled model is refused
-        # Two pools: long jobs (a study's scoring; the batch panel uses the global pool) never make a
-        # short one (a slice, a report) wait, since short jobs have threads of their own.
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(2)
-        self.long_pool = QThreadPool.globalInstance()
-        self.plane: Plane | None = None  # the shown frame as stored (window/level re-renders it)
-        self.display_window: Window | None = None  # the user's window/level; None: the file's or the study's
+        # Every piece of work off this thread, in lanes (a slice never waits behind a study or a batch),
+        # its answers back through one path that drops stale ones and turns errors into messages.
+        self.tasks = TaskRunner(self)
+        self.tasks.failed.connect(lambda key, message: self.statusBar().showMessage(f"{key}: {message}"))
         self._window_start: Window | None = None
 
         self.viewer = ImageViewer()
@@ -103,7 +109,7 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 0)
         splitter.setSizes([800, 380])
-        self.batch = BatchPanel(lambda: self.classifier, self.settings)
+        self.batch = BatchPanel(lambda: self.classifier, self.settings, self.tasks)
         self.tabs = QTabWidget()
         self.tabs.addTab(splitter, "Image")
         self.tabs.addTab(self.batch, "Batch")
@@ -123,6 +129,7 @@ class MainWindow(QMainWindow):
         self.viewer.slice_end.connect(lambda last: self._go_to_slice(self._n_frames() - 1 if last else 0))
         self.viewer.window_drag.connect(self._on_window_drag)
         self.strip.slice_chosen.connect(self.panel.frame.setValue)
+        self.panel.key_slice.clicked.connect(self._go_to_key_slice)
         self.batch.open_requested.connect(self.open_path)
         QApplication.instance().styleHints().colorSchemeChanged.connect(self._on_system_scheme)
         self._build_menus()
@@ -131,6 +138,32 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1200, 760)
+
+    @property
+    def scan(self) -> Scan | None:
+        return self.session.scan
+
+    @property
+    def plane(self) -> Plane | None:
+        """The shown frame as stored (window/level re-renders it)."""
+        return self.session.plane
+
+    @property
+    def result(self) -> Result | None:
+        return self.session.result
+
+    @result.setter
+    def result(self, value: Result | None) -> None:
+        self.session.result = value
+
+    @property
+    def study_result(self) -> Result | None:
+        return self.session.study.result
+
+    @property
+    def display_window(self) -> Window | None:
+        """The user's window/level; None: the file's own, else the study's percentile window."""
+        return self.session.display.window
 
     # ---------------------------------------------------------------- menus
 
@@ -153,11 +186,13 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         levels = view.addMenu("&Window/level (right-drag on the image)")
         self._action(levels, "&Auto (the study's percentiles)", lambda: self.set_display_window("auto"), "Ctrl+1")
-        self._action(levels, "From the &file (its VOI window)", lambda: self.set_display_window("file"), "Ctrl+2")
+        self.file_window_action = self._action(levels, "From the &file (its VOI window)",
+                                               lambda: self.set_display_window("file"), "Ctrl+2")
+        self.file_window_action.setEnabled(False)  # only a file with a VOI window of its own has one
         self._action(levels, "&Reset", lambda: self.set_display_window(None), "Ctrl+R")
         self._action(view, "&Mirror left-right (display only)", lambda: self._turn(0, True), "Ctrl+M")
         self._action(view, "Rotate 90° &clockwise (display only)", lambda: self._turn(1, False), "Ctrl+]")
-        self._action(view, "Original orie&ntation", lambda: self.viewer.set_orientation(0, False), "Ctrl+[")
+        self._action(view, "Original orie&ntation", self._upright, "Ctrl+[")
         view.addSeparator()
         themes = view.addMenu("&Theme")
         group = QActionGroup(self)
@@ -206,8 +241,10 @@ class MainWindow(QMainWindow):
         return "Models: " + "; ".join(m.name for m in self.models) + ". " + DISCLAIMER
 
     def about(self) -> None:
+        models = "\n".join(f"• {m.name}" for m in self.models) or "• none loaded"
         QMessageBox.about(self, "About MRI Tumor Classifier",
-                          "MRI Tumor Classifier runs entirely on this computer: no file leaves it, "
+                          f"MRI Tumor Classifier {app_version()}\n\nModels:\n{models}\n\n"
+                          "It runs entirely on this computer: no file leaves it, "
                           f"no network is used, and scans are never modified.\n\n{DISCLAIMER}")
 
     # ---------------------------------------------------------------- opening
@@ -234,49 +271,66 @@ class MainWindow(QMainWindow):
         self.batch.choose_folder()
 
     def open_path(self, path: str, frame: int | None = None) -> None:
+        """Show a file (Open, Recent, a drop, a batch row: read and scored afresh, even the file already
+        shown) or, with ``frame``, one slice of the shown file."""
         if self.classifier is None:
             QMessageBox.warning(self, "No model", "No model is loaded (File > Load model).")
             return
         self.tabs.setCurrentIndex(0)
-        scan = self.scan if (frame is not None and self.scan is not None and str(self.scan.path) == path) else None
-        if scan is None:  # another file: the old study's scoring must not jump or answer any more
-            self._cancel_study()
-        self._open_task += 1
-        cached = self.study.cached(frame) if scan is not None else None
-        worker = OpenWorker(self.classifier, Path(path), frame, scan, task=self._open_task, cached=cached)
-        worker.signals.opened.connect(self._on_opened)
-        worker.signals.failed.connect(self._on_failed)
-        self.statusBar().showMessage(f"Opening {display_path(Path(path).name)}…")
-        self.pool.start(worker)
-        self.settings.setValue("last_folder", str(Path(path).parent))
-        self._add_recent(path)
+        request = self.session.open(path, frame)
+        if request.new_file:
+            self._stop_study_worker()  # the old study's late answers no longer count (session tokens)
+            self.statusBar().showMessage(f"Opening {display_path(Path(path).name)}…")
+        self._run_open(request)
+
+    def _run_open(self, request: OpenRequest) -> None:
+        token, path = request.token, request.path
+        self.tasks.submit("open", INTERACTIVE,
+                          partial(open_work, self.classifier, Path(path), request.frame, request.scan, request.cached),
+                          done=lambda o: self._on_opened(token, o.scan, o.plane, o.rgb, o.result),
+                          error=lambda reason: self._on_failed(token, path, reason), token=token)
 
     def _on_opened(self, task: int, scan: Scan, plane: Plane, rgb: np.ndarray, result: Result) -> None:
-        if task != self._open_task:  # a newer file or slice was asked for meanwhile
+        shown = self.session.opened(task, scan, plane, result)
+        if shown is None:  # a newer file or slice was asked for meanwhile
             return
-        new_file = self.scan is None or self.scan.path != scan.path
-        if new_file:
-            self.display_window = None
+        if shown.new_file:
             self.viewer.has_slices = scan.n_frames > 1
             self.viewer.edges = scan.edges
+            self.viewer.set_orientation(0, False)  # a mirror or turn never carries over to the next file
             self.viewer.setFocus()  # keys and the wheel go to the image, not the tab bar
-        self.scan, self.plane, self.result = scan, plane, result
+            self.settings.setValue("last_folder", str(Path(scan.path).parent))
+            self._add_recent(str(scan.path))  # only files that could be read
+            self.setWindowTitle(f"{self._scan_title(scan)} — MRI Tumor Classifier — research use only, not for diagnosis")
         self.rgb = rgb if self.display_window is None else scan.display(plane, self.display_window)
-        self._heat = heat_to_frame(result.heat, result.geometry, rgb.shape[0], rgb.shape[1])
-        self.panel.show_result(result, scan, *self._rules())
-        if new_file:
+        self._heat = heat_to_frame(result.heat, result.geometry, rgb.shape[0], rgb.shape[1]) \
+            if result.ok and result.heat is not None and result.geometry is not None else None
+        if result.ok:
+            self.panel.show_result(result, scan, *self._rules())
+        else:  # the model could not answer (an invalid value): the image stays, the reason is said
+            self.panel.show_error(str(scan.path), result.error, "The model could not answer for this image")
+        if shown.new_file:
             self.panel.frame.blockSignals(True)
             self.panel.frame.setRange(0, scan.n_frames - 1)
-            self.panel.frame.setValue(scan.default_frame)
+            self.panel.frame.setValue(shown.frame)
             self.panel.frame.blockSignals(False)
             self.panel.frame_box.setVisible(scan.n_frames > 1)
-            self._start_study(scan)
+            self._start_study(shown.study_task)
         self.panel.show_study(scan, self.study_result, self.strip.scored if scan.is_study else 0)
+        self.panel.key_slice.setVisible(self.session.key_slice() is not None and self.session.key_slice() != shown.frame)
         self.panel.frame_label.setText(f"{self.panel.frame.value()} of 0–{scan.n_frames - 1}")
+        self.file_window_action.setEnabled(plane.voi is not None)
         self._update_view_text()
         self.strip.set_current(self.panel.frame.value())
-        self.render_image(keep_view=not new_file)
+        self.render_image(keep_view=not shown.new_file)
         self.statusBar().showMessage(self._models_text())
+
+    @staticmethod
+    def _scan_title(scan: Scan) -> str:
+        """How the window names what it shows: the series' description where the file gives one."""
+        description = scan.info.get("series description", "")
+        name = elide_middle(display_path(Path(scan.path).name))
+        return f"{description} ({name})" if description else name
 
     def _rules(self) -> tuple[StudyRule | None, float]:
         """The study rule and the decision threshold the panel words a slice's answer against."""
@@ -285,17 +339,32 @@ class MainWindow(QMainWindow):
         return self.classifier.study_rule, self.classifier.detector.threshold
 
     def _on_failed(self, task: int, path: str, reason: str) -> None:
-        if task != self._open_task:
+        failure = self.session.failed(task, path, reason)
+        if failure is None:
             return
+        name = display_path(Path(path).name)
+        if failure.slice_only:  # one slice of the shown study: the file, slider, strip and study stay
+            self.panel.show_error(path, reason, f"Slice {failure.frame} could not be read")
+            self.panel.frame_label.setText(f"{failure.frame} of 0–{self._n_frames() - 1}")
+            self.rgb, self._heat = None, None
+            self.viewer.clear_picture()
+            self.statusBar().showMessage(f"Slice {failure.frame} of {name} could not be read: "
+                                         f"{display_path(reason.splitlines()[0])}")
+            return
+        self._stop_study_worker()
         self.panel.show_error(path, reason)
         self.viewer.clear()
+        self.viewer.set_orientation(0, False)
         self.panel.study.hide()
+        self.panel.key_slice.hide()
+        self.panel.frame_box.hide()
+        self.panel.show_heat_strength(None, False)
+        self.panel.window_label.setText("")
         self.strip.hide()
-        if self._study_worker is not None:
-            self._study_worker.cancel()
-            self._study_worker = None
-        self.scan = self.rgb = self.result = None
-        self.statusBar().showMessage(f"Could not read {display_path(Path(path).name)}: {display_path(reason.splitlines()[0])}")
+        self.file_window_action.setEnabled(False)
+        self.rgb, self._heat = None, None
+        self.setWindowTitle("MRI Tumor Classifier — research use only, not for diagnosis")
+        self.statusBar().showMessage(f"Could not read {name}: {display_path(reason.splitlines()[0])}")
 
     def _n_frames(self) -> int:
         return self.scan.n_frames if self.scan is not None else 0
@@ -304,54 +373,53 @@ class MainWindow(QMainWindow):
         if self.scan is not None and self.scan.n_frames > 1:
             self.panel.frame.setValue(index)
 
+    def _go_to_key_slice(self) -> None:
+        key = self.session.key_slice()
+        if key is not None:
+            self._go_to_slice(key)
+
     def _on_frame(self, index: int) -> None:
-        self.study.slice_shown(index)  # slider, keys or strip: the user's choice wins over the jump
         if self.scan is not None:
             self.open_path(str(self.scan.path), frame=index)
 
     # ---------------------------------------------------------------- studies
 
-    def _cancel_study(self) -> None:
-        """Stop the scoring of the shown study: its late answers (and its jump) are dropped."""
-        if self._study_worker is not None:
-            self._study_worker.cancel()
-            self._study_worker = None
-        self.study.restart()
+    def _stop_study_worker(self) -> None:
+        """Stop the scoring of the shown study between two batches (its answers are dropped by their token anyway)."""
+        self.tasks.cancel("study")
 
-    def _start_study(self, scan: Scan) -> None:
-        """A new file: cancel the scoring of the previous study; score every slice of this one."""
-        self._cancel_study()
-        self.study_result = None
-        self.strip.setVisible(scan.is_study)
-        if not scan.is_study or self.classifier is None:
+    def _start_study(self, task: int | None) -> None:
+        """Score every slice of the shown study as task ``task`` (None: not a study)."""
+        self._stop_study_worker()
+        scan = self.scan
+        self.strip.setVisible(scan is not None and scan.is_study)
+        if task is None or scan is None or self.classifier is None:
             return
-        self.strip.start(scan.n_frames, self.classifier.study_rule.threshold, scan.default_frame)
-        worker = StudyWorker(self.classifier, scan, self.study.task)
-        worker.signals.slices.connect(self._on_study_slices)
-        worker.signals.done.connect(self._on_study_done)
-        worker.signals.failed.connect(self._on_study_failed)
-        self._study_worker = worker
-        self.long_pool.start(worker)
+        self.strip.start(scan.n_frames, self.classifier.study_rule.threshold, self.session.frame)
+        self.tasks.submit("study", BACKGROUND, partial(study_work, self.classifier, scan),
+                          done=lambda r: self._on_study_done(task, r) if r is not None else None,
+                          error=lambda reason: self._on_study_failed(task, reason),
+                          progress=lambda results: self._on_study_slices(task, results), token=task)
 
     def _on_study_slices(self, task: int, results: list) -> None:
-        if self.scan is None or not self.study.add_slices(task, results):
+        if not self.session.study_slices(task, results):
             return
         self.strip.set_scores([r.slice for r in results], [r.tumor_probability if r.ok else float("nan") for r in results])
         self.panel.show_study(self.scan, None, self.strip.scored)
 
     def _on_study_done(self, task: int, result: Result) -> None:
-        if self.scan is None or not self.study.current(task):
+        current, jump = self.session.study_done(task, result)
+        if not current:
             return
-        jump = self.study.finish(task, result)
-        self.study_result = result
-        self._study_worker = None
         self.panel.show_study(self.scan, result)
+        key = self.session.key_slice()
+        self.panel.key_slice.setText(f"Go to the key slice ({key})" if key is not None else "")
+        self.panel.key_slice.setVisible(key is not None and jump is None and key != self.session.frame)
         if jump is not None:
             self.panel.frame.setValue(jump)  # the most suspicious slice
 
     def _on_study_failed(self, task: int, reason: str) -> None:
-        if self.study.current(task) and self.scan is not None:
-            self._study_worker = None
+        if self.session.study.current(task) and self.scan is not None:
             self.panel.study.setText(f"Study could not be scored: {reason}")
 
     # ---------------------------------------------------------------- rendering
@@ -365,8 +433,8 @@ class MainWindow(QMainWindow):
     def render_image(self, *_args, keep_view: bool = True) -> None:
         if self.rgb is None:
             return
-        shown = self.overlay_image() if self.panel.heat_toggle.isChecked() else self.rgb
-        self.viewer.show_rgb(shown, keep_view=keep_view)
+        overlay = self.overlay_image() if self.panel.heat_toggle.isChecked() else None
+        self.viewer.show_rgb(self.rgb if overlay is None else overlay, keep_view=keep_view)  # no map: the image
         self.panel.show_heat_strength(self.result.heat if self.result is not None else None,
                                       self.classifier is not None and self.classifier.detector.extra_outputs.count("heatmap") > 0)
 
@@ -378,27 +446,28 @@ class MainWindow(QMainWindow):
         if self.scan is None or self.plane is None:
             return
         if preset == "auto" and self.plane.values is not None:
-            self.display_window = self.scan.levels(self.plane).display
+            self.session.display.window = self.scan.levels(self.plane).display
         else:
-            self.display_window = None
+            self.session.display.window = None
         self._redisplay()
 
     def _on_window_drag(self, dx: float, dy: float, pressed: bool) -> None:
         if self.scan is None or self.plane is None:
             return
         if pressed:
-            self._window_start = self.display_window or self._current_window()
+            self._window_start = self._current_window()
             return
         if self._window_start is None:
             return
-        self.display_window = dragged_window(self._window_start, dx, dy, self._display_span())
+        self.session.display.window = dragged_window(self._window_start, dx, dy, self._display_span())
         self._redisplay()
 
     def _current_window(self) -> Window:
-        """The window in use now, as centre and width (the file's VOI shows as the study's range)."""
+        """The window on screen now, as centre and width: the user's, the file's own VOI window, else
+        the study's percentile window (a drag starts from what is shown, so the picture never jumps)."""
         if self.plane.values is None:
-            return Window(127.5, 255.0, "LINEAR_EXACT")
-        return self.scan.levels(self.plane).display
+            return self.display_window or Window(127.5, 255.0, "LINEAR_EXACT")
+        return self.session.drag_start(self.plane.voi_window, self.scan.levels(self.plane).display)
 
     def _display_span(self) -> float:
         return 255.0 if self.plane.values is None else self.scan.levels(self.plane).display.width
@@ -424,14 +493,28 @@ class MainWindow(QMainWindow):
             level = "window from the file"
         else:
             level = "auto window" if self.plane is not None and self.plane.values is not None else ""
-        self.viewer.corner_text.update(bottom_left=where, bottom_right=level,
-                                       top_left="" if scan is None or scan.edges is not None else "orientation unknown")
+        turned = []
+        if self.viewer.flipped:
+            turned.append("mirrored")
+        if self.viewer.turns:
+            turned.append(f"turned {90 * self.viewer.turns}°")
+        top = "" if scan is None or scan.edges is not None else "orientation unknown"
+        if turned:  # a display-only change is always said: with no letters, a mirror is invisible
+            top = "; ".join(filter(None, [top, "display " + " and ".join(turned)]))
+        self.viewer.corner_text.update(bottom_left=where, bottom_right=level, top_left=top)
         self.panel.window_label.setText(f"Window/level: {level} (right-drag on the image; View > Window/level)"
                                         if level else "")
         self.viewer.viewport().update()
 
     def _turn(self, quarter_turns: int, mirror: bool) -> None:
-        self.viewer.set_orientation(self.viewer.turns + quarter_turns, self.viewer.flipped ^ mirror)
+        display = self.session.turn(quarter_turns, mirror)
+        self.viewer.set_orientation(display.turns, display.mirrored)
+        self._update_view_text()
+
+    def _upright(self) -> None:
+        display = self.session.upright()
+        self.viewer.set_orientation(display.turns, display.mirrored)
+        self._update_view_text()
 
     def _on_opacity(self, value: int) -> None:
         self.settings.setValue("overlay_opacity", value)
@@ -479,10 +562,11 @@ class MainWindow(QMainWindow):
         self.batch.table_model.thumbnails.clear()  # pictures drawn with the old model are not reused
         self.batch.preview_pictures.clear()
         self.statusBar().showMessage(self._models_text())
-        if self.scan is not None:
-            self.open_path(str(self.scan.path), frame=self.panel.frame.value())
-            if self.scan.is_study:
-                self._start_study(self.scan)  # the study's slices are scored again by the new model
+        request = self.session.model_changed()  # every answer of the old model is forgotten
+        self._stop_study_worker()
+        if request is not None:
+            self._run_open(request)  # the shown slice, answered by the new model
+            self._start_study(self.session.restart_study())  # and the study scored again by it
         return True
 
     def save_report(self, path: str | None = None) -> None:
@@ -490,36 +574,25 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, "No result", "Open an image first.")
             return
         if path is None:
-            start = str(Path(str(self.settings.value("last_report_dir", Path.home()))) / f"{self.scan.path.stem}-report.pdf")
+            start = str(Path(str(self.settings.value("last_report_dir", Path.home()))) / report_name(self.scan.path))
             path, _ = QFileDialog.getSaveFileName(self, "Save report", start, "PDF (*.pdf)")
             if not path:
                 return
-        from functools import partial
-
         from gui.app.report import StudyReport, write_pdf_report
 
         self.settings.setValue("last_report_dir", str(Path(path).parent))
-        self._report_task += 1  # a newer report request supersedes the message of an older one
         study = None
         if self.scan.is_study and self.study_result is not None and self.study_result.ok:
             study = StudyReport(self.study_result, self.scan, self.strip.p.copy(), self.classifier.study_rule.threshold,
                                 self.panel.opacity.value() / 100, self.panel.colormap.currentText())
-        worker = ReportWorker(self._report_task, path, partial(
-            write_pdf_report, path, self.scan.path.name, self.rgb, self.overlay_image(), self.result, self.classifier,
-            dict(self.scan.info), study))
-        # Bound methods, not lambdas: a queued signal reaches a receiver that outlives the worker.
-        worker.signals.done.connect(self._on_report_done)
-        worker.signals.failed.connect(self._on_report_failed)
+        write = partial(write_pdf_report, path, self.scan.path.name, self.rgb, self.overlay_image(), self.result,
+                        self.classifier, dict(self.scan.info), study, self.scan.edges, self.panel.colormap.currentText())
+        # QPdfWriter and QPainter paint on a file, not a widget, which Qt allows off the GUI thread.
+        self.tasks.submit("report", RENDER, lambda _ctx: write(),
+                          done=lambda _v: self.statusBar().showMessage(f"Report saved to {path}"),
+                          error=lambda reason: QMessageBox.critical(self, "Report not saved",
+                                                                    f"Could not write {path}: {reason}"))
         self.statusBar().showMessage(f"Writing the report to {path}…")
-        self.pool.start(worker)
-
-    def _on_report_done(self, task: int, path: str) -> None:
-        if task == self._report_task:
-            self.statusBar().showMessage(f"Report saved to {path}")
-
-    def _on_report_failed(self, task: int, message: str) -> None:
-        if task == self._report_task:
-            QMessageBox.critical(self, "Report not saved", message)
 
     # ---------------------------------------------------------------- drag and drop, closing
 
@@ -536,9 +609,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         if self.batch.running:
             self.batch.cancel()
-        if self._study_worker is not None:
-            self._study_worker.cancel()
-        self.pool.waitForDone(5000)
-        self.long_pool.waitForDone(5000)  # the batch and a study stop between two batches of images
+        self.tasks.cancel_all()
+        self.tasks.wait(5000)  # the batch and a study stop between two batches of images
         self.settings.setValue("geometry", self.saveGeometry())
         super().closeEvent(event)

@@ -69,7 +69,7 @@ def open_dicom(path: Path, deflate_checked: bool = False) -> Scan:
     info = {"format": "DICOM", "size": f"{pixels.shape[2]}x{pixels.shape[1]}", "frames": str(n_frames),
             "modality": str(getattr(ds, "Modality", "")), "photometric": photometric,
             "transfer syntax": getattr(tsyntax, "name", "") if tsyntax is not None else ""}
-    voi = file_voi(ds)
+    voi, window = file_voi(ds), file_window(ds)
     # PS3.3 C.7.6.3.1.2 and C.11.6: MONOCHROME1, or a Presentation LUT Shape INVERSE, shows the lowest
     # value white (the two describe one inversion, never two).
     inverted = photometric == "MONOCHROME1" or str(ds.get("PresentationLUTShape", "") or "").upper() == "INVERSE"
@@ -87,7 +87,7 @@ def open_dicom(path: Path, deflate_checked: bool = False) -> Scan:
             rescale = frame_rescale(ds, order[i])
             values = frame.astype(np.float64) * rescale[0] + rescale[1] if rescale is not None else \
                 apply_modality_lut(frame, ds)
-            plane = Plane(values=np.asarray(values, dtype=np.float32), voi=voi, inverted=inverted)
+            plane = Plane(values=np.asarray(values, dtype=np.float32), voi=voi, inverted=inverted, voi_window=window)
         return plan.orient(plane) if plan is not None else plane
 
     edges = None
@@ -123,10 +123,18 @@ def file_voi(ds) -> Callable[[np.ndarray], np.ndarray] | None:
             return window_to_uint8(out, 0.0, max(top, float(out.max(initial=0))))
 
         return lut
+    window = file_window(ds)
+    return None if window is None else window.apply
+
+
+def file_window(ds) -> Window | None:
+    """The file's first VOI window (centre, width, VOI LUT function), when it has one and no VOI LUT."""
+    if ds.get("VOILUTSequence"):
+        return None
     center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
     if center is None or width is None or width <= 0:
         return None
-    return Window(center, width, str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR")).apply
+    return Window(center, width, str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR"))
 
 
 def _first(value) -> float | None:

@@ -47,7 +47,7 @@ class DisplayPlan:
         """A stored plane as displayed: the model and the screen get the same turned pixels."""
         return Plane(values=None if plane.values is None else np.ascontiguousarray(self.apply(plane.values)),
                      rgb=None if plane.rgb is None else np.ascontiguousarray(self.apply(plane.rgb)),
-                     voi=plane.voi, inverted=plane.inverted)
+                     voi=plane.voi, inverted=plane.inverted, voi_window=plane.voi_window)
 
 
 #: Screen-right and screen-down world axes (RAS: 0 x, 1 y, 2 z) for the world axis a slice is normal to.

@@ -34,13 +34,15 @@ class Plane:
     """One frame as stored, oriented for display: grey ``values`` (float32, modality LUT applied) or
     colour ``rgb`` (uint8, for files whose pixels are what was exported: JPEG, PNG, RGB DICOM...).
 
-    ``voi`` is the file's own VOI transform (DICOM window or VOI LUT) to 0..255, when it has one;
-    ``inverted`` marks MONOCHROME1 (high values dark)."""
+    ``voi`` is the file's own VOI transform (DICOM window or VOI LUT) to 0..255, when it has one, and
+    ``voi_window`` that window when it is one (a right-drag starts from it); ``inverted`` marks
+    MONOCHROME1 (high values dark)."""
 
     values: np.ndarray | None = None
     rgb: np.ndarray | None = None
     voi: Callable[[np.ndarray], np.ndarray] | None = None
     inverted: bool = False
+    voi_window: Window | None = None
 
 
 @dataclass
