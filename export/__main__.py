@@ -22,6 +22,9 @@ def recard(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m export recard")
     p.add_argument("model")
     p.add_argument("--run", default="runs/multitask", help="the run whose series.json holds the study rule")
+    p.add_argument("--by-sequence", nargs="+", metavar="SCORED.json", default=[],
+                   help="`python -m training score` results of this file on folds it never trained on: the card's "
+                        "held-out figures by sequence (the app cautions a sequence below 85 %% sensitivity)")
     args = p.parse_args(argv)
     series_file = Path(args.run) / "series.json"
     series = json.loads(series_file.read_text()) if series_file.exists() else None
@@ -29,7 +32,8 @@ def recard(argv: list[str]) -> int:
     orientation = json.loads(orientation_file.read_text()) if orientation_file.exists() else None
     caution_file = Path(args.run) / "caution.json"
     caution = json.loads(caution_file.read_text()) if caution_file.exists() else None
-    card = refresh(load_model(args.model).card, series, orientation, caution)
+    scored = [json.loads(Path(f).read_text()) for f in args.by_sequence]
+    card = refresh(load_model(args.model).card, series, orientation, caution, scored)
     with tempfile.TemporaryDirectory() as tmp:
         draft = Path(tmp) / "draft.onnx"
         shutil.copyfile(args.model, draft)

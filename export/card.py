@@ -141,17 +141,40 @@ def input_rule() -> dict:
                      "grey levels standardised (background 0, the head's 99.5th percentile 255)"}
 
 
-def refresh(card: dict, series: dict | None, orientation: dict | None = None, caution: dict | None = None) -> dict:
+def refresh(card: dict, series: dict | None, orientation: dict | None = None, caution: dict | None = None,
+            by_sequence: list[dict] | None = None) -> dict:
     """A shipped card with its input rule and study rule made again from the code and the run's
-    ``series.json``, and the orientation figures measured on the exported file added
-    (``python -m export recard``): the graph and every other measured figure stay."""
+    ``series.json``, the orientation figures measured on the exported file added, and its held-out
+    figures by sequence from ``python -m training score`` runs of this very file on folds it never
+    trained on (``python -m export recard``): the graph and every other measured figure stay."""
     out = {**card, "input": {**card["input"], **input_rule()}}
+    if by_sequence:
+        out["held_out_by_sequence"] = sequence_entry(by_sequence)
     if series is not None:
         out["series_rule"] = _series_entry(series)
     if orientation is not None:
         out["orientation"] = _orientation_entry(orientation)
     if caution is not None:
         out["caution"] = _caution_entry(caution)
+    return out
+
+
+def sequence_entry(scored: list[dict]) -> dict:
+    """Held-out detection by MR sequence, from ``training.score`` results of the shipped file (each at
+    the card's threshold, on a fold it never trained on); a sequence measured on several folds keeps
+    the one with most tumours. The app cautions answers on a sequence whose sensitivity is below 85 %."""
+    from gui.core.engine.contract import SEQUENCES
+
+    out: dict[str, dict] = {}
+    for s in scored:
+        for q, m in (s.get("by_sequence") or {}).items():
+            tumours = int(m.get("tp", 0)) + int(m.get("fn", 0))
+            if q not in SEQUENCES or not tumours or tumours <= out.get(q, {}).get("tumours", 0):
+                continue
+            out[q] = {"sensitivity": m["sensitivity"], "specificity": m.get("specificity"),
+                      "roc_auc": m.get("roc_auc"), "tumours": tumours, "threshold": m.get("threshold"),
+                      "measured_on": f"{s.get('fold')} (never trained on), through the app's engine "
+                                     "(python -m training score)"}
     return out
 
 

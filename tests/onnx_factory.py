@@ -36,14 +36,15 @@ def make_card(task: str, size: int, name: str = "", ood_threshold: float = 1e6) 
 
 def make_contract_model(path: Path, task: str = "binary", size: int = 64, card: dict | None = None,
                         channels: int = 3, multitask: bool = False, nan: bool = False, batch: int | str = "N",
-                        width: int | None = None, nan_embedding: bool = False) -> Path:
+                        width: int | None = None, nan_embedding: bool = False, sequence: bool = False) -> Path:
     """``channels`` other than 3 makes a model that breaks the contract's input spec; ``batch`` fixes
     the graph's batch dimension (1: a static export); ``width`` gives the input another width than
     ``size``; ``nan_embedding`` makes the embedding NaN (answers stay finite).
 
     ``multitask`` adds the optional outputs: ``type_probabilities`` (glioma, meningioma,
     pituitary; steered by colour channel like the type model) and ``heatmap`` (P(tumour) per 8x8
-    block: the block's brightness). ``nan`` makes every probability NaN.
+    block: the block's brightness). ``nan`` makes every probability NaN. ``sequence`` adds a sequence head
+    (``sequence_probabilities`` over t1, t1c, t2, flair: a grey image reads as FLAIR).
     """
     labels = TASK_LABELS[task]
     c = len(labels)
@@ -89,6 +90,13 @@ def make_contract_model(path: Path, task: str = "binary", size: int = 64, card: 
         graph.initializer.extend(inits[len(graph.initializer):])
         graph.output.extend([helper.make_tensor_value_info("type_probabilities", TensorProto.FLOAT, ["N", 3]),
                              helper.make_tensor_value_info("heatmap", TensorProto.FLOAT, ["N", size // 8, size // 8])])
+    if sequence:
+        ws = np.zeros((channels, 4), np.float32)
+        ws[:, 3] = 4.0  # brightness pushes towards the last label, FLAIR
+        graph.node.extend([helper.make_node("MatMul", ["embedding", "Ws"], ["seq_logits"]),
+                           helper.make_node("Softmax", ["seq_logits"], ["sequence_probabilities"], axis=-1)])
+        graph.initializer.append(numpy_helper.from_array(ws, "Ws"))
+        graph.output.append(helper.make_tensor_value_info("sequence_probabilities", TensorProto.FLOAT, ["N", 4]))
     if nan:
         probs = [n for n in graph.node if n.output[0] == "probabilities"][0]
         probs.output[0] = "probabilities_ok"
@@ -107,6 +115,8 @@ def make_contract_model(path: Path, task: str = "binary", size: int = 64, card: 
         card = make_card(task, size)
         if multitask:
             card["type_labels"] = ["glioma", "meningioma", "pituitary"]
+        if sequence:
+            card["sequence_labels"] = ["t1", "t1c", "t2", "flair"]
     if card:
         entry = model.metadata_props.add()
         entry.key, entry.value = CARD_KEY, json.dumps(card)

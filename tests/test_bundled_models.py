@@ -52,3 +52,19 @@ def test_model_card_dialog_text_states_cross_source_figures_and_limits():
     assert "leave-one-source-out" in text and "lgg-HT" in text
     assert "Decision threshold</h3>" in text and "chosen on collections the model was not trained on" in text
     assert "Orientation</h3>" in text and "mirror left-right" in text
+
+
+def test_a_t2_series_is_cautioned_with_the_shipped_models_held_out_t2_sensitivity(tmp_path):
+    """The shipped model misses a third of tumours on plain T2 it never trained on (radiopaedia, at its
+    own threshold): its card says so, and an answer on a file whose tags say T2 carries that caution."""
+    from gui.core.engine import stream
+    from tests.series_factory import stack, write_dicom_series
+
+    model = load_model(bundled_models()[0])
+    by_sequence = model.card["held_out_by_sequence"]
+    assert by_sequence["t2"]["sensitivity"] < 0.85 and by_sequence["t1"]["sensitivity"] < 0.85
+    assert "radiopaedia" in by_sequence["t2"]["measured_on"]
+    images, _ = stack(2, size=96)
+    files = write_dicom_series(tmp_path / "t2", images, description="AX T2 TSE")
+    [r] = list(stream.classify_files([files[0]], Classifier([model])))
+    assert r.sequence == "t2" and "on T2 images this model found 67 % of held-out tumours" in r.ood_warning

@@ -109,7 +109,7 @@ def test_csv_columns_and_atomic_refusal(models, folder, tmp_path):
     clf = Classifier(models)
     assert csvout.columns(clf)[:9] == ["path", "status", "prediction", "tumor_probability", "confidence", "tumor_type",
                                  "tumor_type_confidence", "ood_warning", "error"]
-    assert csvout.columns(clf)[9:] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "series_description", "sequence", "heatmap", "p_no_tumor", "p_tumor", "p_glioma", "p_meningioma", "p_tumor-type_no_tumor",
+    assert csvout.columns(clf)[9:] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "series_description", "sequence", "sequence_from", "heatmap", "p_no_tumor", "p_tumor", "p_glioma", "p_meningioma", "p_tumor-type_no_tumor",
                                  "p_pituitary"]
     out = tmp_path / "r.csv"
     rows = [csvout.row(clf, r) for r in stream.classify_files(stream.collect_files([folder]), clf)]
@@ -216,7 +216,7 @@ def test_heads_that_disagree_are_said_in_the_row_and_the_caution(tmp_path):
     ~0.19) while its map stays below 0.5 everywhere (sigmoid(8 * 0.22 - 2) < 0.5)."""
     clf = Classifier([load_model(make_contract_model(tmp_path / "mt.onnx", multitask=True))])
     cols = csvout.columns(clf)
-    assert cols[len(csvout.CSV_COLUMNS)] == csvout.DISAGREE_COLUMN and cols[len(csvout.CSV_COLUMNS) + 3 + len(csvout.STUDY_COLUMNS)].startswith("p_")
+    assert cols[len(csvout.CSV_COLUMNS)] == csvout.DISAGREE_COLUMN and cols[len(csvout.CSV_COLUMNS) + 4 + len(csvout.STUDY_COLUMNS)].startswith("p_")
     torn = clf.classify_image(np.full((64, 64, 3), 56, np.uint8))
     clear = clf.classify_image(np.full((64, 64, 3), 250, np.uint8))
     assert torn.prediction == "tumor" and torn.models_disagree and DISAGREE_MESSAGE in torn.ood_warning

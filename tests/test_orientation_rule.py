@@ -138,3 +138,25 @@ def _png(tmp_path, image):
     path = tmp_path / "plain.png"
     Image.fromarray(image).save(path)
     return path
+
+
+def test_the_models_sequence_reading_yields_to_the_files_tags_and_a_weak_sequence_is_cautioned(tmp_path, shown):
+    from tests.onnx_factory import make_card, make_contract_model
+
+    card = make_card("binary", 64)
+    card["sequence_labels"] = ["t1", "t1c", "t2", "flair"]
+    card["held_out_by_sequence"] = {"t1": {"sensitivity": 0.61, "measured_on": "radiopaedia"},
+                                    "flair": {"sensitivity": 0.93}}
+    model = make_contract_model(tmp_path / "seq.onnx", sequence=True, card=card)
+    classifier = Classifier([load_model(model)])
+    [png] = list(stream.classify_files([_png(tmp_path, np.full((64, 64), 200, np.uint8))], classifier))
+    assert (png.sequence, png.sequence_from) == ("flair", "model") and png.sequence_confidence > 0.5
+    assert "a tumour may be missed" not in png.ood_warning  # FLAIR held out at 93 %
+    files = write_dicom_series(tmp_path / "t1", shown[:2], description="SAG T1")
+    [alone] = list(stream.classify_files([files[0]], classifier))
+    assert (alone.sequence, alone.sequence_from) == ("t1", "tags")  # the file says T1: the model's FLAIR yields
+    assert "on T1 images this model found 61 % of held-out tumours" in alone.ood_warning
+    assert csvout.row(classifier, alone)["sequence_from"] == "tags"
+    card["sequence_labels"] = ["t1", "dwi", "t2", "flair"]
+    with pytest.raises(Exception, match="sequence_labels"):
+        load_model(make_contract_model(tmp_path / "bad.onnx", sequence=True, card=card))

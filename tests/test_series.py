@@ -200,9 +200,9 @@ def test_headless_rows_per_study_and_per_slice(tmp_path):
     by_slices = sorted((r["n_slices"], Path(r["path"]).suffix) for r in rows)
     assert by_slices == [("", ".png"), ("5", ".dcm"), ("6", ".nii"), ("8", ".dcm")]
     header = out.read_text().splitlines()[0].split(",")
-    assert header[9:16] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "series_description",
-                            "sequence", "heatmap"]
-    assert header[16].startswith("p_")
+    assert header[9:17] == ["models_disagree", "n_slices", "max_slice", "tumor_slices", "series_description",
+                            "sequence", "sequence_from", "heatmap"]
+    assert header[17].startswith("p_")
     slices = list(csv.DictReader(per.open()))
     assert len(slices) == 8 + 5 + 6 and list(slices[0])[:3] == ["path", "slice", "status"]
     assert "Doe" not in out.read_text() + per.read_text() and "SECRET" not in out.read_text()

@@ -29,13 +29,14 @@ def score_models(model_paths: list[str], catalogue_path: str, fold: str) -> dict
     p_tumor = np.array([r.tumor_probability for r in stream.classify_files(files, classifier)], np.float64)
     y = np.array([r["label"] == "tumor" for r in items], np.int64)
     probs = np.stack([1 - p_tumor, p_tumor], axis=1)
-    out = classification_metrics(y, probs, ["no_tumor", "tumor"], ["no_tumor"])
+    t = classifier.detector.threshold  # the app's decision: sensitivity as a user meets it, not at 0.5
+    out = classification_metrics(y, probs, ["no_tumor", "tumor"], ["no_tumor"], t)
     sources = np.array([r["source"] for r in items])
     out["by_source"] = {s: classification_metrics(y[sources == s], probs[sources == s], ["no_tumor", "tumor"],
-                                                  ["no_tumor"])["tumor_detection"] for s in sorted(set(sources))}
+                                                  ["no_tumor"], t)["tumor_detection"] for s in sorted(set(sources))}
     seqs = np.array([r.get("sequence") or "unknown" for r in items])
     out["by_sequence"] = {q: classification_metrics(y[seqs == q], probs[seqs == q], ["no_tumor", "tumor"],
-                                                    ["no_tumor"])["tumor_detection"] for q in sorted(set(seqs))}
+                                                    ["no_tumor"], t)["tumor_detection"] for q in sorted(set(seqs))}
     out["models"] = [str(p) for p in model_paths]
     out["fold"] = fold
     return out

@@ -16,7 +16,9 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app.formatting import measured_percent
+from gui.core.engine.classifier import SEQUENCE_CAUTION
 from gui.core.engine.model import Model
+from gui.core.readers.sequence import SEQUENCE_NAMES
 
 
 def _num(v) -> str:
@@ -74,6 +76,12 @@ def card_html(model: Model) -> str:
     op_folds = "".join(
         f"<li>{html.escape(f)}: sensitivity {measured_percent(v['sensitivity'])}, specificity "
         f"{measured_percent(v['specificity'])} (n = {v['n']})</li>" for f, v in (op.get("folds") or {}).items())
+    sequences = "".join(
+        f"<li>{html.escape(SEQUENCE_NAMES.get(q, q))}: sensitivity {measured_percent(m['sensitivity'])}"
+        + (f", specificity {measured_percent(m['specificity'])}" if m.get("specificity") is not None else "")
+        + f" ({m.get('tumours', 'n/a')} tumours; {html.escape(str(m.get('measured_on', '')))})"
+        + (" — <b>answers on this sequence carry a caution</b>" if m["sensitivity"] < SEQUENCE_CAUTION else "")
+        + "</li>" for q, m in (c.get("held_out_by_sequence") or {}).items())
     turns = (c.get("orientation") or {}).get("by_transform") or {}
     orientation = "".join(
         f"<li>{html.escape(name)}: P(tumour) moves by {v['mean_abs_dp']:.3f} on average; "
@@ -93,6 +101,10 @@ def card_html(model: Model) -> str:
                f"sensitivity {measured_percent(op['pooled']['sensitivity'])}, specificity "
                f"{measured_percent(op['pooled']['specificity'])}, n = {op['pooled']['n']}). At this threshold:</p>"
                f"<ul>{op_folds}</ul>" if op else "")
+            + (f"<h3>By MR sequence, on images it was never trained on</h3><p>At the decision threshold "
+               f"{c['decision_threshold']:.2f}; a sequence below {100 * SEQUENCE_CAUTION:.0f} % sensitivity is named in a "
+               f"caution on every answer for it (the sequence from the file's DICOM tags, else the model's own reading):"
+               f"</p><ul>{sequences}</ul>" if sequences else "")
             + (f"<h3>Orientation</h3><p>The same scan mirrored or turned ({html.escape((c.get('orientation') or {}).get('measured_on', ''))}):"
                f"</p><ul>{orientation}</ul>" if orientation else "")
             + (f"<h3>Studies (volumes and series)</h3><p>{html.escape(series.get('rule', ''))}. Measured on "

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from gui.core.engine.classifier import TYPE_GROUP_SUFFIX
 from gui.core.engine.result import Result
+from gui.core.readers.sequence import SEQUENCE_NAMES
 
 ANSWERS = {"tumor": "Tumour likely", "no_tumor": "No tumour found", "": ""}
-SEQUENCE_NAMES = {"t1": "T1", "t1c": "T1 with contrast", "t2": "T2", "flair": "FLAIR"}
 #: How close to the decision threshold P(tumour) must be for the batch to call an answer uncertain
 #: whatever the caution says (0.35-0.65 around the usual 0.5).
 UNCERTAIN_HALF_WIDTH = 0.15
@@ -45,6 +45,18 @@ def elide_middle(text: str, limit: int = NAME_CHARS) -> str:
         return text
     head = (limit - 1) // 2
     return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
+
+
+def sequence_words(r: Result) -> str:
+    """The sequence and where it comes from, for a reader: "FLAIR (from the file's tags)", "T1 (the
+    model's reading, 87 %)", or "" when neither names one."""
+    if not r.sequence:
+        return ""
+    name = SEQUENCE_NAMES.get(r.sequence, r.sequence)
+    if r.sequence_from == "tags":
+        return f"{name} (from the file's tags)"
+    sure = f", {percent(r.sequence_confidence)}" if r.sequence_confidence is not None else ""
+    return f"{name} (the model's reading{sure})"
 
 
 def row_name(r: Result) -> str:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app import theme
-from gui.app.formatting import ANSWERS, SEQUENCE_NAMES, elide_middle, group_title, percent
+from gui.app.formatting import ANSWERS, elide_middle, group_title, percent, sequence_words
 from gui.app.viewer import to_qimage
 from gui.core.engine.classifier import TYPE_GROUP_SUFFIX
 from gui.core.engine.contract import DISCLAIMER
@@ -161,7 +161,7 @@ class ResultPanel(QWidget):
             series = scan.info.get("series description", "")
             named = [html.escape(series)] if series else []
             if r.sequence:
-                named.append(f"sequence {SEQUENCE_NAMES.get(r.sequence, r.sequence)} (from the file's tags)")
+                named.append(f"sequence {sequence_words(r)}")
             if named:
                 lines.append(" · ".join(named))
             lines.append(f"<small>{html.escape(elide_middle(name))} · {scan.info.get('format', '')} · "

@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import QMarginsF, Qt, QUrl
 from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QTextDocument
 
-from gui.app.formatting import ANSWERS, SEQUENCE_NAMES, group_title, measured_percent, percent
+from gui.app.formatting import ANSWERS, group_title, measured_percent, percent, sequence_words
 from gui.app.strip import strip_image
 from gui.app.viewer import to_qimage
 from gui.core.engine.classifier import Classifier
@@ -49,7 +49,7 @@ def report_html(file_label: str, facts: dict[str, str], result: Result, classifi
     e = html.escape
     facts = {k: v for k, v in facts.items() if str(v).strip()}
     if result.sequence:
-        facts["sequence (from the file's tags)"] = SEQUENCE_NAMES.get(result.sequence, result.sequence)
+        facts["sequence"] = sequence_words(result)
     lines = ["<h2>MRI Tumor Classifier — result report</h2>",
              f"<p>File: <b>{e(file_label)}</b> · {e(' · '.join(f'{k} {v}' for k, v in facts.items()))}<br>"
              f"Date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>"]

@@ -8,7 +8,7 @@ run in the task runner's lanes (``gui.app.tasks``), which brings their answers a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ def open_work(classifier: Classifier, path: Path, frame: int | None, scan: Scan 
     if cached is not None:
         return Opened(scan, plane, rgb, cached)
     image, scale = scan.model_view(frame, classifier.need, in_hand=plane)
-    result = replace(classifier.classify_image(image, str(path), scale=scale), sequence=scan.sequence)
+    result = classifier.with_sequence(classifier.classify_image(image, str(path), scale=scale), scan.sequence)
     return Opened(scan, plane, rgb, result)
 
 

@@ -16,12 +16,15 @@ from gui.core.engine.model import Model
 from gui.core.engine.heatmap import normalise_cam
 from gui.core.engine.preprocess import ModelInput, model_input_scaled, model_need
 from gui.core.readers.scan import ModelNeed
+from gui.core.readers.sequence import SEQUENCE_NAMES
 from gui.core.engine.result import Result
 
 OOD_MESSAGE = "image looks unlike the brain MRI the model was trained on"
 LOW_CONFIDENCE_MESSAGE = "low confidence: the answer is close to the decision threshold"
 DISAGREE_MESSAGE = "the models disagree"
 NO_HEAD_MESSAGE = "no head found in the image"
+#: Held-out tumour sensitivity on a sequence below which an answer on that sequence carries a caution.
+SEQUENCE_CAUTION = 0.85
 #: ``Result.probabilities`` key suffix of a model's type head (the detector's group has the model name).
 TYPE_GROUP_SUFFIX = " type"
 #: How a model wants its input: (pixel size, preprocessing name of ``gui.core.engine.preprocess.model_input``).
@@ -134,8 +137,13 @@ class Classifier:
                 if m.has_type_head:
                     probabilities[self.group[id(m)] + TYPE_GROUP_SUFFIX] = dict(
                         zip(m.type_labels, map(float, preds[id(m)].type_probabilities[i])))
+            seq_p = det.sequence_probabilities
+            seq_k = int(np.argmax(seq_p[i])) if seq_p is not None else None
             results.append(Result(
                 path=path, seconds=per_image, threshold=self.detector.threshold,
+                sequence=self.detector.sequence_labels[seq_k] if seq_k is not None else "",
+                sequence_from="model" if seq_k is not None else "",
+                sequence_confidence=float(seq_p[i][seq_k]) if seq_k is not None else None,
                 tumor_probability=float(p_tumor[i]), prediction="tumor" if is_tumor else "no_tumor",
                 confidence=float(p_tumor[i] if is_tumor else 1.0 - p_tumor[i]),
                 tumor_type=kind, tumor_type_confidence=kind_p, models_disagree=disagree,
@@ -145,6 +153,19 @@ class Classifier:
                 heat=(det.heatmap[i] if det.heatmap is not None else self.heat_for(det.cam[i], is_tumor))
                 if with_heat else None))
         return results
+
+    def with_sequence(self, r: Result, named: str) -> Result:
+        """The sequence the file's own tags name (``named``) overrides the model's reading; an answer on a
+        sequence whose held-out sensitivity (the detector card's ``held_out_by_sequence``) is below
+        SEQUENCE_CAUTION carries a caution naming it."""
+        if named:
+            r = replace(r, sequence=named, sequence_from="tags", sequence_confidence=None)
+        sensitivity = self.detector.sensitivity_by_sequence.get(r.sequence)
+        if not r.ok or sensitivity is None or sensitivity >= SEQUENCE_CAUTION:
+            return r
+        note = (f"on {SEQUENCE_NAMES.get(r.sequence, r.sequence)} images this model found {100 * sensitivity:.0f} % "
+                "of held-out tumours: a tumour may be missed")
+        return replace(r, ood_warning="; ".join(w for w in (r.ood_warning, note) if w))
 
     def _disagree(self, preds: dict, i: int, is_tumor: bool) -> bool:
         """Whether the answers behind this row contradict each other: the detector against the type

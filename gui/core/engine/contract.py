@@ -14,7 +14,9 @@ from gui.core.errors import FileProblem
 
 INPUT = "image"
 OUTPUTS = ("probabilities", "cam", "embedding")
-OPTIONAL_OUTPUTS = ("type_probabilities", "heatmap")
+OPTIONAL_OUTPUTS = ("type_probabilities", "heatmap", "sequence_probabilities")
+#: The MR sequences a card may name (a sequence head's labels, held-out figures by sequence).
+SEQUENCES = ("t1", "t1c", "t2", "flair")
 CARD_KEY = "model_card"
 REQUIRED_CARD_FIELDS = ("name", "version", "task", "labels", "no_tumor_labels", "input", "decision_threshold",
                         "calibration", "ood", "intended_use", "disclaimer")
@@ -89,7 +91,8 @@ def validate_card(path: Path, card, outputs: dict) -> None:
         raise ModelContractError(path, f"unknown input preprocessing {spec.get('preprocessing')!r}; this app knows {list(PREPROCESSING)}")
     if not isinstance(card["name"], str) or not isinstance(card["version"], str) or not isinstance(card["task"], str):
         raise ModelContractError(path, "the card's name, version and task must be text")
-    ranks = {"probabilities": (2,), "cam": (4,), "embedding": (2,), "type_probabilities": (2,), "heatmap": (3, 4)}
+    ranks = {"probabilities": (2,), "cam": (4,), "embedding": (2,), "type_probabilities": (2,), "heatmap": (3, 4),
+             "sequence_probabilities": (2,)}
     for name, allowed in ranks.items():
         if name in outputs and (len(outputs[name].shape) not in allowed or outputs[name].type != "tensor(float)"):
             raise ModelContractError(path, f"output '{name}' must be a float32 tensor of rank {' or '.join(map(str, allowed))}")
@@ -99,6 +102,22 @@ def validate_card(path: Path, card, outputs: dict) -> None:
         n_types = outputs["type_probabilities"].shape[1]
         if isinstance(n_types, int) and n_types != len(card["type_labels"]):
             raise ModelContractError(path, f"{n_types} type outputs but {len(card['type_labels'])} type labels in the card")
+    if "sequence_probabilities" in outputs:
+        labels = card.get("sequence_labels")
+        if not _is_labels(labels) or not set(labels) <= set(SEQUENCES):
+            raise ModelContractError(path, f"output 'sequence_probabilities' needs the card's 'sequence_labels', "
+                                           f"some of {list(SEQUENCES)}")
+        n_seq = outputs["sequence_probabilities"].shape[1]
+        if isinstance(n_seq, int) and n_seq != len(labels):
+            raise ModelContractError(path, f"{n_seq} sequence outputs but {len(labels)} sequence labels in the card")
+    by_sequence = card.get("held_out_by_sequence")
+    if by_sequence is not None:
+        if not isinstance(by_sequence, dict) or not set(by_sequence) <= set(SEQUENCES) or not all(
+                isinstance(v, dict) and isinstance(v.get("sensitivity"), (int, float))
+                and not isinstance(v.get("sensitivity"), bool) and 0 <= v["sensitivity"] <= 1
+                for v in by_sequence.values()):
+            raise ModelContractError(path, "the card's held-out figures by sequence must give a sensitivity from 0 "
+                                           f"to 1 for some of {list(SEQUENCES)}")
     caution = card.get("caution")
     if caution is not None:
         band = caution.get("band_half_width") if isinstance(caution, dict) else None

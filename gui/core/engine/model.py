@@ -45,6 +45,7 @@ class Prediction:
     ood_flag: np.ndarray  # [N] bool
     type_probabilities: np.ndarray | None = None  # [N, T], P(type | tumour), multi-task models only
     heatmap: np.ndarray | None = None  # [N, h, w], P(tumour) per location, multi-task models only
+    sequence_probabilities: np.ndarray | None = None  # [N, Q], P(sequence), models with a sequence head
 
 
 class Model:
@@ -74,6 +75,11 @@ class Model:
         outputs = {o.name for o in session.get_outputs()}
         self.extra_outputs = [o for o in OPTIONAL_OUTPUTS if o in outputs]
         self.type_labels: list[str] = list(card.get("type_labels", [])) if "type_probabilities" in outputs else []
+        self.sequence_labels: list[str] = (list(card.get("sequence_labels", []))
+                                           if "sequence_probabilities" in outputs else [])
+        #: Held-out tumour sensitivity by sequence, where the card gives it (a caution below SEQUENCE_CAUTION).
+        self.sensitivity_by_sequence: dict[str, float] = {
+            q: float(v["sensitivity"]) for q, v in (card.get("held_out_by_sequence") or {}).items()}
         batch = session.get_inputs()[0].shape[0]
         #: The graph's batch size when it is fixed (an export with a static batch of 1), else None.
         self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
@@ -132,7 +138,8 @@ class Model:
             heat = heat[..., 0]
         score = self.ood.score(emb)
         # NaN is not <= anything: an embedding the model could not compute is "unlike the training images"
-        return Prediction(probs, cam, score, ~(score <= self.ood.threshold), named.get("type_probabilities"), heat)
+        return Prediction(probs, cam, score, ~(score <= self.ood.threshold), named.get("type_probabilities"), heat,
+                          named.get("sequence_probabilities"))
 
 
 def session_options(threads: int | None = None):

@@ -45,7 +45,9 @@ class Result:
     slices: list["Result"] | None = field(default=None, repr=False)  # study only: every slice's answer
     slice: int | None = None  # a slice's own answer: its index in the study
     series_description: str = ""  # study only: a DICOM series' SeriesDescription, where present
-    sequence: str = ""  # the MR sequence the file's own tags name (t1, t1c, t2, flair), "" where they name none
+    sequence: str = ""  # the MR sequence (t1, t1c, t2, flair): the file's tags', else the model's reading, else ""
+    sequence_from: str = ""  # "tags" (the file names it), "model" (the model's sequence head), "" unknown
+    sequence_confidence: float | None = None  # the model's P(sequence), when it is the model's reading
     threshold: float = 0.5  # the decision threshold the answer was given at (the model card's; a study's rule's)
     #: study only: the DICOM series' files in slice order, when the study was one, and the study's grey
     #: scale: its thumbnail or heatmap export reads the key slice's file alone, not the folder's headers

@@ -304,5 +304,5 @@ def _run_chunk(chunk: list[_Unit], classifier: Classifier, with_heat: bool, thre
         except Exception as exc:  # an inference failure marks the batch's files, the stream goes on
             results = [Result(path=p, status="error", error=f"inference failed: {exc}") for _i, p, *_y in ok]
         for (i, _p, frame, _f, sequence), r in zip(ok, results):
-            out[i] = replace(r, frame=frame, sequence=sequence)
+            out[i] = replace(classifier.with_sequence(r, sequence), frame=frame)
     return [out[i] for i in range(len(chunk))]

@@ -118,7 +118,8 @@ def summarise(path: str, slices: list[Result], rule: StudyRule, notes: list[str]
     if not readable.any():
         reason = slices[0].error if slices else "the study has no slices"
         return Result(path=path, status="error", error=f"no slice could be read ({reason})",
-                      n_slices=len(slices), slices=slices, series_description=description, sequence=sequence)
+                      n_slices=len(slices), slices=slices, series_description=description, sequence=sequence,
+                      sequence_from="tags" if sequence else "")
     p = np.array([r.tumor_probability if r.ok else 0.0 for r in slices], np.float64)
     slices = restate_slices(slices, p, rule)
     score = study_score(p, rule)
@@ -140,4 +141,6 @@ def summarise(path: str, slices: list[Result], rule: StudyRule, notes: list[str]
         probabilities=at_key.probabilities, heat=at_key.heat, geometry=at_key.geometry,
         seconds=float(sum(r.seconds for r in slices)), n_slices=len(slices), max_slice=key,
         tumor_slices=format_ranges(tumour_ranges(p, rule)) if is_tumour else "", slices=slices,
-        series_description=description, sequence=sequence, threshold=rule.threshold)
+        series_description=description, sequence=sequence or at_key.sequence,
+        sequence_from="tags" if sequence else at_key.sequence_from,
+        sequence_confidence=None if sequence else at_key.sequence_confidence, threshold=rule.threshold)

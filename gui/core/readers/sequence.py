@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 
 SEQUENCES = ("t1", "t1c", "t2", "flair")
+#: How a sequence is named to a reader.
+SEQUENCE_NAMES = {"t1": "T1", "t1c": "T1 with contrast", "t2": "T2", "flair": "FLAIR"}
 #: Words of a series description that mean a contrast agent was given.
 _CONTRAST = re.compile(r"(\+\s*C\b|\bC\s*\+|\bPOST\b|\bGD\b|GADO|\bCE\b|CONTRAST|\bENH|\+GD|MPRAGE\s*\+)")
 

@@ -17,8 +17,9 @@ CSV_COLUMNS = ["path", "status", "prediction", "tumor_probability", "confidence"
 DISAGREE_COLUMN = "models_disagree"
 #: After ``models_disagree``: filled for a study (volume, multi-frame DICOM, DICOM series), empty otherwise.
 STUDY_COLUMNS = ["n_slices", "max_slice", "tumor_slices", "series_description"]
-#: After the study columns: the MR sequence the file's own DICOM tags name (t1, t1c, t2, flair), else empty.
-SEQUENCE_COLUMN = "sequence"
+#: After the study columns: the MR sequence (t1, t1c, t2, flair) and where it comes from ("tags": the file's
+#: DICOM tags, which win; "model": the model's sequence head), both empty where neither names one.
+SEQUENCE_COLUMN, SEQUENCE_FROM_COLUMN = "sequence", "sequence_from"
 #: After the study columns, before the ``p_`` columns: the heatmap PNG written for the row (``--heatmaps``), else empty.
 HEATMAP_COLUMN = "heatmap"
 #: ``--per-slice``: one row per slice of every study (then the ``p_`` columns).
@@ -41,6 +42,7 @@ def result_row(r: Result, probability_columns: ProbabilityColumns) -> dict[str, 
            "n_slices": "" if r.n_slices is None else str(r.n_slices),
            "max_slice": "" if r.max_slice is None else str(r.max_slice), "tumor_slices": r.tumor_slices,
            "series_description": csv_safe(display_path(r.series_description)), SEQUENCE_COLUMN: r.sequence,
+           SEQUENCE_FROM_COLUMN: r.sequence_from,
            HEATMAP_COLUMN: ""}
     for group, label, col in probability_columns:
         row[col] = num(r.probabilities.get(group, {}).get(label))
@@ -57,7 +59,7 @@ def slice_row(study_path: str, r: Result, probability_columns: ProbabilityColumn
 
 def columns(classifier: Classifier) -> list[str]:
     """The CSV's columns for these models: the fixed ones, then the classifier's ``p_`` columns."""
-    return (list(CSV_COLUMNS) + [DISAGREE_COLUMN] + STUDY_COLUMNS + [SEQUENCE_COLUMN, HEATMAP_COLUMN]
+    return (list(CSV_COLUMNS) + [DISAGREE_COLUMN] + STUDY_COLUMNS + [SEQUENCE_COLUMN, SEQUENCE_FROM_COLUMN, HEATMAP_COLUMN]
             + classifier.probability_columns())
 
 
