@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from gui.core.engine import heatmap as overlay, stream  # noqa: E402
+from gui.core.engine import pictures, stream  # noqa: E402
 from gui.core.engine.classifier import Classifier  # noqa: E402
 from gui.core.engine.model import load_model  # noqa: E402
 from gui.core.readers import dicom, dicom_series, is_study_file, open_study  # noqa: E402
@@ -70,7 +70,7 @@ def test_a_series_is_grouped_from_one_header_read_and_scored_from_one_pixel_read
     # The row's picture (thumbnail, preview, heatmap export) reads the key slice's file, never the folder.
     headers.clear()
     opened.clear()
-    picture = overlay.result_frame(row)
+    picture = pictures.result_frame(row)
     assert headers == [] and opened == [series.files[row.max_slice]]
     assert np.array_equal(picture, open_study(series.files[0]).frame(row.max_slice))
 

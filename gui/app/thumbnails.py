@@ -2,7 +2,7 @@
 
 The table asks for a row's thumbnail only when the row is painted, so a batch of thousands of
 files renders only what is on screen; a bounded cache keeps the recent ones. Rendering is the
-core's ``gui.core.engine.heatmap.result_picture``; this class only asks the runner for it.
+core's ``gui.core.engine.pictures.result_picture``; this class only asks the runner for it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PySide6.QtGui import QImage, QPixmap
 
 from gui.app.tasks import RENDER, Context, TaskRunner
 from gui.app.viewer import to_qimage
-from gui.core.engine.heatmap import result_picture
+from gui.core.engine.pictures import result_picture
 from gui.core.engine.result import Result
 
 _names = itertools.count(1)

@@ -16,7 +16,7 @@ import numpy as np
 from gui.app.tasks import Context
 from gui.core.engine import stream, tuning
 from gui.core.engine.classifier import Classifier
-from gui.core.engine.heatmap import result_frame
+from gui.core.engine.pictures import result_frame
 from gui.core.engine.result import Result
 from gui.core.names import display_path
 from gui.core.readers import ImageReadError, Plane, Scan, open_study

@@ -10,9 +10,6 @@ import numpy as np
 from PIL import Image
 
 from gui.core.engine.preprocess import Geometry
-from gui.core.readers import open_study, read_image
-from gui.core.readers.dicom_series import open_series
-from gui.core.engine.result import Result
 
 #: Perceptually uniform colour maps (matplotlib's, sampled at 17 points; interpolated to 256).
 _ANCHORS = {
@@ -104,23 +101,3 @@ def draw_contour(rgb: np.ndarray, heat: np.ndarray, level: float = 0.5, colour=(
     out = rgb.copy()
     out[contour(heat, level)] = colour
     return out
-
-
-def result_frame(r: Result) -> np.ndarray:
-    """The frame a batch row's heatmap belongs to, read again from its file (the batch keeps heatmaps,
-    not frames): a study's key slice (of a DICOM series: the key slice's file alone, from the series
-    the batch found), else the file's image. Raises ImageReadError when the file can no longer be read."""
-    if r.series is not None:
-        return open_series(r.series, levels=r.levels).frame(r.max_slice)
-    return open_study(r.path).frame(r.max_slice) if r.is_study else read_image(r.path)
-
-
-def result_picture(r: Result, size: int, opacity: float = 0.45, colormap: str = "inferno") -> np.ndarray:
-    """A batch row's scan with its heatmap, fitted inside ``size`` x ``size`` (thumbnails, the batch
-    preview)."""
-    frame = result_frame(r)
-    if r.heat is not None and r.geometry is not None:
-        frame = blend(frame, heat_to_frame(r.heat, r.geometry, frame.shape[0], frame.shape[1]), opacity, colormap)
-    picture = Image.fromarray(frame)
-    picture.thumbnail((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(picture)
