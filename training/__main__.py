@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ft.add_argument("--freeze", action="store_true", help="train the head only (the augmented-views arm)")
     ft.add_argument("--folds", nargs="*")
     ft.add_argument("--swa", action="store_true", help="also score the average of each fold's epoch weights")
+    ft.add_argument("--swa-from", type=int, default=1, help="the first epoch in that average (default 1)")
     ft.add_argument("--frozen-run", default="runs/multitask",
                     help="run whose per-fold heads start the fine-tuning; 'none': a fresh head (see --probe-epochs)")
     ft.add_argument("--probe-epochs", type=int, default=0,
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
         finetune.run(args.catalogue, args.front, args.out, args.weights, args.families, args.epochs, args.freeze,
                      args.lr, args.folds, args.swa, None if args.frozen_run == "none" else args.frozen_run,
-                     args.probe_epochs)
+                     args.probe_epochs, args.swa_from)
     elif args.command == "choose":
         from training import choose
 

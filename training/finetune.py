@@ -272,22 +272,23 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
 
 
 def average(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, levels: np.ndarray, out: Path,
-            weights: str, epochs: int) -> None:
-    """The mean of a fold's fine-tuned weights over epochs 1..``epochs`` (stochastic weight averaging
-    along one run: flatter optima hold up better on other data, and with BatchNorm frozen no
-    statistics need re-estimating), scored like an epoch as ``swa``."""
+            weights: str, epochs: int, first: int = 1) -> None:
+    """The mean of a fold's fine-tuned weights over epochs ``first``..``epochs`` (stochastic weight
+    averaging along one run: flatter optima hold up better on other data, and with BatchNorm frozen no
+    statistics need re-estimating; epochs that swing from one to the next are averaged out), scored like
+    an epoch as ``swa``."""
     folder = out / name
     if (folder / "metrics-swa.json").exists():
         return
     parts = catalogue.fold(doc, None if name == "in-distribution" else name)
     _full, model, _head, _ = build(weights, None, labels=mt.labels_of(out))
     stack = []
-    for e in range(1, epochs + 1):
+    for e in range(first, epochs + 1):
         model.load_weights(folder / f"epoch-{e}.weights.h5")
         stack.append(model.get_weights())
     model.set_weights([np.mean(ws, axis=0).astype(ws[0].dtype) for ws in zip(*stack)])
     m = score(model, doc, tg, data[0], parts, meta, levels, SWA, folder, heatmaps=True)
-    m["averaged_epochs"] = list(range(1, epochs + 1))
+    m["averaged_epochs"] = list(range(first, epochs + 1))
     model.save_weights(folder / f"epoch-{SWA}.weights.h5")
     (folder / f"metrics-{SWA}.json").write_text(json.dumps(m, indent=1))
     _say(name, m)
@@ -308,7 +309,7 @@ def _say(name: str, m: dict) -> None:
 
 def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: list[str], epochs: int = 3,
         freeze: bool = False, lr: float = 1e-4, folds: list[str] | None = None, swa: bool = False,
-        frozen_run: str | None = "runs/multitask", probe_epochs: int = 0) -> None:
+        frozen_run: str | None = "runs/multitask", probe_epochs: int = 0, swa_from: int = 1) -> None:
     """Every fold (default: each source held out, each lgg sequence held out, then in-distribution),
     resumable by epoch; with ``swa`` also the average of each fold's epochs (``average``). Without
     ``frozen_run`` each fold starts from a fresh head trained alone for ``probe_epochs`` first."""
@@ -341,4 +342,4 @@ def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: l
         fit_fold(name, doc, tg, data, meta, levels, Path(out), weights, fam, epochs, freeze, lr,
                  frozen_run=frozen_run, probe_epochs=probe_epochs)
         if swa:
-            average(name, doc, tg, data, meta, levels, Path(out), weights, epochs)
+            average(name, doc, tg, data, meta, levels, Path(out), weights, epochs, swa_from)
