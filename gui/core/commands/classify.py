@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from gui.core.commands.common import (
-    UsageError, check_not_an_input, check_targets, stop_signals, terminal_progress,
+    Stop, UsageError, check_not_an_input, check_targets, stop_signals, terminal_progress,
 )
 from gui.core.engine import stream, tuning
 from gui.core.engine.classifier import Classifier
@@ -58,9 +58,9 @@ def classify_main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
-    with stop_signals():  # a polite kill writes the finished rows too; a second Ctrl-C changes nothing
+    with stop_signals() as stop:  # a polite kill writes the finished rows too; a second Ctrl-C changes nothing
         try:
-            return _classify(args)
+            return _classify(args, stop)
         except UsageError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -69,7 +69,7 @@ def classify_main(argv: list[str]) -> int:
             return 130
 
 
-def _classify(args) -> int:
+def _classify(args, stop: Stop) -> int:
     out = Path(args.csv)
     heat_dir = Path(args.heatmaps) if args.heatmaps else None
     per_slice = Path(args.per_slice) if args.per_slice else None
@@ -136,7 +136,7 @@ def _classify(args) -> int:
         csv_out.discard()
         raise
     try:
-        return _stream(classifier, engine, files, journal, done, csv_out, slices_out, progress, heat_dir)
+        return _stream(classifier, engine, files, journal, done, csv_out, slices_out, progress, heat_dir, stop)
     except BaseException:  # interrupted before the stream began, or worse: leave no temporary file
         csv_out.discard()
         if slices_out is not None:
@@ -154,10 +154,12 @@ def _open_csv(path: Path, columns: list[str], force: bool) -> csvout.AtomicCsv:
 
 
 def _stream(classifier: Classifier, engine: EngineSettings, files: list, journal: Journal, done: dict,
-            csv_out: csvout.AtomicCsv, slices_out: csvout.AtomicCsv | None, progress, heat_dir: Path | None) -> int:
+            csv_out: csvout.AtomicCsv, slices_out: csvout.AtomicCsv | None, progress, heat_dir: Path | None,
+            stop: Stop) -> int:
     """Rows stream straight into the temporary CSV (memory stays flat however many files) and into
-    the run's journal; Ctrl-C or SIGTERM ends the stream and the rows finished so far are still
-    published; after a kill, ``--resume`` takes the journal's rows of unchanged files back, in order."""
+    the run's journal; Ctrl-C or SIGTERM asks the stream to stop between batches (``stop``, never an
+    exception inside the engine) and the rows finished so far are still published; after a kill,
+    ``--resume`` takes the journal's rows of unchanged files back, in order."""
     counts = {"rows": 0, "failed": 0, "tumours": 0, "cautioned": 0, "disagree": 0, "studies": 0}
     interrupted = False
     t0 = time.perf_counter()
@@ -169,38 +171,18 @@ def _stream(classifier: Classifier, engine: EngineSettings, files: list, journal
         return _write_failed(exc, csv_out, slices_out)
     results = stream.classify_files([f for f, k in zip(files, keys) if k not in done], classifier, engine,
                                     with_heat=heat_dir is not None,
-                                    keep_frames=heat_dir is not None)
+                                    keep_frames=heat_dir is not None, should_cancel=stop.requested.is_set)
     try:
-        for key in keys:
-            if key in done:
-                row, slice_rows = done[key]["row"], done[key]["slices"]
-            else:
-                r = next(results)
-                heatmap = None
-                if heat_dir is not None and r.ok and r.frame is not None:
-                    r, heatmap = write_heatmap(r, heat_dir)
-                if not r.ok:
-                    log.warning("%s: %s", display_path(r.path), display_path(r.error))
-                row, slice_rows = csvout.row(classifier, r, heatmap), [csvout.study_slice_row(classifier, r.path, s) for s in r.slices or []]
-                journal.add(key, row, slice_rows)
-            ok = row["status"] == "ok"
-            counts["rows"] += 1
-            counts["failed"] += not ok
-            counts["tumours"] += ok and row["prediction"] == "tumor"
-            counts["cautioned"] += ok and bool(row["ood_warning"])
-            counts["disagree"] += ok and row[csvout.DISAGREE_COLUMN] == "yes"
-            counts["studies"] += bool(row["n_slices"])
-            progress.update(1)
-            progress.set_postfix(failed=counts["failed"], refresh=False)
-            csv_out.write(row)
-            if slices_out is not None:
-                for s in slice_rows:
-                    slices_out.write(s)
-    except KeyboardInterrupt:
+        with stop.soft():
+            interrupted = _rows(keys, done, results, classifier, journal, csv_out, slices_out, progress, heat_dir,
+                                counts, stop)
+    except KeyboardInterrupt:  # a signal just before the rows began
         interrupted = True
     except OSError as exc:  # the CSV itself cannot be written (disk full): nothing sensible is left to do
         journal.close(finished=False)
         return _write_failed(exc, csv_out, slices_out)
+    finally:
+        results.close()  # the engine's threads end with the batch they hold
     journal.close(finished=False)
     progress.close()
     try:
@@ -230,6 +212,43 @@ def _stream(classifier: Classifier, engine: EngineSettings, files: list, journal
               "continues from them", file=sys.stderr)
         return 130
     return 1 if failed else 0
+
+
+def _rows(keys: list, done: dict, results, classifier: Classifier, journal: Journal, csv_out: csvout.AtomicCsv,
+          slices_out: csvout.AtomicCsv | None, progress, heat_dir: Path | None, counts: dict, stop: Stop) -> bool:
+    """Each file's row, in order (a resumed one from the journal), into the CSV and the journal; True
+    when a stop was asked for before the last one (the rows so far are whole)."""
+    for key in keys:
+        if stop.requested.is_set():
+            return True
+        if key in done:
+            row, slice_rows = done[key]["row"], done[key]["slices"]
+        else:
+            r = next(results, None)
+            if r is None:  # the stream stopped between batches: a stop was asked for
+                return True
+            heatmap = None
+            if heat_dir is not None and r.ok and r.frame is not None:
+                r, heatmap = write_heatmap(r, heat_dir)
+            if not r.ok:
+                log.warning("%s: %s", display_path(r.path), display_path(r.error))
+            row = csvout.row(classifier, r, heatmap)
+            slice_rows = [csvout.study_slice_row(classifier, r.path, s) for s in r.slices or []]
+            journal.add(key, row, slice_rows)
+        ok = row["status"] == "ok"
+        counts["rows"] += 1
+        counts["failed"] += not ok
+        counts["tumours"] += ok and row["prediction"] == "tumor"
+        counts["cautioned"] += ok and bool(row["ood_warning"])
+        counts["disagree"] += ok and row[csvout.DISAGREE_COLUMN] == "yes"
+        counts["studies"] += bool(row["n_slices"])
+        progress.update(1)
+        progress.set_postfix(failed=counts["failed"], refresh=False)
+        csv_out.write(row)
+        if slices_out is not None:
+            for s in slice_rows:
+                slices_out.write(s)
+    return False
 
 
 def _write_failed(exc: OSError, csv_out: csvout.AtomicCsv, slices_out: csvout.AtomicCsv | None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,30 +67,49 @@ def check_not_an_input(out: Path, paths: list[str], items: list) -> None:
             raise UsageError(f"--csv {out} is one of the files to classify; choose another name")
 
 
+class Stop:
+    """What Ctrl-C and SIGTERM asked for. Outside :meth:`soft` the first raises KeyboardInterrupt where
+    the work is (start-up: nothing written yet); inside it (rows streaming) it only sets ``requested``,
+    which the stream checks between batches, so no exception ever lands inside the engine's locks and
+    threads (raised there, a Ctrl-C could leave a lock held and the process hanging at exit)."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._soft = False
+
+    @contextmanager
+    def soft(self) -> Iterator[None]:
+        self._soft = True
+        try:
+            yield
+        finally:
+            self._soft = False
+
+    def _signal(self, _signum, _frame) -> None:
+        if self.requested.is_set():
+            return  # a second Ctrl-C while the finished rows are written changes nothing
+        self.requested.set()
+        if not self._soft:
+            raise KeyboardInterrupt
+
+
 @contextmanager
-def stop_signals() -> Iterator[None]:
-    """Ctrl-C and SIGTERM (a polite kill) stop a command once: the first raises KeyboardInterrupt where
-    the work is, so the rows finished so far are written; any later one is ignored while they are (a
-    second Ctrl-C a few milliseconds after the first used to land inside that clean-up: a traceback and
-    an abort, exit 134). SIGINT is left alone where it was ignored (a command started with ``&``); once a
-    stop has begun, later SIGINTs stay ignored until the process has exited."""
-    stopping = False
-
-    def stop(_signum, _frame) -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        raise KeyboardInterrupt
-
-    previous_term = signal.signal(signal.SIGTERM, stop)
+def stop_signals() -> Iterator[Stop]:
+    """Ctrl-C and SIGTERM (a polite kill) stop a command once (:class:`Stop`): the rows finished so far
+    are written, and any later signal is ignored while they are (a second Ctrl-C a few milliseconds
+    after the first used to land inside that clean-up: a traceback and an abort, exit 134). SIGINT is left
+    alone where it was ignored (a command started with ``&``); once a stop has begun, later SIGINTs stay
+    ignored until the process has exited."""
+    stop = Stop()
+    previous_term = signal.signal(signal.SIGTERM, stop._signal)
     previous_int = signal.getsignal(signal.SIGINT)
     catch_int = previous_int is signal.default_int_handler
     if catch_int:
-        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGINT, stop._signal)
     try:
-        yield
+        yield stop
     finally:
+        stopping = stop.requested.is_set()
         signal.signal(signal.SIGTERM, signal.SIG_IGN if stopping else previous_term)
         if catch_int:
             signal.signal(signal.SIGINT, signal.SIG_IGN if stopping else previous_int)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from gui.core.commands.arrivals import Arrivals
-from gui.core.commands.common import stop_signals
+from gui.core.commands.common import Stop, stop_signals
 from gui.core.engine import stream
 from gui.core.engine.classifier import Classifier
 from gui.core.engine.model import ModelContractError
@@ -25,11 +25,14 @@ from gui.core.records.logs import attach_log_file, log
 
 
 def poll(folder: Path, live: LiveCsv, classifier: Classifier, arrivals: Arrivals, interval: float,
-         recursive: bool = False) -> None:
-    """Look at the folder every ``interval`` seconds and classify what is ready, until interrupted. A
-    folder that cannot be read (an unmounted share, a removed folder) is said once and waited for."""
+         recursive: bool = False, stop: Stop | None = None) -> None:
+    """Look at the folder every ``interval`` seconds and classify what is ready, until ``stop`` is asked
+    for (checked between batches and looks: a Ctrl-C never lands inside the engine) or, without one,
+    until interrupted. A folder that cannot be read (an unmounted share, a removed folder) is said once
+    and waited for."""
+    stopped = stop.requested.is_set if stop is not None else (lambda: False)
     away = False
-    while True:
+    while not stopped():
         try:
             arrivals.scan(folder, recursive)
         except OSError as exc:
@@ -44,7 +47,7 @@ def poll(folder: Path, live: LiveCsv, classifier: Classifier, arrivals: Arrivals
             print(f"the watched folder {display_path(str(folder))} is back", file=sys.stderr)
             away = False
         items = arrivals.ready(live.is_done)
-        for item, r in zip(items, stream.classify_files(items, classifier)):
+        for item, r in zip(items, stream.classify_files(items, classifier, should_cancel=stopped)):
             live.add(item, csvout.row(classifier, r))
             print(f"{display_path(r.path)}: {r.prediction or 'error: ' + r.error}", file=sys.stderr)
         time.sleep(interval)
@@ -54,9 +57,10 @@ def serve(folder: Path, out: Path, live: LiveCsv, classifier: Classifier, arriva
           recursive: bool = False) -> int:
     """:func:`poll` until Ctrl-C or SIGTERM (exit 0) or until the CSV cannot be written, a full disk
     (exit 2, said); the CSV and its journal are closed either way. ``watch`` and ``listen`` both end here."""
-    with stop_signals():
+    with stop_signals() as stop:
         try:
-            poll(folder, live, classifier, arrivals, interval, recursive)
+            with stop.soft():
+                poll(folder, live, classifier, arrivals, interval, recursive, stop)
         except KeyboardInterrupt:
             pass
         except OSError as exc:
