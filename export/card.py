@@ -205,13 +205,17 @@ def _series_entry(series: dict) -> dict:
 
 def build_multitask_card(name: str, version: str, config: dict, folds: dict[str, dict], verification: dict,
                          ood: dict, source_run: str, caution: dict | None = None, series: dict | None = None,
-                         grid: int = 7, operating_point: dict | None = None, orientation: dict | None = None) -> dict:
+                         grid: int = 7, operating_point: dict | None = None, orientation: dict | None = None,
+                         sequence_labels: list[str] | None = None) -> dict:
     """The card of the multi-task model: in-distribution test figures and, as the headline, every
     leave-one-source-out fold; where given, the operating point chosen on the pooled held-out folds
-    (``training/choose.py``) and how much the answer moves when the scan is turned."""
+    (``training/choose.py``), how much the answer moves when the scan is turned, and the sequence
+    head's labels (a model with ``sequence_probabilities``)."""
     shipped = folds["in-distribution"]
     threshold = operating_point["operating_point"]["threshold"] if operating_point else DECISION_THRESHOLD
+    sequence = {"sequence_labels": list(sequence_labels)} if sequence_labels else {}
     return {
+        **sequence,
         "name": name,
         "version": version,
         "task": "binary",
@@ -224,7 +228,9 @@ def build_multitask_card(name: str, version: str, config: dict, folds: dict[str,
         "outputs": {"probabilities": "calibrated P(no tumour), P(tumour) [N, 2]",
                     "cam": "class activation map of both classes [N, 7, 7, 2] (adapter features x classifier kernel)",
                     "embedding": "globally pooled adapter features [N, 256]",
-                    "type_probabilities": "P(type | tumour) for type_labels [N, 3]",
+                    "type_probabilities": f"P(type | tumour) for type_labels [N, {len(config['type_labels'])}]",
+                    **({"sequence_probabilities": f"P(sequence) for sequence_labels [N, {len(sequence_labels)}]"}
+                       if sequence_labels else {}),
                     "heatmap": f"P(tumour) at each location of a {grid}x{grid} grid over the model input [N, {grid}, {grid}]"},
         "architecture": config["arch"],
         "parameters": config["parameters"],

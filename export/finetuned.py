@@ -44,8 +44,9 @@ def export_finetuned(run_dir: str, out: str, weights: str, name: str = "Tumour m
     folds = {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob("*/metrics.json"))}
     doc = splits.load(frozen["catalogue"])
     t0 = time.time()
+    labels = mt.labels_of(run)
     model, trainable, head = build_keras(weights, run / SHIPPED_FOLD / f"epoch-{choice['epoch']}.weights.h5",
-                                         metrics["temperature"], mt.labels_of(run))
+                                         metrics["temperature"], labels)
     mm, meta = front.load(config["front_dir"])
     f0 = mm[0]
     rng = np.random.default_rng(seed)
@@ -55,7 +56,7 @@ def export_finetuned(run_dir: str, out: str, weights: str, name: str = "Tumour m
         draft, report = draft_and_verify(
             model, Path(tmp), doc, rng, lambda idx: ft.predict(trainable, np.asarray(f0[idx]), metrics["temperature"])
             ["probabilities"], head.get_layer("logits").get_weights()[1], metrics["temperature"], meta)
-        card_config = {**frozen, "arch": ARCH, "parameters": int(model.count_params()),
+        card_config = {**frozen, "arch": ARCH, "parameters": int(model.count_params()), "type_labels": labels[0],
                        "method": {**frozen["method"], "fine_tuning": config,
                                   "views": "as read + the families of training/views.py, one drawn per image and epoch"}}
         extras = {name: json.loads((run / f"{name}.json").read_text()) if (run / f"{name}.json").exists() else None
@@ -65,7 +66,8 @@ def export_finetuned(run_dir: str, out: str, weights: str, name: str = "Tumour m
         shipped = {**metrics, "epochs": epochs}
         card = cards.build_multitask_card(name, version, card_config, {**folds, SHIPPED_FOLD: shipped}, report, ood,
                                           str(run), extras["caution"], extras["series"], grid=ft.HEAT_GRID,
-                                          operating_point=choice, orientation=extras["orientation"])
+                                          operating_point=choice, orientation=extras["orientation"],
+                                          sequence_labels=labels[1])
         convert.publish(draft, card, out_path)
     print(f"{out_path}: {out_path.stat().st_size / 1e6:.1f} MB in {time.time() - t0:.0f} s; verification "
           f"{json.dumps(report)}; OOD threshold {ood['threshold']:.2f}; decision threshold {card['decision_threshold']}")

@@ -45,7 +45,8 @@ def build_keras(head, weights: str, temperature: float):
 def contract_model(inputs, out: dict, head, temperature: float, heat_key: str = "heat_logits",
                    grid: int = feats.GRID):
     """The app's contract outputs from a trunk's head outputs ``out`` (``features``, ``logits``,
-    ``type_logits`` and the heatmap logits ``heat_key`` on a ``grid`` x ``grid`` map)."""
+    ``type_logits`` and the heatmap logits ``heat_key`` on a ``grid`` x ``grid`` map; a head with a
+    sequence head adds ``sequence_probabilities``)."""
     import keras
 
     adapter = out["features"]  # the head's own adapter output: computed once in the graph
@@ -59,8 +60,11 @@ def contract_model(inputs, out: dict, head, temperature: float, heat_key: str = 
     heat = keras.layers.Activation("sigmoid", name="heat_sigmoid")(out[heat_key])
     heat = keras.layers.Reshape((grid, grid), name="heat_map")(heat)
     embedding = keras.layers.GlobalAveragePooling2D(name="embedding_pool")(adapter)
-    model = keras.Model(inputs, {"probabilities": probabilities, "cam": cam, "embedding": embedding,
-                                 "type_probabilities": type_probabilities, "heatmap": heat})
+    outputs = {"probabilities": probabilities, "cam": cam, "embedding": embedding,
+               "type_probabilities": type_probabilities, "heatmap": heat}
+    if "sequence_logits" in out:
+        outputs["sequence_probabilities"] = keras.layers.Softmax(name="sequence_softmax")(out["sequence_logits"])
+    model = keras.Model(inputs, outputs)
     model(np.zeros((1, feats.SIZE, feats.SIZE, 3), np.float32))
     return model
 
@@ -96,7 +100,8 @@ def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour m
     metrics = json.loads((fold_dir / "metrics.json").read_text())
     folds = {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob("*/metrics.json"))}
     doc = splits.load(config["catalogue"])
-    head = mt.build_head(*mt.labels_of(run))
+    labels = mt.labels_of(run)
+    head = mt.build_head(*labels)
     head.load_weights(fold_dir / "head.weights.h5")
     t0 = time.time()
     model = build_keras(head, weights, metrics["temperature"])
@@ -112,7 +117,8 @@ def export_multitask(run_dir: str, out: str, weights: str, name: str = "Tumour m
         caution = json.loads(caution_file.read_text()) if caution_file.exists() else None
         series_file = run / "series.json"
         series = json.loads(series_file.read_text()) if series_file.exists() else None
-        card = cards.build_multitask_card(name, version, config, folds, report, ood, str(run), caution, series)
+        card = cards.build_multitask_card(name, version, {**config, "type_labels": labels[0]}, folds, report, ood,
+                                          str(run), caution, series, sequence_labels=labels[1])
         convert.publish(draft, card, out_path)
     print(f"{out_path}: {out_path.stat().st_size / 1e6:.1f} MB in {time.time() - t0:.0f} s; verification "
           f"{json.dumps(report)}; OOD threshold {ood['threshold']:.2f}")

@@ -129,6 +129,8 @@ def test_the_fine_tuned_graph_starts_as_the_frozen_model_and_exports_the_contrac
     exported = contract_model(full.inputs, ft.heads_on(model, head, fmap, expand), head, 1.5, "heat14_logits", 14)
     out = {k: np.asarray(v) for k, v in exported(x).items()}
     assert out["heatmap"].shape == (2, 14, 14) and out["cam"].shape == (2, 7, 7, 2)
+    assert out["sequence_probabilities"].shape == (2, 4)  # the sequence head reaches the contract's outputs
+    assert np.allclose(out["sequence_probabilities"].sum(axis=1), 1.0, atol=1e-5)
     bias = head.get_layer("logits").get_weights()[1]
     assert np.allclose(softmax((out["cam"].mean(axis=(1, 2)) + bias) / 1.5, axis=1), out["probabilities"], atol=1e-5)
 
