@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import gc
 import sys
 import tempfile
 import threading
@@ -139,4 +140,7 @@ def no_work_outlives_its_test():
         for runner in list(tasks.TaskRunner.instances) if tasks is not None else []:
             if not runner.wait(20000):  # the window's lanes: a study, a batch, a render
                 left.append("a window's task runner job")
+        # The test's Qt objects left in reference cycles are collected here, on the GUI thread: left to
+        # Python's collector they may be freed in a pool thread of the next test, which crashes Qt.
+        gc.collect()
     assert not left, f"background work still running after the test: {', '.join(left)}"

@@ -19,9 +19,16 @@ from gui.core.readers import ImageReadError  # noqa: E402
 
 @pytest.fixture
 def runner(qtbot):
-    r = TaskRunner()
+    from PySide6.QtCore import QCoreApplication, QObject
+
+    owner = QObject()  # the runner is deleted with it, here, on the GUI thread
+    r = TaskRunner(owner)
     yield r
     r.wait(10000)
+    QCoreApplication.processEvents()  # the last answers are delivered: no job is left referenced
+    import shiboken6
+
+    shiboken6.delete(owner)  # now, on this thread: never left to the collector in a pool thread
 
 
 def test_only_the_newest_request_of_a_key_is_answered(runner, qtbot):

@@ -53,10 +53,14 @@ class Context:
     when the request is stale), ``cancelled()`` says when to stop between two steps."""
 
     def __init__(self, runner: TaskRunner, task: Task) -> None:
-        self._runner, self._task = runner, task
+        # Weak: a job never keeps its runner alive, so no cycle of Qt objects is left for Python's
+        # collector to break in a pool thread (a QObject deleted off its thread crashes the process).
+        self._runner, self._task = weakref.ref(runner), task
 
     def report(self, payload: Any) -> None:
-        self._runner._progress.emit(self._task.key, self._task.token, payload)
+        runner = self._runner()
+        if runner is not None:
+            runner._progress.emit(self._task.key, self._task.token, payload)
 
     def cancelled(self) -> bool:
         return self._task.cancelled
@@ -72,14 +76,15 @@ class _Handlers:
 class _Job(QRunnable):
     def __init__(self, runner: TaskRunner, task: Task, lane: str, work: Callable[[Context], Any]) -> None:
         super().__init__()
-        self.runner, self.task, self.lane, self.work = runner, task, lane, work
+        self.context = Context(runner, task)
+        self.runner, self.task, self.lane, self.work = weakref.ref(runner), task, lane, work
 
     def run(self) -> None:
         if self.lane == BACKGROUND:
             lower_this_thread()  # the window's thread comes first (gui.core.engine.priority)
         value, error = None, ""
         try:
-            value = self.work(Context(self.runner, self.task))
+            value = self.work(self.context)
         except ImageReadError as exc:
             error = exc.reason
         except MemoryError:
@@ -87,7 +92,9 @@ class _Job(QRunnable):
         except Exception as exc:  # any other failure is a message on screen, and a traceback in the log
             error = f"unexpected error: {type(exc).__name__}: {exc}"
             log.error("%s failed\n%s", self.task.key, traceback.format_exc())
-        self.runner._done.emit(self.task.key, self.task.token, value, error)
+        runner = self.runner()
+        if runner is not None:
+            runner._done.emit(self.task.key, self.task.token, value, error)
 
 
 class TaskRunner(QObject):
@@ -105,9 +112,9 @@ class TaskRunner(QObject):
         super().__init__(parent)
         self.pools: dict[str, QThreadPool] = {}
         for lane, threads in LANE_THREADS.items():
-            # No Qt parent: the pools live as long as this object in Python, so work still running when
-            # the window is deleted is waited for (``wait``), never deleted under its thread.
-            pool = QThreadPool()
+            # Children of the runner: deleted with it, by Qt, on its own thread (its destructor waits
+            # for the pool's work), never by Python's collector wherever that happens to run.
+            pool = QThreadPool(self)
             pool.setMaxThreadCount(threads)
             self.pools[lane] = pool
         self._current: dict[str, Task] = {}
@@ -156,8 +163,12 @@ class TaskRunner(QObject):
         return self._current.get(key)
 
     def wait(self, msecs: int = 30000) -> bool:
-        """Wait for every lane's work to end (closing the window; a test's end)."""
-        return all(pool.waitForDone(msecs) for pool in self.pools.values())
+        """Wait for every lane's work to end (closing the window; a test's end); a runner already
+        deleted with its window has waited for its work then."""
+        try:
+            return all(pool.waitForDone(msecs) for pool in self.pools.values())
+        except RuntimeError:  # the C++ pools are gone: deleted with their runner, after waiting
+            return True
 
     def _live(self, key: str, token: int) -> _Handlers | None:
         task = self._current.get(key)
