@@ -23,24 +23,20 @@ from gui.core.engine.model import load_model  # noqa: E402
 from tests.conftest import brain_like  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
 from tests.series_factory import stack, write_dicom_series, write_nifti  # noqa: E402
+from tests.test_viewer import window  # noqa: E402,F401  (the same window at 1280x800 with a multi-task model)
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow([load_model(make_contract_model(tmp_path / "m.onnx", multitask=True))], settings)
-    qtbot.addWidget(w)
-    w.resize(1280, 800)
-    w.show()
-    return w
+def _one_bright_slice(n: int, bright: int, size: int) -> np.ndarray:
+    """``n`` dim slices with slice ``bright`` made bright: the synthetic model's one tumour, the key slice."""
+    images, _ = stack(n, size=size)
+    images = (images // 4).astype(np.uint8)
+    images[bright] = np.maximum(images[bright], 200)
+    return images
 
 
 @pytest.fixture
 def volume(tmp_path):
-    images, _ = stack(12, size=64)
-    images = (images // 4).astype(np.uint8)
-    images[9] = np.maximum(images[9], 200)
-    return write_nifti(tmp_path / "vol.nii", images)
+    return write_nifti(tmp_path / "vol.nii", _one_bright_slice(12, 9, 64))
 
 
 def _scored(window, qtbot):
@@ -133,10 +129,7 @@ def test_a_right_drag_on_a_dicom_with_its_own_window_starts_from_it(window, qtbo
 
 
 def test_a_file_of_a_series_stays_on_screen_with_the_key_slice_offered(window, qtbot, tmp_path):
-    images, _ = stack(10, size=48)
-    images = (images // 4).astype(np.uint8)
-    images[8] = np.maximum(images[8], 200)
-    files = write_dicom_series(tmp_path / "s", images, description="AX FLAIR")
+    files = write_dicom_series(tmp_path / "s", _one_bright_slice(10, 8, 48), description="AX FLAIR")
     window.open_path(str(files[2]))
     _scored(window, qtbot)
     assert window.panel.frame.value() == 2 and window.study_result.max_slice == 8
@@ -191,10 +184,7 @@ def test_reports_studies_and_series_are_named_for_a_reader():
 def test_the_report_letters_its_pictures_and_states_scale_threshold_and_series(window, qtbot, tmp_path):
     from gui.app.report import lettered, report_html
 
-    images, _ = stack(10, size=64)
-    images = (images // 4).astype(np.uint8)
-    images[6] = np.maximum(images[6], 200)
-    files = write_dicom_series(tmp_path / "s", images, description="AX T1 POST GD")
+    files = write_dicom_series(tmp_path / "s", _one_bright_slice(10, 6, 64), description="AX T1 POST GD")
     window.open_path(str(files[0]))
     _scored(window, qtbot)
     html_text = report_html("IM0000.dcm", {"series number": "", "series description": "AX T1 POST GD"},

@@ -65,6 +65,12 @@ class Context:
     def cancelled(self) -> bool:
         return self._task.cancelled
 
+    def _answer(self, value: Any, error: str) -> None:
+        """The work's value or error, sent back to the GUI thread (nothing when the runner is gone)."""
+        runner = self._runner()
+        if runner is not None:
+            runner._done.emit(self._task.key, self._task.token, value, error)
+
 
 @dataclass
 class _Handlers:
@@ -77,7 +83,7 @@ class _Job(QRunnable):
     def __init__(self, runner: TaskRunner, task: Task, lane: str, work: Callable[[Context], Any]) -> None:
         super().__init__()
         self.context = Context(runner, task)
-        self.runner, self.task, self.lane, self.work = weakref.ref(runner), task, lane, work
+        self.task, self.lane, self.work = task, lane, work
 
     def run(self) -> None:
         if self.lane == BACKGROUND:
@@ -92,9 +98,7 @@ class _Job(QRunnable):
         except Exception as exc:  # any other failure is a message on screen, and a traceback in the log
             error = f"unexpected error: {type(exc).__name__}: {exc}"
             log.error("%s failed\n%s", self.task.key, traceback.format_exc())
-        runner = self.runner()
-        if runner is not None:
-            runner._done.emit(self.task.key, self.task.token, value, error)
+        self.context._answer(value, error)
 
 
 class TaskRunner(QObject):

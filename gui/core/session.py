@@ -110,7 +110,7 @@ class ViewerSession:
         if request.new_file:
             self.scan, self.display = scan, Display()
             self.frame = scan.default_frame if request.frame is None else request.frame
-            self.study.restart()
+            # its study was restarted when the file was asked for (``open``): its task is this one
             self.study.jump_allowed = scan.format != "DICOM series"  # a file the user chose: kept on screen
             return Shown(True, self.frame, result, self.study.task if scan.is_study else None)
         self.frame = request.frame
@@ -128,8 +128,7 @@ class ViewerSession:
             self.result, self.plane = None, None
             return Failed(path, reason, True, request.frame)
         self.scan = self.plane = self.result = None
-        self.display, self.frame = Display(), 0
-        self.study.restart()
+        self.display, self.frame = Display(), 0  # the old study was dropped when this file was asked for
         return Failed(path, reason, False)
 
     def model_changed(self) -> OpenRequest | None:

@@ -24,7 +24,7 @@ from gui.core.engine.modelset import load_models, model_files
 from gui.core.names import display_path
 from gui.core.records import archive, csvout
 from gui.core.records.heatmaps import write_heatmap
-from gui.core.records.journal import Journal, OtherModelsError, describe, identity, models_identity
+from gui.core.records.journal import Journal, OtherModelsError, describe, identity, journal_path, models_identity
 from gui.core.records.logs import attach_log_file, log
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,8 +77,7 @@ def _classify(args, stop: Stop) -> int:
         shard = archive.parse_shard(args.shard) if args.shard else None
     except ValueError:
         raise UsageError(f"--shard {args.shard}: give K/N with 1 <= K <= N, such as 2/4") from None
-    journal_file = out.with_name(f".{out.name}.journal")
-    resuming = args.resume and journal_file.exists()
+    resuming = args.resume and journal_path(out).exists()
     check_targets(out, heat_dir, args.force or resuming)
     if per_slice is not None:
         check_targets(per_slice, None, args.force, "--per-slice")

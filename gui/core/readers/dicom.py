@@ -69,7 +69,8 @@ def open_dicom(path: Path, deflate_checked: bool = False) -> Scan:
     info = {"format": "DICOM", "size": f"{pixels.shape[2]}x{pixels.shape[1]}", "frames": str(n_frames),
             "modality": str(getattr(ds, "Modality", "")), "photometric": photometric,
             "transfer syntax": getattr(tsyntax, "name", "") if tsyntax is not None else ""}
-    voi, window = file_voi(ds), file_window(ds)
+    window = file_window(ds)
+    voi = file_voi(ds, window)
     # PS3.3 C.7.6.3.1.2 and C.11.6: MONOCHROME1, or a Presentation LUT Shape INVERSE, shows the lowest
     # value white (the two describe one inversion, never two).
     inverted = photometric == "MONOCHROME1" or str(ds.get("PresentationLUTShape", "") or "").upper() == "INVERSE"
@@ -107,10 +108,10 @@ def _palette_rgb(ds, rgb: np.ndarray) -> np.ndarray:
     return window_to_uint8(rgb, 0, 2 ** bits - 1) if bits > 8 or rgb.dtype != np.uint8 else np.ascontiguousarray(rgb)
 
 
-def file_voi(ds) -> Callable[[np.ndarray], np.ndarray] | None:
+def file_voi(ds, window: Window | None) -> Callable[[np.ndarray], np.ndarray] | None:
     """The file's VOI transform to 0..255, when it names one: its first VOI LUT (pydicom's
-    ``apply_voi``, output range from the LUT's bit depth), else its first window with its VOI
-    LUT function (:func:`gui.core.display.voi_window`)."""
+    ``apply_voi``, output range from the LUT's bit depth), else ``window``, its first window
+    (:func:`file_window`) with its VOI LUT function (:func:`gui.core.display.voi_window`)."""
     from pydicom.pixels import apply_voi
 
     if ds.get("VOILUTSequence"):
@@ -123,7 +124,6 @@ def file_voi(ds) -> Callable[[np.ndarray], np.ndarray] | None:
             return window_to_uint8(out, 0.0, max(top, float(out.max(initial=0))))
 
         return lut
-    window = file_window(ds)
     return None if window is None else window.apply
 
 

@@ -45,6 +45,11 @@ def describe(models: list) -> str:
                      for m in models if isinstance(m, dict))
 
 
+def journal_path(csv_path: Path) -> Path:
+    """Where a CSV's journal lives: ``.NAME.journal`` beside it."""
+    return csv_path.with_name(f".{csv_path.name}.journal")
+
+
 class OtherModelsError(ValueError):
     """A journal written by other models (or another column layout): its rows cannot be reused."""
 
@@ -56,7 +61,7 @@ class Journal:
     names the columns and the models (:func:`models_identity`): rows of other models are never reused."""
 
     def __init__(self, csv_path: Path, columns: list[str], models: list[dict]) -> None:
-        self.path = csv_path.with_name(f".{csv_path.name}.journal")
+        self.path = journal_path(csv_path)
         self.header = {"columns": columns, "models": models}
         self._fh = None
         self._unsynced = 0
