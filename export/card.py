@@ -56,13 +56,15 @@ def build_card(name: str, version: str, config: dict, metrics: dict, verificatio
 
 
 def _decision_and_provenance(rule: str, temperature: float, ood: dict, verification: dict, intended_use: str,
-                             limitations: str, threshold: float = DECISION_THRESHOLD) -> dict:
+                             limitations: str, threshold: float = DECISION_THRESHOLD,
+                             calibration: dict | None = None) -> dict:
     """The fields every card ends with: decision rule, calibration, OOD statistics, verification,
     date, intended use, limitations and the disclaimer."""
     return {
         "decision_threshold": threshold,
         "decision_rule": rule,
-        "calibration": {"method": "temperature scaling fitted on the validation part", "temperature": temperature},
+        "calibration": calibration or {"method": "temperature scaling fitted on the validation part",
+                                       "temperature": temperature},
         "ood": ood,
         "verification": verification,
         "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -206,7 +208,7 @@ def _series_entry(series: dict) -> dict:
 def build_multitask_card(name: str, version: str, config: dict, folds: dict[str, dict], verification: dict,
                          ood: dict, source_run: str, caution: dict | None = None, series: dict | None = None,
                          grid: int = 7, operating_point: dict | None = None, orientation: dict | None = None,
-                         sequence_labels: list[str] | None = None) -> dict:
+                         sequence_labels: list[str] | None = None, calibration: dict | None = None) -> dict:
     """The card of the multi-task model: in-distribution test figures and, as the headline, every
     leave-one-source-out fold; where given, the operating point chosen on the pooled held-out folds
     (``training/choose.py``), how much the answer moves when the scan is turned, and the sequence
@@ -244,7 +246,8 @@ def build_multitask_card(name: str, version: str, config: dict, folds: dict[str,
             "method": config["method"],
             "run": source_run,
         },
-        "test_metrics": {**_fold_summary(shipped), "split": "in-distribution test part of runs/splits/multisource.json"},
+        "test_metrics": {**_fold_summary(shipped),
+                         "split": f"in-distribution test part of {config.get('catalogue', 'runs/splits/multisource.json')}"},
         "cross_source": {k: _fold_summary(v) for k, v in folds.items() if k != "in-distribution"},
         "heatmap_faithfulness": shipped.get("heatmap"),
         "type_metrics": shipped.get("type"),
@@ -255,5 +258,5 @@ def build_multitask_card(name: str, version: str, config: dict, folds: dict[str,
         **({"orientation": _orientation_entry(orientation)} if orientation else {}),
         **_decision_and_provenance("tumour if P(tumour) >= decision_threshold", shipped["temperature"], ood,
                                    verification, MULTITASK_INTENDED_USE,
-                                   MULTITASK_LIMITATIONS.replace("7x7", f"{grid}x{grid}"), threshold),
+                                   MULTITASK_LIMITATIONS.replace("7x7", f"{grid}x{grid}"), threshold, calibration),
     }

@@ -64,7 +64,7 @@ def test_a_pasted_tumour_lands_in_the_head_with_its_mask_and_makes_a_positive():
     assert pasted >= 5
 
 
-def test_the_operating_point_needs_both_targets_else_takes_the_youden_point():
+def test_the_operating_point_needs_both_targets_else_takes_the_least_cost_point():
     rng = np.random.default_rng(0)
     y = np.r_[np.ones(500), np.zeros(500)].astype(int)
     easy = np.clip(np.where(y == 1, rng.normal(0.7, 0.1, 1000), rng.normal(0.2, 0.1, 1000)), 0, 1)
@@ -74,9 +74,12 @@ def test_the_operating_point_needs_both_targets_else_takes_the_youden_point():
     assert set(point["folds"]) == {"a", "b"}
     hard = np.clip(np.where(y == 1, rng.normal(0.55, 0.2, 1000), rng.normal(0.45, 0.2, 1000)), 0, 1)
     point = choose.operating_point({"a": y}, {"a": hard})
-    assert point["rule"].startswith("Youden")
+    assert point["rule"].startswith("least cost")
     s, p = choose.rates(y, hard, point["threshold"])
-    assert all(s + p >= a + b - 1e-9 for a, b in (choose.rates(y, hard, t) for t in choose.GRID))
+    cost = choose.MISS_COST  # a missed tumour weighs more than a false alarm: the point leans to sensitivity
+    assert all(cost * s + p >= cost * a + b - 1e-9 for a, b in (choose.rates(y, hard, t) for t in choose.GRID))
+    youden = max(choose.GRID, key=lambda t: sum(choose.rates(y, hard, t)))
+    assert s > choose.rates(y, hard, youden)[0]
 
 
 def test_every_held_out_collection_counts_alike_in_the_operating_point():
@@ -259,3 +262,93 @@ def test_a_run_of_before_the_sequence_head_still_loads_its_stored_head(tmp_path)
     assert "sequence_logits" not in head.output and head.get_layer("type_logits").units == 3
     with pytest.raises(ValueError):
         mt.build_head().load_weights(tmp_path / "head.weights.h5")  # today's head: four types, a sequence head
+
+
+def test_the_negative_peak_term_cools_only_a_tumour_free_images_hottest_cell():
+    """The map loss's mean over 196 cells lets one hot spot stand on a normal scan; the cold-peak term
+    costs exactly that spot's cross-entropy against 0 and leaves tumour images alone."""
+    tf = pytest.importorskip("tensorflow")
+    from training import multitask as mt
+
+    hl = np.zeros((2, 14, 14, 1), np.float32)
+    hl[0, 3, 3, 0] = hl[1, 5, 5, 0] = 6.0  # a hot spot on a normal (0) and on a tumour image without mask (1)
+    out = {"logits": tf.zeros((2, 2)), "type_logits": tf.zeros((2, 4)), "heat14_logits": tf.constant(hl)}
+    y = np.array([0, 1])
+    target, cell_w, mil_w = mt.heat_targets(np.full((2, 14, 14), np.nan, np.float32), y)
+    args = (out, tf.constant(y), tf.constant([-1, 0]), tf.ones(2), target, cell_w, mil_w, "heat14_logits")
+    off, on = float(mt.losses(*args)[2]), float(mt.losses(*args, negative_peak=1.0)[2])
+    assert on - off == pytest.approx(np.log1p(np.exp(6.0)), rel=1e-4)
+    hl[0] = -6.0  # a cold normal map: the term is nearly free
+    cold = {**out, "heat14_logits": tf.constant(hl)}
+    args = (cold, *args[1:])
+    assert float(mt.losses(*args, negative_peak=1.0)[2]) - float(mt.losses(*args)[2]) < 0.01
+
+
+def test_choose_calibrates_so_the_threshold_shows_as_half_and_answers_do_not_move(tmp_path):
+    """The chosen threshold becomes 0.5 of the written probabilities (Platt anchored there, slope
+    fitted on the held-out folds): every fold's answers and per-fold rates stay those at the
+    threshold, while over-confident probabilities come out with a lower calibration error."""
+    from training import multitask as mt
+    from training.metrics import expected_calibration_error
+
+    rng = np.random.default_rng(0)
+    n = 600
+    items = [{"source": ("s1", "s2")[i % 2], "label": "tumor" if i % 3 else "no_tumor",
+              "tumor_type": "glioma" if i % 3 else "", "mask": "", "patient": "", "slice": -1, "group": i,
+              "part": "test", "dataset": "d", "path": f"{i}.png"} for i in range(n)]
+    doc = {"items": items, "sources": ["s1", "s2"], "datasets": {"d": str(tmp_path)}}
+    (tmp_path / "cat.json").write_text(json.dumps(doc))
+    tg = mt.targets(doc)
+    run = tmp_path / "run"
+    raw = {}
+    for s, k in (("s1", 0), ("s2", 1)):
+        idx = np.arange(k, n, 2)
+        y = tg["y"][idx]
+        z = rng.normal(0, 1.5, len(idx)) + np.where(y == 1, 1.2, -0.6) + 0.8  # separable, over-confident, shifted
+        p = 1 / (1 + np.exp(-3 * z))
+        raw[s] = (y, p)
+        (run / s).mkdir(parents=True)
+        probs = np.stack([1 - p, p], 1).astype(np.float32)
+        np.savez_compressed(run / s / "predictions-0.npz", index=idx, val_index=idx[:5], probabilities=probs,
+                            logits=np.log(probs), type_probabilities=np.full((len(idx), 4), 0.25, np.float32),
+                            heatmap=np.zeros((len(idx), 14, 14), np.float16), val_probabilities=probs[:5])
+        (run / s / "metrics-0.json").write_text(json.dumps({"tumor_detection": {"roc_auc": 0.8}, "epoch": 0,
+                                                             "temperature": 1.0}))
+    c = choose.write(str(run), str(tmp_path / "cat.json"))
+    t, cal = c["operating_point"]["threshold_before_calibration"], c["calibration"]
+    assert c["operating_point"]["threshold"] == 0.5 == choose.decision_threshold(run) and cal["anchor"] == t
+    assert 0 < cal["slope"] < 1  # over-confident probabilities are softened
+    for s, (y, p) in raw.items():
+        shown = np.load(run / s / "predictions.npz")["probabilities"][:, 1]
+        assert np.array_equal(shown >= 0.5, p >= t)
+        m = json.loads((run / s / "metrics.json").read_text())
+        assert m["decision_threshold"] == 0.5
+        assert m["tumor_detection"]["sensitivity"] == pytest.approx(c["operating_point"]["folds"][s]["sensitivity"])
+        assert expected_calibration_error(y, np.stack([1 - shown, shown], 1)) < \
+            expected_calibration_error(y, np.stack([1 - p, p], 1))
+
+
+def test_the_exported_graph_carries_the_held_out_calibration_and_its_cam_stays_exact(tiny_weights, tmp_path):
+    """The anchored Platt chosen on the held-out folds is folded into the graph: its probabilities are
+    exactly the calibrated ones (the anchor shows as 0.5) and softmax((mean(cam) + bias) / T') still
+    reproduces them with the graph's own bias and temperature."""
+    from scipy.special import softmax
+
+    from export.finetuned import build_keras
+    from training import finetune as ft
+    from training.calibrate import apply_anchored_platt
+
+    _full, model, _head, _pixels = ft.build(str(tiny_weights), None)
+    model.save_weights(tmp_path / "fold.weights.h5")
+    x = np.random.default_rng(1).uniform(0, 255, (3, 224, 224, 3)).astype(np.float32)
+    labels = (["glioma", "meningioma", "pituitary", "other"], ["t1", "t1c", "t2", "flair"])
+    plain, *_ = build_keras(str(tiny_weights), tmp_path / "fold.weights.h5", 1.3, labels)
+    cal = {"slope": 0.8, "anchor": 0.64}
+    shown, _m, head, temperature = build_keras(str(tiny_weights), tmp_path / "fold.weights.h5", 1.3, labels, cal)
+    p = np.asarray(plain(x)["probabilities"])[:, 1]
+    out = {k: np.asarray(v) for k, v in shown(x).items()}
+    assert temperature == pytest.approx(1.3 / 0.8)
+    assert np.allclose(out["probabilities"][:, 1], apply_anchored_platt(p, 0.64, 0.8), atol=1e-5)
+    bias = head.get_layer("logits").get_weights()[1]
+    assert np.allclose(softmax((out["cam"].mean(axis=(1, 2)) + bias) / temperature, axis=1), out["probabilities"],
+                       atol=1e-5)

@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="run whose per-fold heads start the fine-tuning; 'none': a fresh head (see --probe-epochs)")
     ft.add_argument("--probe-epochs", type=int, default=0,
                     help="first epochs that train the head alone at 10x the rate (a fresh head's linear probe)")
+    ft.add_argument("--init", nargs=2, metavar=("RUN", "EPOCH"),
+                    help="continue each fold from RUN/<fold>/epoch-EPOCH (taken over as epoch 0; with --frozen-run none)")
+    ft.add_argument("--negative-peak", type=float, default=0.0,
+                    help="weight of the cold-peak map term on tumour-free images (default 0: off)")
 
     ch = sub.add_parser("choose", help="epochs and operating point of a fine-tuned run, chosen on the pooled held-out folds")
     ch.add_argument("run", nargs="?", default="runs/finetune")
@@ -162,14 +166,15 @@ def main(argv: list[str] | None = None) -> int:
 
         finetune.run(args.catalogue, args.front, args.out, args.weights, args.families, args.epochs, args.freeze,
                      args.lr, args.folds, args.swa, None if args.frozen_run == "none" else args.frozen_run,
-                     args.probe_epochs, args.swa_from)
+                     args.probe_epochs, args.swa_from, args.init, args.negative_peak)
     elif args.command == "choose":
         from training import choose
 
         c = choose.write(args.run, args.catalogue)
         op = c["operating_point"]
         print(f"epoch {c['epoch']} (mean held-out AUC by epoch {json.dumps(c['mean_held_out_auc_by_epoch'])}); "
-              f"threshold {op['threshold']:.2f}: {op['rule']}; pooled {json.dumps(op['pooled'])}")
+              f"threshold {op['threshold_before_calibration']:.2f} (shown as {op['threshold']:.0%}, calibration slope "
+              f"{c['calibration']['slope']:.3f}): {op['rule']}; pooled {json.dumps(op['pooled'])}")
     elif args.command == "nested":
         from training import nested
 

@@ -8,12 +8,16 @@ epochs. So both choices are made on the held-out sources' test parts, pooled:
   starting model, is a candidate, and so is ``swa``, the average of every epoch's weights; ties go
   to fewer epochs);
 * threshold: the one giving held-out sensitivity >= 90% with specificity >= 85% (the highest
-  specificity among those), else the Youden point (highest sensitivity + specificity); each figure
-  the mean over the held-out collections, so that every collection counts alike.
+  specificity among those), else the point of least cost when a missed tumour costs ``MISS_COST``
+  (2) false alarms (highest 2 x sensitivity + specificity: a screening tool leans to sensitivity);
+  each figure the mean over the held-out collections, so that every collection counts alike;
+* calibration: Platt scaling anchored at that threshold (``training/calibrate.py``), its slope fitted
+  on the same held-out images pooled, so that the shown probability crosses 50 % exactly at the
+  threshold and means what it says.
 
-The chosen epoch's predictions become each fold's ``predictions.npz`` and its figures, answered at
-the chosen threshold, its ``metrics.json``: the layout ``training/caution.py``, ``training/series.py``,
-export and the card read.
+The chosen epoch's predictions, calibrated, become each fold's ``predictions.npz`` and its figures,
+answered at 0.5 of the calibrated probability (the threshold), its ``metrics.json``: the layout
+``training/caution.py``, ``training/series.py``, export and the card read.
 """
 
 from __future__ import annotations
@@ -26,8 +30,13 @@ import numpy as np
 
 from training import multitask as mt
 from training import split as splits
+from training.calibrate import apply_anchored_platt, fit_anchored_platt
 
 MIN_SENSITIVITY, MIN_SPECIFICITY = 0.90, 0.85
+#: How many false alarms one missed tumour is worth where no threshold meets both targets.
+MISS_COST = 2.0
+#: The decision threshold on the calibrated probability: the chosen threshold maps to it.
+SHOWN_THRESHOLD = 0.5
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 
 
@@ -87,18 +96,17 @@ def operating_point(ys: dict[str, np.ndarray], ps: dict[str, np.ndarray]) -> dic
         how = (f"held-out sensitivity >= {MIN_SENSITIVITY:.0%} with specificity >= {MIN_SPECIFICITY:.0%} "
                "(means over the held-out collections)")
     else:
-        t, sens, spec = max(table, key=lambda r: (r[1] + r[2], r[0]))
-        how = (f"Youden point of the held-out collections (no threshold reached sensitivity >= {MIN_SENSITIVITY:.0%} "
-               f"with specificity >= {MIN_SPECIFICITY:.0%}, means over the held-out collections)")
+        t, sens, spec = max(table, key=lambda r: (MISS_COST * r[1] + r[2], r[0]))
+        how = (f"least cost with a missed tumour worth {MISS_COST:g} false alarms (highest {MISS_COST:g} x sensitivity + "
+               f"specificity; no threshold reached sensitivity >= {MIN_SENSITIVITY:.0%} with specificity >= "
+               f"{MIN_SPECIFICITY:.0%}), means over the held-out collections")
     per_fold = {}
     for f in ys:
         s1, p1 = rates(ys[f], ps[f], float(t))
-        s5, p5 = rates(ys[f], ps[f], 0.5)
-        per_fold[f] = {"n": int(len(ys[f])), "sensitivity": s1, "specificity": None if np.isnan(p1) else p1,
-                       "at_0.5": {"sensitivity": s5, "specificity": None if np.isnan(p5) else p5}}
+        per_fold[f] = {"n": int(len(ys[f])), "sensitivity": s1, "specificity": None if np.isnan(p1) else p1}
     y, p = np.concatenate(list(ys.values())), np.concatenate(list(ps.values()))
     s_all, p_all = rates(y, p, float(t))
-    return {"threshold": float(t), "rule": how,
+    return {"threshold": float(t), "rule": how, "miss_cost": MISS_COST,
             "pooled": {"n": int(len(y)), "sensitivity": sens, "specificity": spec, "weighting": "mean over collections"},
             "pooled_by_image": {"sensitivity": s_all, "specificity": p_all}, "folds": per_fold}
 
@@ -117,20 +125,28 @@ def write(run_dir: str, catalogue_path: str) -> dict:
         ys[s], ps[s] = tg["y"][z["index"]], z["probabilities"][:, 1]
     point = operating_point(ys, ps)
     t = point["threshold"]
+    slope = fit_anchored_platt(np.concatenate(list(ps.values())), np.concatenate(list(ys.values())), t)
+    calibration = {"method": "Platt scaling anchored at the threshold: P = sigmoid(slope * (logit(p) - logit(anchor))), "
+                             "so the threshold shows as 50 %", "slope": slope, "anchor": t,
+                   "fitted_on": "the held-out source folds' test images at the chosen epoch, pooled"}
     for f in folds:
         if epoch in folds[f]:
-            shutil.copyfile(run / f / f"predictions-{epoch}.npz", run / f / "predictions.npz")
-            z = np.load(run / f / "predictions.npz")
+            z = dict(np.load(run / f / f"predictions-{epoch}.npz"))
+            for key in ("probabilities", "val_probabilities"):
+                q = apply_anchored_platt(z[key][:, 1], t, slope)
+                z[key] = np.stack([1.0 - q, q], axis=1).astype(z[key].dtype)
+            np.savez_compressed(run / f / "predictions.npz", **z)
             pred = {"probabilities": z["probabilities"], "type_probabilities": z["type_probabilities"],
                     "heatmap": z["heatmap"].astype(np.float32)}
-            at_t = mt.fold_metrics(doc, tg, z["index"], pred, {}, with_heatmaps=False, threshold=t)
+            at_t = mt.fold_metrics(doc, tg, z["index"], pred, {}, with_heatmaps=False, threshold=SHOWN_THRESHOLD)
             kept = {k: v for k, v in folds[f][epoch].items() if k in ("heatmap", "lgg_by_level", "epoch", "temperature",
                                                                       "train_loss", "seconds", "averaged_epochs")}
             last = epoch if isinstance(epoch, int) else max(e for e in folds[f] if isinstance(e, int))
             seconds = sum(folds[f][e].get("seconds", 0) for e in range(1, last + 1) if e in folds[f])
-            (run / f / "metrics.json").write_text(json.dumps({**at_t, **kept, "decision_threshold": t,
+            (run / f / "metrics.json").write_text(json.dumps({**at_t, **kept, "decision_threshold": SHOWN_THRESHOLD,
                                                               "train_seconds": seconds}, indent=1))
     choice = {"epoch": epoch, "mean_held_out_auc_by_epoch": mean_auc, "held_out_sources": sources,
-              "operating_point": point}
+              "operating_point": {**point, "threshold": SHOWN_THRESHOLD, "threshold_before_calibration": t},
+              "calibration": calibration}
     (run / "choice.json").write_text(json.dumps(choice, indent=1))
     return choice

@@ -20,6 +20,7 @@ the epoch count is chosen across the leave-one-source-out folds, never on in-dis
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -183,11 +184,13 @@ def _view_choice(meta: dict, families: list[int], idx: np.ndarray, in_train: np.
 def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, levels: np.ndarray, out: Path,
              weights: str, families: list[int], epochs: int, freeze: bool, lr: float, seed: int = 0,
              frozen_run: str | None = "runs/multitask", batch: int = 64, balance_power: float = 0.5,
-             probe_epochs: int = 0) -> None:
+             probe_epochs: int = 0, init: tuple[Path, str] | None = None, negative_peak: float = 0.0) -> None:
     """Fine-tune one fold from its frozen model (``frozen_run``'s head of this fold; None: a fresh
     head), scoring epoch 0 (the start) and every epoch after. With ``probe_epochs`` the first epochs
     train the head alone at 10x the rate (the linear probe of LP-FT, for a fresh head), the rest
-    everything."""
+    everything. ``init`` (run folder, epoch) continues from another run's weights of this fold instead,
+    its epoch taken over as epoch 0 (figures and predictions copied, not recomputed); ``negative_peak``
+    weighs the map's cold-peak term on tumour-free images (``multitask.losses``)."""
     import keras
     import tensorflow as tf
 
@@ -201,6 +204,15 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
     if start is not None:
         model.load_weights(folder / f"epoch-{start}.weights.h5")
     f0 = data[0]
+    if start is None and init is not None:
+        src = Path(init[0]) / name
+        model.load_weights(src / f"epoch-{init[1]}.weights.h5")
+        m = json.loads((src / f"metrics-{init[1]}.json").read_text())
+        m.update(epoch=0, continued_from=f"{src}/epoch-{init[1]}")
+        (folder / "metrics-0.json").write_text(json.dumps(m, indent=1))
+        shutil.copyfile(src / f"predictions-{init[1]}.npz", folder / "predictions-0.npz")
+        model.save_weights(folder / "epoch-0.weights.h5")
+        start = 0
     if start is None:
         m = score(model, doc, tg, f0, parts, meta, levels, 0, folder, heatmaps=True)
         (folder / "metrics-0.json").write_text(json.dumps(m, indent=1))
@@ -226,7 +238,7 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
         def step(x, y, t, q, w, target, cell_w, mil_w):
             with tf.GradientTape() as tape:
                 out = model(x, training=True)
-                det, typ, heat = mt.losses(out, y, t, w, target, cell_w, mil_w, "heat14_logits")
+                det, typ, heat = mt.losses(out, y, t, w, target, cell_w, mil_w, "heat14_logits", negative_peak)
                 seq = mt.sequence_loss(out, q, w) if "sequence_logits" in out else tf.constant(0.0)
                 total = det + 0.5 * typ + heat + SEQUENCE_WEIGHT * seq
             if probe:
@@ -309,7 +321,8 @@ def _say(name: str, m: dict) -> None:
 
 def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: list[str], epochs: int = 3,
         freeze: bool = False, lr: float = 1e-4, folds: list[str] | None = None, swa: bool = False,
-        frozen_run: str | None = "runs/multitask", probe_epochs: int = 0, swa_from: int = 1) -> None:
+        frozen_run: str | None = "runs/multitask", probe_epochs: int = 0, swa_from: int = 1,
+        init: tuple[str, str] | None = None, negative_peak: float = 0.0) -> None:
     """Every fold (default: each source held out, each lgg sequence held out, then in-distribution),
     resumable by epoch; with ``swa`` also the average of each fold's epochs (``average``). Without
     ``frozen_run`` each fold starts from a fresh head trained alone for ``probe_epochs`` first."""
@@ -322,14 +335,16 @@ def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: l
     levels = level_fifths(doc)
     fam = [views.FAMILIES.index(f) for f in families]
     Path(out).mkdir(parents=True, exist_ok=True)
-    start = (f"the frozen multi-task model of each fold ({frozen_run}/<fold>/head.weights.h5, ImageNet MobileNetV2)"
+    start = (f"{init[0]}/<fold>/epoch-{init[1]}.weights.h5 (continued)" if init else
+             f"the frozen multi-task model of each fold ({frozen_run}/<fold>/head.weights.h5, ImageNet MobileNetV2)"
              if frozen_run else f"ImageNet MobileNetV2 and a fresh head, trained alone for {probe_epochs} epoch(s) "
                                 "at 10x the rate (linear probe), then with the network (LP-FT)")
     (Path(out) / "config.json").write_text(json.dumps({
         "start": start,
         "trained": "head only" if freeze else "block_13 ... Conv_1 (BatchNorm frozen) + head + 14x14 heatmap",
         "families": families, "epochs": epochs, "probe_epochs": probe_epochs, "lr": lr, "heat_lr": 10 * lr,
-        "batch": 64, "sequence_loss_weight": SEQUENCE_WEIGHT,
+        "batch": 64, "sequence_loss_weight": SEQUENCE_WEIGHT, "negative_peak_weight": negative_peak,
+        **({"init": list(init)} if init else {}),
         "type_labels": mt.labels_of(frozen_run)[0] if frozen_run else mt.TYPE_LABELS,
         "sequence_labels": mt.labels_of(frozen_run)[1] if frozen_run else mt.SEQUENCE_LABELS,
         "method": {"weighting": "1/count**0.5 of each (source, sequence, label) cell", "epochs_max": epochs,
@@ -340,6 +355,7 @@ def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: l
     for name in folds or [*doc["sources"], *sequence_folds, "in-distribution"]:
         print(f"[{name}] start", flush=True)
         fit_fold(name, doc, tg, data, meta, levels, Path(out), weights, fam, epochs, freeze, lr,
-                 frozen_run=frozen_run, probe_epochs=probe_epochs)
+                 frozen_run=frozen_run, probe_epochs=probe_epochs,
+                 init=(Path(init[0]), init[1]) if init else None, negative_peak=negative_peak)
         if swa:
             average(name, doc, tg, data, meta, levels, Path(out), weights, epochs, swa_from)
