@@ -25,6 +25,9 @@ def recard(argv: list[str]) -> int:
     p.add_argument("--by-sequence", nargs="+", metavar="SCORED.json", default=[],
                    help="`python -m training score` results of this file on folds it never trained on: the card's "
                         "held-out figures by sequence (the app cautions a sequence below 85 %% sensitivity)")
+    p.add_argument("--nested", action="store_true",
+                   help="instead: the run's nested.json (`python -m training nested`), each sequence's mean over the "
+                        "held-out folds (for a file that trained on every source)")
     args = p.parse_args(argv)
     series_file = Path(args.run) / "series.json"
     series = json.loads(series_file.read_text()) if series_file.exists() else None
@@ -33,7 +36,9 @@ def recard(argv: list[str]) -> int:
     caution_file = Path(args.run) / "caution.json"
     caution = json.loads(caution_file.read_text()) if caution_file.exists() else None
     scored = [json.loads(Path(f).read_text()) for f in args.by_sequence]
-    card = refresh(load_model(args.model).card, series, orientation, caution, scored)
+    nested_file = Path(args.run) / "nested.json"
+    nested = json.loads(nested_file.read_text()) if args.nested else None
+    card = refresh(load_model(args.model).card, series, orientation, caution, scored, nested)
     with tempfile.TemporaryDirectory() as tmp:
         draft = Path(tmp) / "draft.onnx"
         shutil.copyfile(args.model, draft)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
+
 from gui.core.engine.contract import DISCLAIMER
 from training.metrics import DECISION_THRESHOLD
 
@@ -144,14 +146,17 @@ def input_rule() -> dict:
 
 
 def refresh(card: dict, series: dict | None, orientation: dict | None = None, caution: dict | None = None,
-            by_sequence: list[dict] | None = None) -> dict:
+            by_sequence: list[dict] | None = None, nested: dict | None = None) -> dict:
     """A shipped card with its input rule and study rule made again from the code and the run's
     ``series.json``, the orientation figures measured on the exported file added, and its held-out
     figures by sequence from ``python -m training score`` runs of this very file on folds it never
-    trained on (``python -m export recard``): the graph and every other measured figure stay."""
+    trained on, or from the run's nested leave-one-source-out figures (``python -m export recard``): the
+    graph and every other measured figure stay."""
     out = {**card, "input": {**card["input"], **input_rule()}}
     if by_sequence:
         out["held_out_by_sequence"] = sequence_entry(by_sequence)
+    elif nested:
+        out["held_out_by_sequence"] = sequence_entry_from_nested(nested)
     if series is not None:
         out["series_rule"] = _series_entry(series)
     if orientation is not None:
@@ -177,6 +182,34 @@ def sequence_entry(scored: list[dict]) -> dict:
                       "roc_auc": m.get("roc_auc"), "tumours": tumours, "threshold": m.get("threshold"),
                       "measured_on": f"{s.get('fold')} (never trained on), through the app's engine "
                                      "(python -m training score)"}
+    return out
+
+
+def sequence_entry_from_nested(nested: dict) -> dict:
+    """Held-out detection by MR sequence from ``python -m training nested`` (each fold scored by the model
+    that never trained on it, at the epoch and threshold the other folds chose): per sequence the mean over
+    the held-out folds that have its tumours (every collection counts alike, as in the threshold's choice),
+    with each fold's own figure. The shipped file trained on every source, so no fold is held out from
+    *it*: these are the leave-one-source-out estimates of how it does on a new collection."""
+    from gui.core.engine.contract import SEQUENCES
+
+    out: dict[str, dict] = {}
+    for q in SEQUENCES:
+        rows = {f: v["by_sequence"][q] for f, v in nested.items()
+                if q in (v.get("by_sequence") or {}) and v["by_sequence"][q].get("tumour")}
+        if not rows:
+            continue
+        spec = [r["specificity"] for r in rows.values() if r.get("specificity") is not None]
+        auc = [r["roc_auc"] for r in rows.values() if r.get("roc_auc") is not None]
+        out[q] = {"sensitivity": float(np.mean([r["sensitivity"] for r in rows.values()])),
+                  "specificity": float(np.mean(spec)) if spec else None,
+                  "roc_auc": float(np.mean(auc)) if auc else None,
+                  "tumours": int(sum(r["tumour"] for r in rows.values())),
+                  "by_fold": {f: {k: r[k] for k in ("sensitivity", "specificity", "roc_auc", "tumour")}
+                              for f, r in rows.items()},
+                  "measured_on": f"mean of {len(rows)} held-out fold(s) ({', '.join(rows)}), each scored by the "
+                                 "fold model that never trained on it at the threshold the other folds chose "
+                                 "(python -m training nested)"}
     return out
 
 

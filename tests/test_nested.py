@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from training import nested
 
@@ -51,3 +52,21 @@ def test_the_anchored_calibration_shows_the_threshold_as_half_and_means_what_it_
     shown = apply_anchored_platt(p, 0.3, slope)
     assert abs(shown[p == 0.6].mean() - 0.8) < 0.05 and abs(shown[p == 0.1].mean() - 0.2) < 0.05
     assert ((shown >= 0.5) == (p >= 0.3)).all()  # the same decisions
+
+
+def test_the_cards_sequence_figures_are_the_mean_over_held_out_folds_that_have_its_tumours():
+    """Each sequence's held-out sensitivity in the card is the mean over the folds with its tumours (every
+    collection alike), tumour-only folds give no specificity, and a fold without the sequence is left out."""
+    from export.card import sequence_entry_from_nested
+
+    def row(sens, spec, tumour):
+        return {"n": 100, "tumour": tumour, "roc_auc": None if spec is None else 0.9, "sensitivity": sens,
+                "specificity": spec}
+
+    nested = {"a": {"by_sequence": {"t1": row(0.6, 0.9, 50), "flair": row(0.9, 0.95, 40)}},
+              "b": {"by_sequence": {"t1": row(0.8, None, 100), "unknown": row(0.99, 0.5, 70)}},
+              "c": {"by_sequence": {"t2": row(1.0, 1.0, 0)}}}  # no tumours: no sensitivity to speak of
+    e = sequence_entry_from_nested(nested)
+    assert set(e) == {"t1", "flair"}
+    assert e["t1"]["sensitivity"] == pytest.approx(0.7) and e["t1"]["specificity"] == pytest.approx(0.9)
+    assert e["t1"]["tumours"] == 150 and set(e["t1"]["by_fold"]) == {"a", "b"} and "a, b" in e["t1"]["measured_on"]

@@ -216,3 +216,21 @@ def test_the_batch_preview_never_shows_a_row_the_filter_hid(window, qtbot, tmp_p
     window.batch.filter.setText("beta" if hidden == "alpha" else "alpha")  # hides the selected row
     qtbot.waitUntil(lambda: hidden not in window.batch.preview_caption.text(), timeout=5000)
     assert window.batch.preview._item.pixmap().isNull()
+
+
+def test_the_fourth_type_reads_as_other_tumour_in_the_report_and_the_table(window):
+    """A v4 model's "other" type (schwannoma, neurocytoma, metastasis, papilloma) is not shown as a
+    bare word: the report and the batch table both say what it means; the CSV keeps the label."""
+    from gui.app.batch import COLUMNS
+    from gui.app.report import report_html
+    from gui.core.engine.result import Result
+    from gui.core.records.csvout import row
+
+    r = Result(path="x.png", prediction="tumor", tumor_probability=0.9, tumor_type="other",
+               tumor_type_confidence=0.7, threshold=0.5)
+    assert "other tumour (not glioma, meningioma or pituitary)" in report_html("x.png", {}, r, window.classifier)
+    model = window.batch.table_model
+    model.extend([r])
+    column = [k for _t, k in COLUMNS].index("tumor_type")
+    assert model.data(model.index(len(model.results) - 1, column)).startswith("other tumour")
+    assert row(window.classifier, r)["tumor_type"] == "other"

@@ -1,7 +1,7 @@
 """A study verdict from slice probabilities: the rule chosen and measured on the lgg volumes.
 
-The lgg manifest lists every slice of 95 patients' FLAIR volumes (3 hospitals) in order, so each
-patient is a real test of series mode. Slice probabilities come from the leave-one-source-out
+The lgg manifest lists every slice of 95 patients' FLAIR volumes (3 hospitals) in order, and
+``lgg-t1`` the same slices in T1 and T1C, so each patient's sequence is a real test of series mode. Slice probabilities come from the leave-one-source-out
 folds of ``python -m training multitask`` (``runs/multitask/lgg-*/predictions.npz``): each hospital
 scored by a model that never saw it, through the app's own reader and preprocessing.
 
@@ -48,7 +48,8 @@ DECISION_THRESHOLD = 0.5
 
 
 def volumes(run: Path, catalogue_path: str) -> dict[str, list[dict]]:
-    """Per hospital, one record per patient: slice probabilities in slice order and tumour flags."""
+    """Per hospital, one record per patient and sequence (``lgg-t1`` adds the same slices in T1 and T1C:
+    each is a volume of its own): slice probabilities in slice order and tumour flags."""
     items = splits.load(catalogue_path)["items"]
     out: dict[str, list[dict]] = {}
     for hospital in HOSPITALS:
@@ -56,7 +57,8 @@ def volumes(run: Path, catalogue_path: str) -> dict[str, list[dict]]:
         per_patient: dict[str, list[tuple[int, float, bool]]] = defaultdict(list)
         for i, p in zip(z["index"], z["probabilities"][:, 1]):
             r = items[int(i)]
-            per_patient[r["patient"]].append((int(r["slice"]), float(p), r["label"] == "tumor"))
+            volume = r["patient"] if r.get("sequence", "flair") in ("flair", "") else f"{r['patient']} {r['sequence']}"
+            per_patient[volume].append((int(r["slice"]), float(p), r["label"] == "tumor"))
         out[hospital] = []
         for patient, rows in sorted(per_patient.items()):
             rows.sort()

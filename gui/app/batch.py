@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app import theme
-from gui.app.formatting import ANSWERS, is_uncertain, items_in_words, percent, row_name
+from gui.app.formatting import ANSWERS, is_uncertain, items_in_words, percent, row_name, type_words
 from gui.app.histogram import ProbabilityHistogram
 from gui.app.thumbnails import PictureCache
 from gui.app.viewer import ImageViewer
@@ -99,6 +99,8 @@ class ResultsModel(QAbstractTableModel):
                 return display_path(row_name(r))
             if key == "prediction":
                 return ANSWERS[value]
+            if key == "tumor_type":
+                return type_words(value)
             if key in ("tumor_probability", "confidence"):
                 return percent(value)
             if key == "status":

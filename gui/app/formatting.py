@@ -47,6 +47,16 @@ def elide_middle(text: str, limit: int = NAME_CHARS) -> str:
     return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
+#: How a type label reads where the label itself would not say enough.
+TYPE_NAMES = {"other": "other tumour (not glioma, meningioma or pituitary)"}
+
+
+def type_words(label: str) -> str:
+    """A tumour type as a reader should see it: "other" is the fourth type of a model that knows
+    schwannomas, neurocytomas, metastases and papillomas are none of the three it names."""
+    return TYPE_NAMES.get(label, label)
+
+
 def sequence_words(r: Result) -> str:
     """The sequence and where it comes from, for a reader: "FLAIR (from the file's tags)", "T1 (the
     model's reading, 87 %)", or "" when neither names one."""

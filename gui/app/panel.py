@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app import theme
-from gui.app.formatting import ANSWERS, elide_middle, group_title, percent, sequence_words
+from gui.app.formatting import ANSWERS, elide_middle, group_title, percent, sequence_words, type_words
 from gui.app.viewer import to_qimage
 from gui.core.engine.classifier import TYPE_GROUP_SUFFIX
 from gui.core.engine.contract import DISCLAIMER
@@ -155,7 +155,8 @@ class ResultPanel(QWidget):
         self.answer.setStyleSheet(f"font-size: 22px; font-weight: bold; color: {colour};")
         lines = [f"Tumour probability: <b>{percent(r.tumor_probability)}</b>"]
         if r.tumor_type:
-            lines.append(f"Most likely type, if tumour: <b>{r.tumor_type}</b> ({percent(r.tumor_type_confidence)})")
+            lines.append(f"Most likely type, if tumour: <b>{html.escape(type_words(r.tumor_type))}</b> "
+                         f"({percent(r.tumor_type_confidence)})")
         if scan is not None:
             name = display_path(scan.path.name)
             series = scan.info.get("series description", "")
@@ -182,7 +183,7 @@ class ResultPanel(QWidget):
                 bar.setRange(0, 1000)
                 bar.setValue(int(round(1000 * p)))
                 bar.setFormat(percent(p))
-                self.bars.addRow(label, bar)
+                self.bars.addRow(type_words(label) if group.endswith(TYPE_GROUP_SUFFIX) else label, bar)
         n = len([g for g in r.probabilities if not g.endswith(TYPE_GROUP_SUFFIX)])  # a type head is no extra model
         self.timing.setText(f"Classified in {1000 * r.seconds:.0f} ms ({n} model{'s' if n > 1 else ''}, heatmap included)")
 

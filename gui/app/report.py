@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import QMarginsF, Qt, QUrl
 from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QTextDocument
 
-from gui.app.formatting import ANSWERS, group_title, measured_percent, percent, sequence_words
+from gui.app.formatting import ANSWERS, group_title, measured_percent, percent, sequence_words, type_words
 from gui.app.strip import strip_image
 from gui.app.viewer import to_qimage
 from gui.core.engine.classifier import Classifier
@@ -72,7 +72,7 @@ def report_html(file_label: str, facts: dict[str, str], result: Result, classifi
         lines.append(f"<h3>{e(ANSWERS.get(result.prediction, result.prediction))} — tumour probability "
                      f"{e(percent(result.tumor_probability))}</h3>")
     if result.tumor_type:
-        lines.append(f"<p>Most likely type, if tumour: <b>{e(result.tumor_type)}</b> "
+        lines.append(f"<p>Most likely type, if tumour: <b>{e(type_words(result.tumor_type))}</b> "
                      f"({e(percent(result.tumor_type_confidence))})</p>")
     if result.ood_warning:
         lines.append(f"<p><b>Caution — {e(result.ood_warning)}. Treat this answer as uncertain.</b></p>")
