@@ -96,16 +96,24 @@ def _summary(m: dict) -> dict:
     }
 
 
-MULTITASK_LIMITATIONS = (
-    "Cross-source figures (leave-one-source-out: trained without a collection, tested on it) are the ones to "
-    "expect on scans from elsewhere; they are lower than the in-distribution figures, and a hospital or "
-    "sequence unlike all six training collections may do worse still. Tumour-type answers cover glioma, "
-    "meningioma and pituitary tumours only. The heatmap is P(tumour) on a 7x7 grid over the cropped head, "
-    "trained on expert masks of gliomas (FLAIR) and T1+C tumours: a coarse pointer, not a segmentation."
-)
+def multitask_limitations(type_labels: list[str], grid: int, sources: list[str]) -> str:
+    """What the card says a multi-task model cannot do, from what it was trained with: its type labels
+    (a model with "other" knows tumours beyond the three it names), its map's grid and its collections."""
+    types = ("Tumour-type answers name glioma, meningioma or pituitary tumour, or \"other tumour\" (schwannoma, "
+             "neurocytoma, metastasis, papilloma...); tumours of kinds never trained on may get any of them."
+             if "other" in type_labels else "Tumour-type answers cover glioma, meningioma and pituitary tumours only.")
+    return (
+        "Cross-source figures (leave-one-source-out: trained without a collection, tested on it) are the ones to "
+        "expect on scans from elsewhere; they are lower than the in-distribution figures, and a hospital or "
+        f"sequence unlike all {len(sources)} training collections may do worse still. {types} The heatmap is "
+        f"P(tumour) on a {grid}x{grid} grid over the cropped head, trained on expert masks of gliomas and T1+C "
+        "tumours: a coarse pointer, not a segmentation."
+    )
+
+
 MULTITASK_INTENDED_USE = (
     "Research and teaching: flags 2-D brain MRI slices (T1, T1+C, T2, FLAIR; axial, coronal or sagittal) that may "
-    "show a tumour, names the most likely of three tumour types, and marks where the tumour probably is. Not "
+    "show a tumour, names the most likely tumour type, and marks where the tumour probably is. Not "
     "validated on any hospital's scanners, not for screening, triage or diagnosis."
 )
 
@@ -291,5 +299,6 @@ def build_multitask_card(name: str, version: str, config: dict, folds: dict[str,
         **({"orientation": _orientation_entry(orientation)} if orientation else {}),
         **_decision_and_provenance("tumour if P(tumour) >= decision_threshold", shipped["temperature"], ood,
                                    verification, MULTITASK_INTENDED_USE,
-                                   MULTITASK_LIMITATIONS.replace("7x7", f"{grid}x{grid}"), threshold, calibration),
+                                   multitask_limitations(config["type_labels"], grid, config["sources"]), threshold,
+                                   calibration),
     }

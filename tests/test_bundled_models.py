@@ -27,7 +27,8 @@ def test_bundled_model_loads_validates_and_classifies(path, tmp_path):
     card = model.card
     assert "near-duplicates" in card["training"]["split_method"]["grouping"]  # leakage-free, by group
     assert card["test_metrics"]["n"] > 1000 and card["test_metrics"]["accuracy"] > 0.5
-    assert {"br35h", "sartaj", "figshare", "lgg-CS", "lgg-DU", "lgg-HT"} <= set(card["cross_source"])
+    assert {"br35h", "sartaj", "figshare", "lgg-CS", "lgg-DU", "lgg-HT", "radiopaedia", "lgg-t1-out"} <= set(card["cross_source"])
+    assert model.type_labels[-1] == "other" and model.sequence_labels == ["t1", "t1c", "t2", "flair"]
     v = card["verification"]
     assert max(v["max_rel_diff_onnx_vs_keras"].values()) <= 1e-4 and v["cam_exactness_error"] <= 1e-4
     assert path.stat().st_size < 15_000_000
@@ -36,7 +37,8 @@ def test_bundled_model_loads_validates_and_classifies(path, tmp_path):
     assert result.heat.shape == (14, 14) and 0 <= result.heat.min() <= result.heat.max() <= 1
     op = card["operating_point"]  # chosen on the held-out collections, and the app answers at it
     assert card["decision_threshold"] == op["threshold"] == model.threshold
-    assert set(op["folds"]) == {"br35h", "sartaj", "figshare", "lgg-CS", "lgg-DU", "lgg-HT"}
+    assert set(op["folds"]) == {"br35h", "sartaj", "figshare", "lgg-CS", "lgg-DU", "lgg-HT", "radiopaedia"}
+    assert op["threshold"] == 0.5 and 0 < op["threshold_before_calibration"] < 1  # calibrated: 50 % is the threshold
     assert result.prediction == ("tumor" if result.tumor_probability >= op["threshold"] else "no_tumor")
     assert 0.5 <= model.heat_level < 1 and 0 < model.caution_band < 0.5  # chosen on held-out folds
     assert card["orientation"]["mean_abs_dp_all"] >= 0 and "mirror left-right" in card["orientation"]["by_transform"]
@@ -54,17 +56,23 @@ def test_model_card_dialog_text_states_cross_source_figures_and_limits():
     assert "Orientation</h3>" in text and "mirror left-right" in text
 
 
-def test_a_t2_series_is_cautioned_with_the_shipped_models_held_out_t2_sensitivity(tmp_path):
-    """The shipped model misses a third of tumours on plain T2 it never trained on (radiopaedia, at its
-    own threshold): its card says so, and an answer on a file whose tags say T2 carries that caution."""
+def test_a_t1_series_is_cautioned_with_the_shipped_models_held_out_t1_sensitivity(tmp_path):
+    """The shipped model still misses about one tumour in five on plain T1 of collections it never trained
+    on (the nested leave-one-source-out folds): its card says so, and an answer on a file whose tags say
+    T1 carries that caution; T2, above 85 % held out, does not."""
     from gui.core.engine import stream
     from tests.series_factory import stack, write_dicom_series
 
     model = load_model(bundled_models()[0])
     by_sequence = model.card["held_out_by_sequence"]
-    assert by_sequence["t2"]["sensitivity"] < 0.85 and by_sequence["t1"]["sensitivity"] < 0.85
-    assert "radiopaedia" in by_sequence["t2"]["measured_on"]
+    assert set(by_sequence) == {"t1", "t1c", "t2", "flair"}
+    t1 = by_sequence["t1"]["sensitivity"]
+    assert t1 < 0.85 <= by_sequence["t2"]["sensitivity"] and "radiopaedia" in by_sequence["t1"]["measured_on"]
     images, _ = stack(2, size=96)
-    files = write_dicom_series(tmp_path / "t2", images, description="AX T2 TSE")
-    [r] = list(stream.classify_files([files[0]], Classifier([model])))
-    assert r.sequence == "t2" and "on T2 images this model found 67 % of held-out tumours" in r.ood_warning
+    classifier = Classifier([model])
+    t1_files = write_dicom_series(tmp_path / "t1", images, description="AX T1 SE")
+    [r] = list(stream.classify_files([t1_files[0]], classifier))
+    assert r.sequence == "t1" and f"on T1 images this model found {round(100 * t1)} % of held-out tumours" in r.ood_warning
+    t2_files = write_dicom_series(tmp_path / "t2", images, description="AX T2 TSE")
+    [r] = list(stream.classify_files([t2_files[0]], classifier))
+    assert r.sequence == "t2" and "held-out tumours" not in (r.ood_warning or "")

@@ -130,7 +130,11 @@ def test_the_sequence_is_named_from_the_files_own_tags(tmp_path, shown):
     [study] = list(stream.classify_files([series], classifier))
     [alone] = list(stream.classify_files([series.files[0]], classifier))
     [png] = list(stream.classify_files([_png(tmp_path, shown[0])], classifier))
-    assert (study.sequence, alone.sequence, png.sequence) == ("flair", "flair", "")
+    assert (study.sequence, alone.sequence) == ("flair", "flair")
+    assert study.sequence_from == alone.sequence_from == "tags"
+    # a PNG names no sequence: the bundled model's sequence head reads one, and says so
+    assert png.sequence in ("t1", "t1c", "t2", "flair") and png.sequence_from == "model"
+    assert 0.25 <= png.sequence_confidence <= 1
     assert csvout.row(classifier, study)["sequence"] == "flair"
 
 

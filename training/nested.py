@@ -68,6 +68,7 @@ def nested(run_dir: str, catalogue_path: str) -> dict:
         out[f] = {"epoch": epoch, "threshold": t, "chosen_on": voters, **figures(d["y"], d["p"], t),
                   "by_sequence": by_sequence,
                   "normals_hot_map": _hot_normals(d, HEAT_LEVEL),
+                  "pointing_game": folds[f][epoch].get("heatmap", {}).get("heatmap", {}).get("pointing_game"),
                   "calibration": {"method": "Platt anchored at the threshold (it shows as 50 %), slope fitted "
                                             "on the other source folds' held-out images pooled",
                                   "slope": slope, "ece_raw": _ece(d["y"], d["p"]), "ece_shown": _ece(d["y"], shown)}}
@@ -105,13 +106,13 @@ def table(result: dict) -> str:
             auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}"
             rows.append(f"| {f} | {seq} | {m['n']} | {m['tumour']} | {auc} | {_pct(m['sensitivity'])} | "
                         f"{_pct(m['specificity'])} | {r['epoch']} | {r['threshold']:.2f} |")
-    rows += ["", "| held-out fold | ECE as trained % | ECE shown (threshold at 50 %) % | slope | normals with map >= 0.5 % |",
-             "|---|---|---|---|---|"]
+    rows += ["", "| held-out fold | ECE as trained % | ECE shown (threshold at 50 %) % | slope | normals with map >= 0.5 % "
+                 "| pointing game % |", "|---|---|---|---|---|---|"]
     for f, r in result.items():
         c = r.get("calibration")
         if c:
             rows.append(f"| {f} | {_pct(c['ece_raw'])} | {_pct(c['ece_shown'])} | {c['slope']:.2f} | "
-                        f"{_pct(r.get('normals_hot_map'))} |")
+                        f"{_pct(r.get('normals_hot_map'))} | {_pct(r.get('pointing_game'))} |")
     return "\n".join(rows)
 
 

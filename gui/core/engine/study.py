@@ -85,22 +85,22 @@ def format_ranges(ranges: list[tuple[int, int]]) -> str:
     return ";".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
 
 
-def restate_slices(slices: list[Result], p: np.ndarray, rule: StudyRule) -> list[Result]:
-    """Each readable slice's answer said by the study's rule: "tumor" exactly when the slice lies in
-    a run where the rule fires (``tumor_slices``), so a ``--per-slice`` row, the strip and the study
-    row never disagree; ``confidence`` stays the probability of the stated answer. New results: the
-    slices given are not changed."""
-    inside = np.zeros(len(slices), bool)
-    for first, last in tumour_ranges(p, rule):
-        inside[first:last + 1] = True
+def restate_slices(slices: list[Result], rule: StudyRule) -> list[Result]:
+    """Each readable slice's answer said at the study's threshold: "tumor" exactly when its own P(tumour)
+    reaches ``rule.threshold`` (the decision threshold for every shipped card), so no slice row says
+    "no tumour" beside a probability above the threshold and ``confidence``, the probability of the
+    stated answer, is at least 50 %. A slice at or above the threshold outside a run of ``rule.run``
+    slices keeps its answer; the study does not count it (``tumor_slices`` names the runs it counts).
+    New results: the slices given are not changed."""
     out = []
-    for r, tumour, pk in zip(slices, inside, p):
+    for r in slices:
         if not r.ok:
             out.append(r)
             continue
+        tumour = r.tumor_probability >= rule.threshold
         kind = {} if tumour else {"tumor_type": "", "tumor_type_confidence": None}
         out.append(replace(r, prediction="tumor" if tumour else "no_tumor",
-                           confidence=float(pk if tumour else 1.0 - pk), **kind))
+                           confidence=float(r.tumor_probability if tumour else 1.0 - r.tumor_probability), **kind))
     return out
 
 
@@ -108,7 +108,7 @@ def summarise(path: str, slices: list[Result], rule: StudyRule, notes: list[str]
               sequence: str = "") -> Result:
     """The study's row from its slices' answers (in slice order).
 
-    Verdict and probability follow ``rule``, and every slice's answer is restated by it
+    Verdict and probability follow ``rule``, and every slice's answer is said at its threshold
     (:func:`restate_slices`); the key slice is the most suspicious readable slice and lends the row
     its type, probabilities, heatmap, disagreement and cautions. A slice that could not be read
     counts as no evidence and is named in the warning; a study with no readable slice is an error
@@ -121,7 +121,7 @@ def summarise(path: str, slices: list[Result], rule: StudyRule, notes: list[str]
                       n_slices=len(slices), slices=slices, series_description=description, sequence=sequence,
                       sequence_from="tags" if sequence else "")
     p = np.array([r.tumor_probability if r.ok else 0.0 for r in slices], np.float64)
-    slices = restate_slices(slices, p, rule)
+    slices = restate_slices(slices, rule)
     score = study_score(p, rule)
     key = key_slice(np.where(readable, p, -1.0))
     at_key = slices[key]
