@@ -100,7 +100,7 @@ class ResultsModel(QAbstractTableModel):
             if key == "prediction":
                 return ANSWERS[value]
             if key == "tumor_type":
-                return type_words(value)
+                return type_words(value, short=True)
             if key in ("tumor_probability", "confidence"):
                 return percent(value)
             if key == "status":

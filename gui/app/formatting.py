@@ -47,14 +47,16 @@ def elide_middle(text: str, limit: int = NAME_CHARS) -> str:
     return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
-#: How a type label reads where the label itself would not say enough.
-TYPE_NAMES = {"other": "other tumour (not glioma, meningioma or pituitary)"}
+#: How a type label reads where the label itself would not say enough: (in a sentence, beside a bar).
+TYPE_NAMES = {"other": ("other tumour (not glioma, meningioma or pituitary)", "other tumour")}
 
 
-def type_words(label: str) -> str:
+def type_words(label: str, short: bool = False) -> str:
     """A tumour type as a reader should see it: "other" is the fourth type of a model that knows
-    schwannomas, neurocytomas, metastases and papillomas are none of the three it names."""
-    return TYPE_NAMES.get(label, label)
+    schwannomas, neurocytomas, metastases and papillomas are none of the three it names (``short``:
+    the label beside a probability bar, where the bar's group already says what the types are)."""
+    names = TYPE_NAMES.get(label)
+    return names[short] if names else label
 
 
 def sequence_words(r: Result) -> str:

@@ -183,7 +183,7 @@ class ResultPanel(QWidget):
                 bar.setRange(0, 1000)
                 bar.setValue(int(round(1000 * p)))
                 bar.setFormat(percent(p))
-                self.bars.addRow(type_words(label) if group.endswith(TYPE_GROUP_SUFFIX) else label, bar)
+                self.bars.addRow(type_words(label, short=True) if group.endswith(TYPE_GROUP_SUFFIX) else label, bar)
         n = len([g for g in r.probabilities if not g.endswith(TYPE_GROUP_SUFFIX)])  # a type head is no extra model
         self.timing.setText(f"Classified in {1000 * r.seconds:.0f} ms ({n} model{'s' if n > 1 else ''}, heatmap included)")
 
