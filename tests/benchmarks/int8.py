@@ -1,0 +1,131 @@
+"""Static int8 of a shipped model, measured against its float32 self: answers kept and speed, in one run.
+
+    python -m tests.benchmarks.int8 assets/models/tumor-multitask.onnx [--catalogue runs/splits/multisource-v4.json]
+
+Run by hand (needs ``../shared/data``). Calibration: ``--per-cell`` training images of every (source,
+sequence) cell of the catalogue's in-distribution training part; comparison: up to ``--test-per-cell``
+test images of every cell, both read by the app's own reader and model-input rule. Each configuration
+is QDQ static quantization with per-channel int8 weights and uint8 activations (``reduce_range``: the
+VPMADDUBSW path of CPUs without VNNI saturates otherwise); "front in float" keeps the ImageNet blocks
+0-6 unquantized. Issue 31 asks for the same answer on >= 99.5 % of images and AUC within 0.003 on
+every collection before int8 may ship.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from gui.core.engine.model import load_model  # noqa: E402
+from training import catalogue, features as feats, multitask as mt, split as splits  # noqa: E402
+from training.metrics import roc_auc  # noqa: E402
+
+
+def cells(doc: dict, idx: np.ndarray, per: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``per`` items of every (source, sequence) cell of ``idx``."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i in idx:
+        r = doc["items"][int(i)]
+        groups.setdefault((r["source"], r.get("sequence") or ""), []).append(int(i))
+    return np.sort(np.concatenate([rng.permutation(v)[:per] for _k, v in sorted(groups.items())]))
+
+
+def inputs(doc: dict, idx: np.ndarray) -> np.ndarray:
+    return np.stack([feats.item_input(doc, doc["items"][int(i)])[1].pixels for i in idx]).astype(np.float32)
+
+
+def quantize(src: Path, out: Path, calib: np.ndarray, float_front: bool) -> None:
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quant_pre_process, quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"image": calib[i:i + 16]} for i in range(0, len(calib), 16)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    pre = out.with_suffix(".pre.onnx")
+    quant_pre_process(str(src), str(pre))
+    names = [n.name for n in onnx.load(str(pre)).graph.node]
+    exclude = names[:next(i for i, n in enumerate(names) if "block_7_" in n)] if float_front else []
+    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=exclude)
+
+
+def session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    from gui.core.engine.model import session_options
+
+    options = session_options()
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def p_tumour(path: Path, x: np.ndarray) -> np.ndarray:
+    s = session(path, 0)
+    return np.concatenate([s.run(["probabilities"], {"image": x[i:i + 32]})[0][:, 1] for i in range(0, len(x), 32)])
+
+
+def speed(path: Path, x: np.ndarray, batch: int) -> float:
+    """Images a second on one thread (best of two passes over ``x``)."""
+    s = session(path, 1)
+    s.run(None, {"image": x[:batch]})
+    best = 0.0
+    for _ in range(2):
+        t0 = time.perf_counter()
+        for i in range(0, len(x) - batch + 1, batch):
+            s.run(None, {"image": x[i:i + batch]})
+        best = max(best, (len(x) // batch * batch) / (time.perf_counter() - t0))
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--catalogue", default="runs/splits/multisource-v4.json")
+    ap.add_argument("--per-cell", type=int, default=25)
+    ap.add_argument("--test-per-cell", type=int, default=120)
+    args = ap.parse_args()
+    doc = splits.load(args.catalogue)
+    tg = mt.targets(doc)
+    rng = np.random.default_rng(0)
+    parts = catalogue.fold(doc, None)
+    calib = inputs(doc, cells(doc, parts["train"], args.per_cell, rng))[:64]  # percentile calibration holds every activation
+    test_idx = cells(doc, parts["test"], args.test_per_cell, rng)
+    x, y = inputs(doc, test_idx), tg["y"][test_idx]
+    threshold = load_model(args.model).threshold
+    where = np.array([f"{doc['sources'][s]} {mt.SEQUENCE_LABELS[q] if q >= 0 else ''}".strip()
+                      for s, q in zip(tg["source"][test_idx], tg["sequence"][test_idx])])
+    fp32 = p_tumour(Path(args.model), x)
+    print(f"{args.model}: {len(x)} test images, {len(calib)} calibration images, threshold {threshold:.2f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, float_front in (("int8 everywhere", False), ("int8, front in float", True)):
+            q_path = Path(tmp) / f"{float_front}.onnx"
+            quantize(Path(args.model), q_path, calib, float_front)
+            q = p_tumour(q_path, x)
+            same = (q >= threshold) == (fp32 >= threshold)
+            print(f"\n{name}: same answer {same.mean():.2%}, mean |dP| {np.abs(q - fp32).mean():.4f}, "
+                  f"max |dP| {np.abs(q - fp32).max():.3f}")
+            for w in sorted(set(where)):
+                m = where == w
+                auc = (f"AUC {roc_auc(y[m], fp32[m]):.4f} -> {roc_auc(y[m], q[m]):.4f}" if len(set(y[m])) > 1 else "")
+                print(f"  {w:18s} n={m.sum():4d} same {same[m].mean():.2%} {auc}")
+            for batch in (1, 16):
+                a, b = speed(Path(args.model), x[:96], batch), speed(q_path, x[:96], batch)
+                print(f"  one thread, batch {batch}: fp32 {a:.0f} img/s, int8 {b:.0f} img/s ({b / a:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
