@@ -71,7 +71,8 @@ def export_finetuned(run_dir: str, out: str, weights: str, name: str = "Tumour m
             model, Path(tmp), doc, rng, lambda idx: ft.predict(trainable, np.asarray(f0[idx]), temperature)
             ["probabilities"], head.get_layer("logits").get_weights()[1], temperature, meta)
         before = json.loads((Path(config["init"][0]) / "config.json").read_text()) if config.get("init") else None
-        card_config = {**mt.data_config(doc, config["catalogue"]), "arch": ARCH, "parameters": int(model.count_params()),
+        arch = ARCH.format(sequence="sequence and " if labels[1] else "and ")
+        card_config = {**mt.data_config(doc, config["catalogue"]), "arch": arch, "parameters": int(model.count_params()),
                        "type_labels": labels[0],
                        "method": {"fine_tuning": config, **({"continued_from": before} if before else {}),
                                   "views": "as read + the families of training/views.py, one drawn per image and epoch"}}
@@ -103,4 +104,4 @@ def _calibration_entry(validation_temperature: float, temperature: float, calibr
 
 
 ARCH = ("mobilenetv2-multitask-finetuned (ImageNet MobileNetV2: front to block_12_add frozen, block_13...Conv_1 "
-        "fine-tuned after a linear probe (LP-FT); 1x1-conv adapter + detector, type and 14x14 heatmap heads)")
+        "fine-tuned after a linear probe (LP-FT); 1x1-conv adapter + detector, type, {sequence}14x14 heatmap heads)")

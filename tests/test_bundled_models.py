@@ -54,6 +54,7 @@ def test_model_card_dialog_text_states_cross_source_figures_and_limits():
     assert "leave-one-source-out" in text and "lgg-HT" in text
     assert "Decision threshold</h3>" in text and "chosen on collections the model was not trained on" in text
     assert "Orientation</h3>" in text and "mirror left-right" in text
+    assert "shows as 50 % (Platt scaling" in text  # the card says how the shown probability was calibrated
 
 
 def test_a_t1_series_is_cautioned_with_the_shipped_models_held_out_t1_sensitivity(tmp_path):

@@ -40,6 +40,16 @@ def split_text(m: dict) -> str:
     return text
 
 
+def _calibration_words(cal: dict) -> str:
+    """How the shown probability was calibrated: the temperature, and where the card has one the Platt
+    scaling that puts the threshold chosen on held-out collections at 50 %."""
+    words = f"temperature {cal.get('temperature', 1):.3f}"
+    if "anchor_threshold" in cal:
+        words += (f"; the threshold chosen on collections it was not trained on ({cal['anchor_threshold']:.2f}) "
+                  f"shows as 50 % (Platt scaling, slope {cal['slope']:.2f}, fitted on them)")
+    return words
+
+
 def card_html(model: Model) -> str:
     """The parts of a model card a reader wants, as HTML (OOD arrays left out)."""
     c = model.card
@@ -54,8 +64,7 @@ def card_html(model: Model) -> str:
         ("Test set", f"{html.escape(str(t.get('split', '')))} (n = {t.get('n', 'n/a')})"),
         ("Accuracy", measured_percent(t.get("accuracy"))), ("Sensitivity", measured_percent(t.get("sensitivity"))),
         ("Specificity", measured_percent(t.get("specificity"))), ("ROC AUC", _num(t.get("roc_auc"))),
-        ("Calibration", f"temperature {c['calibration'].get('temperature', 1):.3f}; "
-                        f"expected calibration error {_num(t.get('ece'))}"),
+        ("Calibration", _calibration_words(c["calibration"]) + f"; expected calibration error {_num(t.get('ece'))}"),
         ("Decision threshold", c["decision_threshold"]), ("Created", html.escape(str(c.get("created")))),
     ])
     by_source = "".join(
