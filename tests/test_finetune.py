@@ -352,3 +352,22 @@ def test_the_exported_graph_carries_the_held_out_calibration_and_its_cam_stays_e
     bias = head.get_layer("logits").get_weights()[1]
     assert np.allclose(softmax((out["cam"].mean(axis=(1, 2)) + bias) / temperature, axis=1), out["probabilities"],
                        atol=1e-5)
+
+
+def test_the_consistency_term_pairs_each_view_with_a_turned_one_and_costs_only_a_moved_answer():
+    """A geometry view's partner is the image as read, any other view's the geometry view; the term is
+    zero when both views give the same P(tumour), grows with the difference, and skips pairs whose labels
+    differ (a pasted tumour)."""
+    tf = pytest.importorskip("tensorflow")
+    from training import finetune as ft
+
+    geometry = views.FAMILIES.index("geometry")
+    v = np.array([0, geometry, views.FAMILIES.index("paste")])
+    assert ft.partner_views(v, geometry).tolist() == [geometry, 0, geometry]
+    a = tf.constant([[0.0, 2.0], [1.0, 0.0]])
+    assert float(ft.consistency_loss(a, a, tf.ones(2))) == 0.0
+    b = tf.constant([[0.0, -2.0], [1.0, 0.0]])  # the first image's answer flips when turned
+    moved = float(ft.consistency_loss(a, b, tf.ones(2)))
+    p = 1 / (1 + np.exp(-2.0))
+    assert moved == pytest.approx((2 * p - 1) ** 2 / 2, rel=1e-5)
+    assert float(ft.consistency_loss(a, b, tf.constant([0.0, 1.0]))) == 0.0  # that pair's labels differ

@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="continue each fold from RUN/<fold>/epoch-EPOCH (taken over as epoch 0; with --frozen-run none)")
     ft.add_argument("--negative-peak", type=float, default=0.0,
                     help="weight of the cold-peak map term on tumour-free images (default 0: off)")
+    ft.add_argument("--consistency", type=float, default=0.0,
+                    help="weight of the P(tumour) consistency between a view and its turned partner (default 0: off)")
 
     ch = sub.add_parser("choose", help="epochs and operating point of a fine-tuned run, chosen on the pooled held-out folds")
     ch.add_argument("run", nargs="?", default="runs/finetune")
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
         finetune.run(args.catalogue, args.front, args.out, args.weights, args.families, args.epochs, args.freeze,
                      args.lr, args.folds, args.swa, None if args.frozen_run == "none" else args.frozen_run,
-                     args.probe_epochs, args.swa_from, args.init, args.negative_peak)
+                     args.probe_epochs, args.swa_from, args.init, args.negative_peak, args.consistency)
     elif args.command == "choose":
         from training import choose
 

@@ -184,13 +184,16 @@ def _view_choice(meta: dict, families: list[int], idx: np.ndarray, in_train: np.
 def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, levels: np.ndarray, out: Path,
              weights: str, families: list[int], epochs: int, freeze: bool, lr: float, seed: int = 0,
              frozen_run: str | None = "runs/multitask", batch: int = 64, balance_power: float = 0.5,
-             probe_epochs: int = 0, init: tuple[Path, str] | None = None, negative_peak: float = 0.0) -> None:
+             probe_epochs: int = 0, init: tuple[Path, str] | None = None, negative_peak: float = 0.0,
+             consistency: float = 0.0) -> None:
     """Fine-tune one fold from its frozen model (``frozen_run``'s head of this fold; None: a fresh
     head), scoring epoch 0 (the start) and every epoch after. With ``probe_epochs`` the first epochs
     train the head alone at 10x the rate (the linear probe of LP-FT, for a fresh head), the rest
     everything. ``init`` (run folder, epoch) continues from another run's weights of this fold instead,
     its epoch taken over as epoch 0 (figures and predictions copied, not recomputed); ``negative_peak``
-    weighs the map's cold-peak term on tumour-free images (``multitask.losses``)."""
+    weighs the map's cold-peak term on tumour-free images (``multitask.losses``); ``consistency`` weighs
+    ``consistency_loss`` between each drawn view and its partner view (:func:`partner_views`), at the
+    cost of a second forward pass per step."""
     import keras
     import tensorflow as tf
 
@@ -235,12 +238,15 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
 
     def make_step(probe: bool):
         @tf.function(reduce_retracing=True)
-        def step(x, y, t, q, w, target, cell_w, mil_w):
+        def step(x, y, t, q, w, target, cell_w, mil_w, x2, same):
             with tf.GradientTape() as tape:
                 out = model(x, training=True)
                 det, typ, heat = mt.losses(out, y, t, w, target, cell_w, mil_w, "heat14_logits", negative_peak)
                 seq = mt.sequence_loss(out, q, w) if "sequence_logits" in out else tf.constant(0.0)
                 total = det + 0.5 * typ + heat + SEQUENCE_WEIGHT * seq
+                if consistency:  # a Python constant: the second pass is traced only when asked for
+                    cons = consistency_loss(out["logits"], model(x2, training=True)["logits"], w * same)
+                    total = total + consistency * cons
             if probe:
                 grads = tape.gradient(total, head_vars)
                 opt_probe.apply_gradients(zip(grads, head_vars))
@@ -263,6 +269,7 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
         t0 = time.time()
         order = rng.permutation(len(train_idx))
         sums = np.zeros(4)
+        geometry = views.FAMILIES.index("geometry")
         step = steps[epoch <= probe_epochs]
         for s in range(0, len(order), batch):
             pos = np.sort(order[s:s + batch])
@@ -272,7 +279,10 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
             t = np.where(y == 1, meta["type"][v, idx], -1).astype(np.int64)
             q = np.where(v == strong, -1, tg["sequence"][idx]).astype(np.int64)
             target, cell_w, mil_w = mt.heat_targets(meta["mask14"][v, idx].astype(np.float32), y)
-            parts_loss = step(data[v, idx].astype(np.float32), y, t, q, w_train[pos], target, cell_w, mil_w)
+            partner = partner_views(v, geometry)
+            same = (meta["label"][partner, idx] == meta["label"][v, idx]).astype(np.float32)
+            x2 = data[partner, idx].astype(np.float32) if consistency else np.zeros((1,), np.float32)
+            parts_loss = step(data[v, idx].astype(np.float32), y, t, q, w_train[pos], target, cell_w, mil_w, x2, same)
             sums += np.array([float(p) for p in parts_loss]) * len(idx)
         m = score(model, doc, tg, f0, parts, meta, levels, epoch, folder, heatmaps=True)
         m["train_loss"] = dict(zip(("det", "type", "heat", "sequence"), (sums / len(order)).round(4).tolist()))
@@ -281,6 +291,21 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
         model.save_weights(folder / f"epoch-{epoch}.weights.h5")
         (folder / f"metrics-{epoch}.json").write_text(json.dumps(m, indent=1))
         _say(name, m)
+
+
+def partner_views(v: np.ndarray, geometry: int) -> np.ndarray:
+    """Each drawn view's partner for the consistency term: the geometry view (the image flipped, turned,
+    rotated or scaled) for any other family, the image as read (family 0) for a geometry view."""
+    return np.where(v == geometry, 0, geometry)
+
+
+def consistency_loss(logits_a, logits_b, w):
+    """Weighted mean squared difference of P(tumour) between two views of the same images (``w`` 0 where
+    the views' labels differ, a paste made a tumour): the answer should not move when the scan is turned."""
+    import tensorflow as tf
+
+    pa, pb = tf.nn.softmax(logits_a)[:, 1], tf.nn.softmax(logits_b)[:, 1]
+    return tf.reduce_sum(w * tf.square(pa - pb)) / tf.maximum(tf.reduce_sum(w), 1.0)
 
 
 def average(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, levels: np.ndarray, out: Path,
@@ -322,7 +347,7 @@ def _say(name: str, m: dict) -> None:
 def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: list[str], epochs: int = 3,
         freeze: bool = False, lr: float = 1e-4, folds: list[str] | None = None, swa: bool = False,
         frozen_run: str | None = "runs/multitask", probe_epochs: int = 0, swa_from: int = 1,
-        init: tuple[str, str] | None = None, negative_peak: float = 0.0) -> None:
+        init: tuple[str, str] | None = None, negative_peak: float = 0.0, consistency: float = 0.0) -> None:
     """Every fold (default: each source held out, each lgg sequence held out, then in-distribution),
     resumable by epoch; with ``swa`` also the average of each fold's epochs (``average``). Without
     ``frozen_run`` each fold starts from a fresh head trained alone for ``probe_epochs`` first."""
@@ -344,6 +369,7 @@ def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: l
         "trained": "head only" if freeze else "block_13 ... Conv_1 (BatchNorm frozen) + head + 14x14 heatmap",
         "families": families, "epochs": epochs, "probe_epochs": probe_epochs, "lr": lr, "heat_lr": 10 * lr,
         "batch": 64, "sequence_loss_weight": SEQUENCE_WEIGHT, "negative_peak_weight": negative_peak,
+        "consistency_weight": consistency,
         **({"init": list(init)} if init else {}),
         "type_labels": mt.labels_of(frozen_run)[0] if frozen_run else mt.TYPE_LABELS,
         "sequence_labels": mt.labels_of(frozen_run)[1] if frozen_run else mt.SEQUENCE_LABELS,
@@ -356,6 +382,7 @@ def run(catalogue_path: str, front_dir: str, out: str, weights: str, families: l
         print(f"[{name}] start", flush=True)
         fit_fold(name, doc, tg, data, meta, levels, Path(out), weights, fam, epochs, freeze, lr,
                  frozen_run=frozen_run, probe_epochs=probe_epochs,
-                 init=(Path(init[0]), init[1]) if init else None, negative_peak=negative_peak)
+                 init=(Path(init[0]), init[1]) if init else None, negative_peak=negative_peak,
+                 consistency=consistency)
         if swa:
             average(name, doc, tg, data, meta, levels, Path(out), weights, epochs, swa_from)
