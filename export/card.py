@@ -6,7 +6,7 @@ import datetime as dt
 
 import numpy as np
 
-from gui.core.engine.contract import DISCLAIMER
+from gui.core.engine.contract import DISCLAIMER, SEQUENCES
 from training.metrics import DECISION_THRESHOLD
 
 LIMITATIONS = (
@@ -178,8 +178,6 @@ def sequence_entry(scored: list[dict]) -> dict:
     """Held-out detection by MR sequence, from ``training.score`` results of the shipped file (each at
     the card's threshold, on a fold it never trained on); a sequence measured on several folds keeps
     the one with most tumours. The app cautions answers on a sequence whose sensitivity is below 85 %."""
-    from gui.core.engine.contract import SEQUENCES
-
     out: dict[str, dict] = {}
     for s in scored:
         for q, m in (s.get("by_sequence") or {}).items():
@@ -199,8 +197,6 @@ def sequence_entry_from_nested(nested: dict) -> dict:
     the held-out folds that have its tumours (every collection counts alike, as in the threshold's choice),
     with each fold's own figure. The shipped file trained on every source, so no fold is held out from
     *it*: these are the leave-one-source-out estimates of how it does on a new collection."""
-    from gui.core.engine.contract import SEQUENCES
-
     out: dict[str, dict] = {}
     for q in SEQUENCES:
         rows = {f: v["by_sequence"][q] for f, v in nested.items()

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.special import logit
 
 from export import card as cards, convert
 from export.multitask import contract_model, draft_and_verify, ood_statistics
@@ -40,7 +41,7 @@ def build_keras(weights: str, fold_weights: Path, temperature: float, labels: tu
         kernel, bias = head.get_layer("logits").get_weights()
         anchor = float(calibration["anchor"])
         bias = bias.copy()
-        bias[1] -= temperature * float(np.log(anchor) - np.log1p(-anchor))
+        bias[1] -= temperature * float(logit(anchor))
         head.get_layer("logits").set_weights([kernel, bias])
         temperature = temperature / float(calibration["slope"])
     fmap, expand = ft.tail_of(full, full.get_layer(front.LAYER).output)

@@ -23,7 +23,6 @@ answered at 0.5 of the calibrated probability (the threshold), its ``metrics.jso
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np

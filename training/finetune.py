@@ -227,6 +227,7 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
     in_train[train_idx] = True
     w_train = mt.balance_weights(tg["y"], tg["cell"], train_idx, balance_power)
     strong = views.FAMILIES.index("strong")  # another sequence's look: its sequence label no longer holds
+    geometry = views.FAMILIES.index("geometry")  # the consistency term's partner view
     heat14 = model.get_layer("heat14_logits").trainable_variables
     head_vars = [v for v in head.trainable_variables] + heat14
     body_vars = [v for v in model.trainable_variables if all(v is not h for h in head_vars)]
@@ -269,7 +270,6 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
         t0 = time.time()
         order = rng.permutation(len(train_idx))
         sums = np.zeros(4)
-        geometry = views.FAMILIES.index("geometry")
         step = steps[epoch <= probe_epochs]
         for s in range(0, len(order), batch):
             pos = np.sort(order[s:s + batch])
@@ -279,9 +279,12 @@ def fit_fold(name: str, doc: dict, tg: dict, data: np.ndarray, meta: dict, level
             t = np.where(y == 1, meta["type"][v, idx], -1).astype(np.int64)
             q = np.where(v == strong, -1, tg["sequence"][idx]).astype(np.int64)
             target, cell_w, mil_w = mt.heat_targets(meta["mask14"][v, idx].astype(np.float32), y)
-            partner = partner_views(v, geometry)
-            same = (meta["label"][partner, idx] == meta["label"][v, idx]).astype(np.float32)
-            x2 = data[partner, idx].astype(np.float32) if consistency else np.zeros((1,), np.float32)
+            if consistency:
+                partner = partner_views(v, geometry)
+                same = (meta["label"][partner, idx] == meta["label"][v, idx]).astype(np.float32)
+                x2 = data[partner, idx].astype(np.float32)
+            else:  # never read by the traced step
+                x2, same = np.zeros((1,), np.float32), np.zeros((1,), np.float32)
             parts_loss = step(data[v, idx].astype(np.float32), y, t, q, w_train[pos], target, cell_w, mil_w, x2, same)
             sums += np.array([float(p) for p in parts_loss]) * len(idx)
         m = score(model, doc, tg, f0, parts, meta, levels, epoch, folder, heatmaps=True)

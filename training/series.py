@@ -1,9 +1,10 @@
 """A study verdict from slice probabilities: the rule chosen and measured on the lgg volumes.
 
 The lgg manifest lists every slice of 95 patients' FLAIR volumes (3 hospitals) in order, and
-``lgg-t1`` the same slices in T1 and T1C, so each patient's sequence is a real test of series mode. Slice probabilities come from the leave-one-source-out
-folds of ``python -m training multitask`` (``runs/multitask/lgg-*/predictions.npz``): each hospital
-scored by a model that never saw it, through the app's own reader and preprocessing.
+``lgg-t1`` the same slices in T1 and T1C, so each patient's sequence is a real test of series mode.
+Slice probabilities come from the leave-one-source-out folds of ``python -m training multitask``
+(``runs/multitask/lgg-*/predictions.npz``): each hospital scored by a model that never saw it, through
+the app's own reader and preprocessing.
 
 Volumes built:
 
