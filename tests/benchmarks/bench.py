@@ -2,7 +2,9 @@
 
     python -m tests.benchmarks.bench [--folder ../shared/data/br35h] [--n 600] [--rss-files 5000]
 
-Run by hand, not by pytest. With ``../shared/data`` absent it makes synthetic images. The bundled
+Issue 31's rows in one run: pure inference fp32 and int8, end-to-end, the plain script (Pillow, no
+crop, one ``session.run`` per image), single-image latency, a 150-slice study and peak RSS, with the
+CPU's name and instruction sets. Run by hand, not by pytest. With ``../shared/data`` absent it makes synthetic images. The bundled
 models in ``assets/models`` are used. Ratios are between figures of this same run.
 """
 
@@ -72,16 +74,82 @@ def naive(files: list[Path], models) -> float:
     return len(files) / (time.perf_counter() - t0)
 
 
+def plain_script(files: list[Path], model_path: Path) -> float:
+    """What a user would write without the app (issue 31's yardstick): Pillow decode and resize, no
+    brain crop, one ``session.run`` per image on a default float32 session."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    t0 = time.perf_counter()
+    for f in files:
+        with Image.open(f) as img:
+            x = np.asarray(img.convert("RGB").resize((224, 224), Image.BILINEAR), np.float32)[None]
+        session.run(None, {"image": x})
+    return len(files) / (time.perf_counter() - t0)
+
+
 def pure_inference(models, n: int = 256, batch: int = 16) -> float:
     """Inference alone, one batch of ``batch`` at a time on the models' own sessions (every core)."""
+    return pure_inference_of([m.session for m in models], n, batch)
+
+
+def pure_inference_of(sessions, n: int = 256, batch: int = 16) -> float:
     x = np.random.default_rng(0).integers(0, 256, (batch, 224, 224, 3)).astype(np.float32)
-    for m in models:
-        m.session.run(None, {"image": x})
+    for s in sessions:
+        s.run(None, {"image": x})
     t0 = time.perf_counter()
     for _ in range(n // batch):
-        for m in models:
-            m.session.run(None, {"image": x})
+        for s in sessions:
+            s.run(None, {"image": x})
     return n / (time.perf_counter() - t0)
+
+
+def pure_inference_int8(files: list[Path], models) -> dict[str, float | None]:
+    """Pure inference of the bundled model quantized to static int8 (``tests/benchmarks/int8.py``'s
+    configurations, calibrated on 32 of the bench's files read by the app's reader; bias correction
+    changes no speed, so it is left out) on sessions like the model's own: the speed int8 would buy,
+    whatever its answers (``tests/benchmarks/int8.py`` measures those)."""
+    try:
+        from export.quantize import quantize_qdq
+        from tests.benchmarks.int8 import FLOAT_SPANS, has_vnni, session
+    except ImportError:  # onnx / onnxruntime.quantization: the train extra
+        return {"everywhere": None, "front and heads in float": None}
+    m = models[0]
+    calib = np.stack([model_input(open_scan(f).model_frame(), m.input_size, m.preprocessing).pixels
+                      for f in files[:32]]).astype(np.float32)
+    speeds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (name, options) in enumerate((("everywhere", {}), ("front and heads in float", FLOAT_SPANS))):
+            out = Path(tmp) / f"{k}.onnx"
+            quantize_qdq(m.path, out, calib, reduce_range=not has_vnni(), **options)
+            speeds[name] = pure_inference_of([session(out, 0)])
+    return speeds
+
+
+def series_seconds(classifier, n: int = 150) -> float:
+    """Seconds to score an ``n``-slice NIfTI volume as one study (``tests/benchmarks/series.py``'s
+    slices and path), median of three after a warm-up."""
+    from tests.benchmarks.series import run_once, slices
+    from tests.series_factory import write_nifti
+
+    with tempfile.TemporaryDirectory() as tmp:
+        volume = write_nifti(Path(tmp) / "vol.nii", slices(n))
+        run_once([volume], classifier)
+        return statistics.median(run_once([volume], classifier) for _ in range(3))
+
+
+def cpu_description() -> str:
+    """The CPU's model name and the instruction sets int8 speed depends on (the VM changes between
+    sessions: every figure says which CPU gave it)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.machine())
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    have = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return f"{name} ({', '.join(have) or 'no AVX2'})"
 
 
 def pure_inference_layout(models, engine: EngineSettings, n: int = 256) -> float:
@@ -239,12 +307,17 @@ def main() -> None:
     res: dict[str, float | None] = {}
     res["pure inference, one batch of 16 over every core (img/s)"] = pure_inference(models)
     res["pure inference, the engine's layout (img/s)"] = pure_inference_layout(models, engine)
+    for name, speed in pure_inference_int8(files, models).items():
+        res[f"pure inference int8 {name} (static QDQ of the same model), batch of 16 over every core (img/s)"] = speed
+    res["plain script: Pillow decode + resize, one session.run per image, fp32, no crop (img/s)"] = \
+        plain_script(files, models[0].path)
     res["end-to-end `mri-classifier classify` (img/s)"] = end_to_end(files, out)
     res["engine in process, no start-up or CSV (img/s)"] = in_process(files, classifier, engine)
     res["naive loop, same reader and crop, one image at a time (img/s)"] = naive(files, models)
     med, p95 = latency(files[:200], classifier)
     res["single-image latency median (ms)"] = med
     res["single-image latency p95 (ms)"] = p95
+    res["150-slice NIfTI study, scored whole (s)"] = series_seconds(classifier)
     res[f"peak RSS, {args.rss_files} files (MB)"] = rss_for(args.rss_files, files)
     res["peak RSS, 500 files (MB)"] = rss_for(500, files)
     res["GUI event loop, longest stall during batch (ms)"] = (gui_stalls(files[:300]) or (None,))[0]
@@ -261,9 +334,15 @@ def main() -> None:
     res["ratio end-to-end / the faster pure inference"] = e2e / limit
     res["ratio engine in process / the faster pure inference"] = res["engine in process, no start-up or CSV (img/s)"] / limit
     res["ratio end-to-end / naive"] = e2e / res["naive loop, same reader and crop, one image at a time (img/s)"]
+    res["ratio end-to-end / plain script"] = e2e / res[
+        "plain script: Pillow decode + resize, one session.run per image, fp32, no crop (img/s)"]
+    for name in ("everywhere", "front and heads in float"):
+        int8 = res[f"pure inference int8 {name} (static QDQ of the same model), batch of 16 over every core (img/s)"]
+        if int8:
+            res[f"ratio pure inference int8 {name} / fp32 (batch of 16)"] = int8 / pure
     if res["Keras model.predict, both models (img/s)"]:
         res["ratio end-to-end / Keras"] = e2e / res["Keras model.predict, both models (img/s)"]
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"Machine: {cpu_description()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"Folder: {folder} ({len(files)} files sampled); models: {', '.join(m.name for m in models)}")
     print(f"Engine layout (kept for this machine): {engine.describe()}\n")
     print("| measure | value |\n|---|---|")

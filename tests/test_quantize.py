@@ -1,0 +1,74 @@
+"""Static int8 with bias correction (export.quantize): the correction removes the mean shift int8 puts
+into each convolution's output, measured on a small generated network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime.quantization")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from export.quantize import correct_biases, float_nodes, quantize_qdq  # noqa: E402
+
+
+def small_network(path: Path) -> None:
+    """image [N, 16, 16, 3] -> NCHW -> conv 3x3 (8 channels) -> Relu6 -> depthwise 3x3 -> mean: the
+    MobileNetV2 pattern whose coarse depthwise weights shift means under int8."""
+    rng = np.random.default_rng(0)
+    w1 = (rng.normal(size=(8, 3, 3, 3)) * rng.uniform(0.05, 2.0, (8, 1, 1, 1))).astype(np.float32)
+    w2 = (rng.normal(size=(8, 1, 3, 3)) * rng.uniform(0.01, 3.0, (8, 1, 1, 1))).astype(np.float32)
+    nodes = [helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2], name="to_nchw"),
+             helper.make_node("Conv", ["nchw", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"], name="relu6"),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], group=8, name="depthwise"),
+             helper.make_node("GlobalAveragePool", ["c2"], ["pooled"], name="pool"),
+             helper.make_node("Flatten", ["pooled"], ["probabilities"], name="flatten")]
+    inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "b1"),
+             numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(np.zeros(8, np.float32), "b2"),
+             numpy_helper.from_array(np.float32(0), "lo"), numpy_helper.from_array(np.float32(6), "hi")]
+    graph = helper.make_graph(nodes, "small", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 16, 16, 3])],
+                              [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 8])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def outputs(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["probabilities"], {"image": x})[0]
+
+
+def test_bias_correction_removes_the_mean_shift_of_int8(tmp_path):
+    small_network(tmp_path / "f.onnx")
+    rng = np.random.default_rng(1)
+    calib = rng.uniform(0, 1, (32, 16, 16, 3)).astype(np.float32)
+    held = rng.uniform(0, 1, (64, 16, 16, 3)).astype(np.float32)  # not seen by calibration or correction
+    quantize_qdq(tmp_path / "f.onnx", tmp_path / "plain.onnx", calib)
+    quantize_qdq(tmp_path / "f.onnx", tmp_path / "corrected.onnx", calib, bias_images=calib)
+    reference = outputs(tmp_path / "f.onnx", held).mean(axis=0)
+    shift_plain = np.abs(outputs(tmp_path / "plain.onnx", held).mean(axis=0) - reference).mean()
+    shift_corrected = np.abs(outputs(tmp_path / "corrected.onnx", held).mean(axis=0) - reference).mean()
+    assert shift_plain > 1e-3  # int8 shifts this network's means measurably
+    assert shift_corrected < 0.5 * shift_plain
+
+
+def test_correct_biases_changes_only_biases(tmp_path):
+    small_network(tmp_path / "f.onnx")
+    calib = np.random.default_rng(2).uniform(0, 1, (16, 16, 16, 3)).astype(np.float32)
+    quantize_qdq(tmp_path / "f.onnx", tmp_path / "q.onnx", calib)
+    before = onnx.load(str(tmp_path / "q.onnx"))
+    after = correct_biases(onnx.load(str(tmp_path / "f.onnx")), onnx.load(str(tmp_path / "q.onnx")), calib)
+    changed = {i.name for i, j in zip(before.graph.initializer, after.graph.initializer)
+               if not np.array_equal(numpy_helper.to_array(i), numpy_helper.to_array(j))}
+    assert changed and all(numpy_helper.to_array(i).dtype == np.int32 for i in after.graph.initializer if i.name in changed)
+    assert [n.op_type for n in before.graph.node] == [n.op_type for n in after.graph.node]
+
+
+def test_float_nodes_keeps_the_front_and_the_tail():
+    names = ["a", "block_1_x", "block_7_y", "block_8_z", "head_w", "out"]
+    assert float_nodes(names, "block_7_", "head_") == ["a", "block_1_x", "head_w", "out"]
+    assert float_nodes(names) == []
