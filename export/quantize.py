@@ -96,11 +96,11 @@ def correct_biases(reference, quantized, images: np.ndarray, batch: int = 25):
         sums = [0.0] * len(outputs)
         for i in range(0, len(images), batch):
             got = session.run(outputs, {"image": np.asarray(images[i:i + batch], np.float32)})
-            sums = [s + a.astype(np.float64).mean(axis=(2, 3)).sum(axis=0) for s, a in zip(sums, got)]
+            sums = [s + a.astype(np.float64).mean(axis=(2, 3)).sum(axis=0) for s, a in zip(sums, got, strict=True)]
         return [s / len(images) for s in sums]
 
     targets = channel_means(reference, [before_activation(c.output[0]) for c in convs])
-    for conv, target in zip(convs, targets):
+    for conv, target in zip(convs, targets, strict=True):
         (mean,) = channel_means(quantized, [conv.output[0]])
         bias_dq = made_by[conv.input[2]]
         bias = initializers[bias_dq.input[0]]

@@ -62,7 +62,7 @@ def test_correct_biases_changes_only_biases(tmp_path):
     quantize_qdq(tmp_path / "f.onnx", tmp_path / "q.onnx", calib)
     before = onnx.load(str(tmp_path / "q.onnx"))
     after = correct_biases(onnx.load(str(tmp_path / "f.onnx")), onnx.load(str(tmp_path / "q.onnx")), calib)
-    changed = {i.name for i, j in zip(before.graph.initializer, after.graph.initializer)
+    changed = {i.name for i, j in zip(before.graph.initializer, after.graph.initializer, strict=True)
                if not np.array_equal(numpy_helper.to_array(i), numpy_helper.to_array(j))}
     assert changed and all(numpy_helper.to_array(i).dtype == np.int32 for i in after.graph.initializer if i.name in changed)
     assert [n.op_type for n in before.graph.node] == [n.op_type for n in after.graph.node]

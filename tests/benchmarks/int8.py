@@ -16,6 +16,7 @@ AUC within 0.003 on every collection before int8 may ship.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -75,6 +76,23 @@ def p_tumour(path: Path, x: np.ndarray) -> np.ndarray:
     return np.concatenate([s.run(["probabilities"], {"image": x[i:i + 32]})[0][:, 1] for i in range(0, len(x), 32)])
 
 
+def pointing(path: Path, doc: dict, idx: np.ndarray, x: np.ndarray) -> dict[str, float]:
+    """Pointing game of the heatmap head and the detector's CAM on the images of ``idx`` with an
+    expert mask (``training.multitask.heatmap_faithfulness``: the map's maximum within 15 px of the
+    mask, in the frame's pixels), the geometry of each image's brain crop read again."""
+    s = session(path, 0)
+    heat, cam = [], []
+    for i in range(0, len(x), 32):
+        h, c = s.run(["heatmap", "cam"], {"image": x[i:i + 32]})
+        heat.append(h)
+        cam.append(c)
+    geometry = {int(i): dataclasses.astuple(feats.item_input(doc, doc["items"][int(i)])[1].geometry)
+                for i in idx if doc["items"][int(i)]["mask"]}
+    found = mt.heatmap_faithfulness(doc, idx, {"heatmap": np.concatenate(heat), "cam": np.concatenate(cam)},
+                                    {"geometry": geometry})
+    return {name: v["pointing_game"] for name, v in found.items()} | {"n": found["heatmap"]["n"]}
+
+
 def speed(path: Path, x: np.ndarray, batch: int) -> float:
     """Images a second on one thread (best of two passes over ``x``)."""
     s = session(path, 1)
@@ -110,6 +128,7 @@ def main() -> None:
     where = np.array([f"{doc['sources'][s]} {mt.SEQUENCE_LABELS[q] if q >= 0 else ''}".strip()
                       for s, q in zip(tg["source"][test_idx], tg["sequence"][test_idx])])
     fp32 = p_tumour(Path(args.model), x)
+    fp32_pointing = pointing(Path(args.model), doc, test_idx, x)
     print(f"{args.model}: {len(x)} test images, {len(calib)} calibration images, threshold {threshold:.2f}, "
           f"VNNI {'yes' if has_vnni() else 'no (reduce_range on)'}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,6 +148,10 @@ def main() -> None:
             same = (q >= threshold) == (fp32 >= threshold)
             print(f"\n{name}: same answer {same.mean():.2%}, mean |dP| {np.abs(q - fp32).mean():.4f}, "
                   f"max |dP| {np.abs(q - fp32).max():.3f}")
+            q_pointing = pointing(q_path, doc, test_idx, x)
+            print(f"  pointing game on {q_pointing['n']} masked tumour images: heatmap "
+                  f"{fp32_pointing['heatmap']:.2%} -> {q_pointing['heatmap']:.2%}, CAM {fp32_pointing['cam']:.2%} -> "
+                  f"{q_pointing['cam']:.2%}")
             for w in sorted(set(where)):
                 m = where == w
                 auc = (f"AUC {roc_auc(y[m], fp32[m]):.4f} -> {roc_auc(y[m], q[m]):.4f}" if len(set(y[m])) > 1 else "")
