@@ -19,7 +19,7 @@ import numpy as np
 
 from export import convert
 from export.verify import run_onnx
-from gui.core.engine.model import load_model
+from gui.core.engine.model import load_model, session_options
 
 MAX_ACCURACY_DROP = 0.003  # 0.3 percentage points
 CALIBRATION_IMAGES = 64  # percentile calibration holds every activation of every image
@@ -113,9 +113,7 @@ def correct_biases(reference, quantized, images: np.ndarray, batch: int = 25):
 def _session(model: bytes):
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, session_options(), providers=["CPUExecutionProvider"])
 
 
 def quantize(fp32_path: Path, out_path: Path, x_calib: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> dict:

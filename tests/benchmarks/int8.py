@@ -44,8 +44,12 @@ def cells(doc: dict, idx: np.ndarray, per: int, rng: np.random.Generator) -> np.
     return np.sort(np.concatenate([rng.permutation(v)[:per] for _k, v in sorted(groups.items())]))
 
 
-def inputs(doc: dict, idx: np.ndarray) -> np.ndarray:
-    return np.stack([feats.item_input(doc, doc["items"][int(i)])[1].pixels for i in idx]).astype(np.float32)
+def inputs(doc: dict, idx: np.ndarray) -> tuple[np.ndarray, dict[int, tuple]]:
+    """The model inputs of the items ``idx`` as float32, and each item's crop geometry (by item index:
+    what ``training.multitask.heatmap_faithfulness`` maps a heatmap back to the frame with)."""
+    fitted = [feats.item_input(doc, doc["items"][int(i)])[1] for i in idx]
+    return (np.stack([f.pixels for f in fitted]).astype(np.float32),
+            {int(i): dataclasses.astuple(f.geometry) for i, f in zip(idx, fitted, strict=True)})
 
 
 def has_vnni() -> bool:
@@ -76,18 +80,16 @@ def p_tumour(path: Path, x: np.ndarray) -> np.ndarray:
     return np.concatenate([s.run(["probabilities"], {"image": x[i:i + 32]})[0][:, 1] for i in range(0, len(x), 32)])
 
 
-def pointing(path: Path, doc: dict, idx: np.ndarray, x: np.ndarray) -> dict[str, float]:
+def pointing(path: Path, doc: dict, idx: np.ndarray, x: np.ndarray, geometry: dict[int, tuple]) -> dict[str, float]:
     """Pointing game of the heatmap head and the detector's CAM on the images of ``idx`` with an
     expert mask (``training.multitask.heatmap_faithfulness``: the map's maximum within 15 px of the
-    mask, in the frame's pixels), the geometry of each image's brain crop read again."""
+    mask, in the frame's pixels, through each image's crop ``geometry``)."""
     s = session(path, 0)
     heat, cam = [], []
     for i in range(0, len(x), 32):
         h, c = s.run(["heatmap", "cam"], {"image": x[i:i + 32]})
         heat.append(h)
         cam.append(c)
-    geometry = {int(i): dataclasses.astuple(feats.item_input(doc, doc["items"][int(i)])[1].geometry)
-                for i in idx if doc["items"][int(i)]["mask"]}
     found = mt.heatmap_faithfulness(doc, idx, {"heatmap": np.concatenate(heat), "cam": np.concatenate(cam)},
                                     {"geometry": geometry})
     return {name: v["pointing_game"] for name, v in found.items()} | {"n": found["heatmap"]["n"]}
@@ -119,16 +121,17 @@ def main() -> None:
     tg = mt.targets(doc)
     rng = np.random.default_rng(0)
     parts = catalogue.fold(doc, None)
-    train = inputs(doc, cells(doc, parts["train"], args.per_cell, rng))
+    train, _ = inputs(doc, cells(doc, parts["train"], args.per_cell, rng))
     calib = train[rng.permutation(len(train))[:64]]  # percentile calibration holds every activation
     bias_images = train[:args.bias_images]
     test_idx = cells(doc, parts["test"], args.test_per_cell, rng)
-    x, y = inputs(doc, test_idx), tg["y"][test_idx]
-    threshold = load_model(args.model).threshold
+    (x, geometry), y = inputs(doc, test_idx), tg["y"][test_idx]
+    fp32_model = load_model(args.model)
+    threshold = fp32_model.threshold
     where = np.array([f"{doc['sources'][s]} {mt.SEQUENCE_LABELS[q] if q >= 0 else ''}".strip()
                       for s, q in zip(tg["source"][test_idx], tg["sequence"][test_idx])])
     fp32 = p_tumour(Path(args.model), x)
-    fp32_pointing = pointing(Path(args.model), doc, test_idx, x)
+    fp32_pointing = pointing(Path(args.model), doc, test_idx, x, geometry)
     print(f"{args.model}: {len(x)} test images, {len(calib)} calibration images, threshold {threshold:.2f}, "
           f"VNNI {'yes' if has_vnni() else 'no (reduce_range on)'}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,12 +146,12 @@ def main() -> None:
                 kept = Path(args.save) / f"int8-{k}.onnx"
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(q_path, kept)
-                write_card(kept, dict(load_model(args.model).card, quantization=f"static int8: {name}"))
+                write_card(kept, dict(fp32_model.card, quantization=f"static int8: {name}"))
             q = p_tumour(q_path, x)
             same = (q >= threshold) == (fp32 >= threshold)
             print(f"\n{name}: same answer {same.mean():.2%}, mean |dP| {np.abs(q - fp32).mean():.4f}, "
                   f"max |dP| {np.abs(q - fp32).max():.3f}")
-            q_pointing = pointing(q_path, doc, test_idx, x)
+            q_pointing = pointing(q_path, doc, test_idx, x, geometry)
             print(f"  pointing game on {q_pointing['n']} masked tumour images: heatmap "
                   f"{fp32_pointing['heatmap']:.2%} -> {q_pointing['heatmap']:.2%}, CAM {fp32_pointing['cam']:.2%} -> "
                   f"{q_pointing['cam']:.2%}")
