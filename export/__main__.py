@@ -1,4 +1,4 @@
-"""``python -m export runs/NAME --out assets/models/NAME.onnx``: thin command-line entry point."""
+"""``python -m export runs/NAME --out assets/models/NAME.onnx`` (and ``recard``, ``int8``): thin command-line entry point."""
 
 from __future__ import annotations
 
@@ -47,10 +47,39 @@ def recard(argv: list[str]) -> int:
     return 0
 
 
+def int8(argv: list[str]) -> int:
+    """``python -m export int8 MODEL.onnx --out assets/models/int8/MODEL.onnx``: the model's int8 file by
+    issue 31's recipe (``export.int8``), written only when it keeps float32's answers."""
+    from pathlib import Path
+
+    from export.int8 import build_int8
+    from export.verify import VerificationError
+
+    p = argparse.ArgumentParser(prog="python -m export int8")
+    p.add_argument("model", help="the float32 model file")
+    p.add_argument("--out", required=True, help="the int8 file to write (the app looks in assets/models/int8/)")
+    p.add_argument("--catalogue", default="runs/splits/multisource-v4.json",
+                   help="the split whose in-distribution training part calibrates and whose test part checks")
+    args = p.parse_args(argv)
+    try:
+        figures = build_int8(Path(args.model), Path(args.out), Path(args.catalogue))
+    except VerificationError as exc:
+        print(f"int8 FAILED its check, nothing written: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: same answer on {figures['same_answer']:.2%} of {figures['n']} test images, mean |dP| "
+          f"{figures['mean_abs_dp']:.4f}, largest AUC move of a source or sequence {figures['max_auc_move']:.4f}")
+    for group in ("auc", "auc_by_cell"):
+        for name, auc in figures[group].items():
+            print(f"  {name:18s} n={auc['n']:5d} AUC {auc['float32']:.4f} -> {auc['int8']:.4f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["recard"]:
         return recard(argv[1:])
+    if argv[:1] == ["int8"]:
+        return int8(argv[1:])
     p = argparse.ArgumentParser(prog="python -m export", description="Export a trained run to the app's ONNX contract, verified.")
     p.add_argument("run", help="training run folder (runs/NAME)")
     p.add_argument("--out", required=True, help="ONNX file to write")

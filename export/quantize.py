@@ -20,6 +20,7 @@ import numpy as np
 from export import convert
 from export.verify import run_onnx
 from gui.core.engine.model import load_model, session_options
+from gui.core.engine.precision import INT8
 
 MAX_ACCURACY_DROP = 0.003  # 0.3 percentage points
 CALIBRATION_IMAGES = 64  # percentile calibration holds every activation of every image
@@ -122,7 +123,8 @@ def quantize(fp32_path: Path, out_path: Path, x_calib: np.ndarray, x_test: np.nd
         draft = Path(tmp) / "int8.onnx"
         quantize_qdq(fp32_path, draft, x_calib)
         card = load_model(fp32_path).card
-        card = dict(card, quantization="static int8 (QDQ, per-channel weights), calibrated on training images")
+        card = dict(card, precision={"arithmetic": INT8,
+                                     "recipe": "static QDQ, per-channel int8 weights, calibrated on training images"})
         convert.write_card(draft, card)
         report = {"fp32": measure(fp32_path, x_test, y_test), "int8": measure(draft, x_test, y_test)}
         drop = report["fp32"]["accuracy"] - report["int8"]["accuracy"]

@@ -392,3 +392,32 @@ def test_batch_and_study_work_runs_below_the_windows_priority(window, qtbot, sca
     engine = [n for name, n in seen if name.startswith(stream.INFERENCE_THREADS)]
     assert len(engine) >= 2 and set(engine) == {max(before, BACKGROUND_NICE)}
     assert nice() == before
+
+
+def test_view_arithmetic_switches_the_bundled_model_and_keeps_the_choice(qtbot, tmp_path, monkeypatch):
+    """View > Arithmetic: int8 replaces the float32 model (the name says so everywhere), the choice is kept
+    in the settings; on a CPU without VNNI the int8 entry is greyed out with the reason."""
+    from gui.core.engine import precision as precisions
+    from gui.core.resources import bundled_models
+
+    int8_files = [f.parent / precisions.INT8_FOLDER / f.name for f in bundled_models()]
+    if not int8_files or not all(f.is_file() for f in int8_files):
+        pytest.skip("no bundled int8 model")
+    monkeypatch.setattr(precisions, "cpu_has_vnni", lambda: True)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow([load_model(p) for p in bundled_models()], settings)
+    qtbot.addWidget(w)
+    assert w.precision == precisions.FP32 and w.precision_actions[precisions.FP32].isChecked()
+    assert w.precision_actions[precisions.INT8].isEnabled()
+    w.precision_actions[precisions.INT8].trigger()
+    assert [m.path for m in w.models] == int8_files and w.classifier.models == w.models
+    assert w.precision_actions[precisions.INT8].isChecked() and settings.value("precision") == precisions.INT8
+    assert "int8" in w.statusBar().currentMessage()
+    w.precision_actions[precisions.FP32].trigger()
+    assert [m.path for m in w.models] == bundled_models() and settings.value("precision") == precisions.FP32
+
+    monkeypatch.setattr(precisions, "cpu_has_vnni", lambda: False)
+    w2 = MainWindow([load_model(p) for p in bundled_models()], QSettings(str(tmp_path / "s2.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w2)
+    assert not w2.precision_actions[precisions.INT8].isEnabled()
+    assert "VNNI" in w2.precision_actions[precisions.INT8].text()

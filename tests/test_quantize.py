@@ -72,3 +72,26 @@ def test_float_nodes_keeps_the_front_and_the_tail():
     names = ["a", "block_1_x", "block_7_y", "block_8_z", "head_w", "out"]
     assert float_nodes(names, "block_7_", "head_") == ["a", "block_1_x", "head_w", "out"]
     assert float_nodes(names) == []
+
+
+def test_int8_check_holds_sources_and_sequences_not_small_cells():
+    """``export.int8.compare``: the AUC bar applies to every image, each source and each sequence; a
+    (source, sequence) cell's move is reported but not held (60 images are too few for 0.003)."""
+    from export.int8 import compare
+
+    rng = np.random.default_rng(0)
+    labels = np.tile([0, 1], 200)
+    source = np.repeat(["a", "b"], 200)
+    sequence = np.tile(np.repeat(["t1", "t2"], 100), 2)
+    fp32 = np.clip(0.5 * labels + rng.normal(0.25, 0.2, 400), 0, 1)
+    same = compare(fp32, fp32.copy(), labels, source, sequence, 0.5)
+    assert same["same_answer"] == 1.0 and same["max_auc_move"] == 0.0
+    assert set(same["auc"]) == {"every image", "a", "b", "t1", "t2"}
+    assert set(same["auc_by_cell"]) == {"a t1", "a t2", "b t1", "b t2"}
+    worse = fp32.copy()
+    hurt = (source == "b") & (labels == 1)
+    worse[hurt] -= 0.3  # source b's tumours lose probability: its AUC falls, and answers flip
+    moved = compare(fp32, worse, labels, source, sequence, 0.5)
+    assert moved["max_auc_move"] == pytest.approx(moved["auc"]["b"]["float32"] - moved["auc"]["b"]["int8"])
+    assert moved["max_auc_move"] > 0.05
+    assert moved["same_answer"] == pytest.approx(1 - np.mean((fp32 >= 0.5) != (worse >= 0.5)))

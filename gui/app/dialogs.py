@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 from gui.app.formatting import measured_percent
 from gui.core.engine.classifier import SEQUENCE_CAUTION
 from gui.core.engine.model import Model
+from gui.core.engine.precision import describe as describe_precision
 from gui.core.readers.sequence import SEQUENCE_NAMES
 
 
@@ -58,6 +59,7 @@ def card_html(model: Model) -> str:
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in [
         ("Task", html.escape(c["task"])), ("Labels", html.escape(", ".join(c["labels"]))),
         ("Architecture", f"{html.escape(str(c.get('architecture')))} ({c.get('parameters', 0):,} parameters)"),
+        ("Arithmetic", html.escape(describe_precision(c))),
         ("Input", f"{c['input']['size']}×{c['input']['size']} RGB 0-255"),
         ("Training data", html.escape(", ".join(tr.get("datasets", [])))),
         ("Split", html.escape(split_text(tr.get("split_method", {})))),

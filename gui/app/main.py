@@ -11,7 +11,8 @@ import onnxruntime  # noqa: F401  (import before Qt: a known DLL clash on Window
 
 from gui.core.engine.model import ModelContractError, load_model
 from gui.core.records.logs import APPLICATION, ORGANISATION, attach_log_file, log
-from gui.core.resources import assets_dir, bundled_models
+from gui.core.engine import precision as precisions
+from gui.core.resources import assets_dir
 
 
 def install_exception_hook(log_file: Path | None) -> None:
@@ -40,6 +41,7 @@ def create_window(argv: list[str]):
     A bundled model that fails the contract check is reported in a dialog and left out:
     the app still starts with the others.
     """
+    from PySide6.QtCore import QSettings
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -54,8 +56,13 @@ def create_window(argv: list[str]):
     log_file = attach_log_file()  # None where the per-user folder cannot be written: the app runs, unlogged
     install_exception_hook(log_file)
 
+    # The arithmetic chosen last time (View > Arithmetic), where this computer can run it.
+    chosen = str(QSettings().value("precision", precisions.DEFAULT))
+    picked = precisions.bundled(chosen if chosen in precisions.PRECISIONS else precisions.DEFAULT)
+    if picked.note:
+        log.info("bundled models: %s", picked.note)
     models, problems = [], []
-    for path in bundled_models():
+    for path in picked.files:
         try:
             models.append(load_model(path))
         except ModelContractError as exc:

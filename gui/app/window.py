@@ -32,6 +32,7 @@ from gui.app.workers import open_work, study_work
 from gui.core.engine.classifier import Classifier
 from gui.core.display import Window
 from gui.core.engine.contract import DISCLAIMER
+from gui.core.engine import precision as precisions
 from gui.core.engine.model import Model, ModelContractError, load_model
 from gui.core.names import display_path
 from gui.core.engine.heatmap import COLORMAPS, blend, draw_contour, heat_to_frame
@@ -204,6 +205,20 @@ class MainWindow(QMainWindow):
             themes.addAction(action)
             self.theme_actions[choice] = action
         self.theme_actions[self.theme_choice].setChecked(True)
+        arithmetic = view.addMenu("&Arithmetic of the bundled model")
+        group = QActionGroup(self)
+        self.precision_actions: dict[str, QAction] = {}
+        why_not = precisions.int8_unavailable()
+        for choice, label in ((precisions.FP32, "&Float32 (the default)"),
+                              (precisions.INT8, "&Int8 (faster; keeps nearly every answer: see Help > Model card)")):
+            action = QAction(label + (f" — {why_not}" if choice == precisions.INT8 and why_not else ""), self,
+                             checkable=True)
+            action.setEnabled(choice == precisions.FP32 or not why_not)
+            action.triggered.connect(lambda *_, c=choice: self.set_precision(c))
+            group.addAction(action)
+            arithmetic.addAction(action)
+            self.precision_actions[choice] = action
+        self._check_precision()
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Model card…", lambda: ModelCardDialog(self.models, self).exec())
         self._action(help_menu, "&About", self.about)
@@ -556,9 +571,41 @@ class MainWindow(QMainWindow):
         except ModelContractError as exc:
             QMessageBox.critical(self, "Model refused", f"This file cannot be used as a model:\n\n{exc}")
             return False
-        self.models = [m for m in self.models if m.card["task"] != model.card["task"]] + [model]
+        self._use_models([model])
+        return True
+
+    @property
+    def precision(self) -> str:
+        """The arithmetic the loaded models run in (int8 when any of them is an int8 file)."""
+        return precisions.INT8 if any(m.precision == precisions.INT8 for m in self.models) else precisions.FP32
+
+    def _check_precision(self) -> None:
+        self.precision_actions[self.precision].setChecked(True)
+
+    def set_precision(self, choice: str) -> bool:
+        """View > Arithmetic: the bundled models in float32 or int8 replace the loaded ones of their task,
+        the shown image and study are answered again, and the choice is kept for the next start."""
+        picked = precisions.bundled(choice)
+        if picked.note:
+            QMessageBox.information(self, "Arithmetic", picked.note[0].upper() + picked.note[1:] + ".")
+        try:
+            models = [load_model(f) for f in picked.files]
+        except ModelContractError as exc:
+            QMessageBox.critical(self, "Model refused", f"This file cannot be used as a model:\n\n{exc}")
+            self._check_precision()
+            return False
+        self.settings.setValue("precision", picked.precision)
+        self._use_models(models)
+        return picked.precision == choice
+
+    def _use_models(self, models: list[Model]) -> None:
+        """``models`` replace the loaded ones of their tasks; every answer of the old ones is forgotten and
+        the shown image (and its study) answered again by the new."""
+        tasks = {m.card["task"] for m in models}
+        self.models = [m for m in self.models if m.card["task"] not in tasks] + list(models)
         self.models.sort(key=lambda m: m.card["task"] != "binary")
         self.classifier = Classifier(self.models)
+        self._check_precision()
         self.batch.table_model.thumbnails.clear()  # pictures drawn with the old model are not reused
         self.batch.preview_pictures.clear()
         self.statusBar().showMessage(self._models_text())
@@ -567,7 +614,6 @@ class MainWindow(QMainWindow):
         if request is not None:
             self._run_open(request)  # the shown slice, answered by the new model
             self._start_study(self.session.restart_study())  # and the study scored again by it
-        return True
 
     def save_report(self, path: str | None = None) -> None:
         if self.result is None or self.rgb is None:

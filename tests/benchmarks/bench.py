@@ -32,6 +32,7 @@ from gui.core.engine import stream, tuning  # noqa: E402
 from gui.core.engine.classifier import Classifier  # noqa: E402
 from gui.core.engine.model import load_model  # noqa: E402
 from gui.core.engine.heatmap import blend, heat_to_frame  # noqa: E402
+from gui.core.engine.precision import cpu_has_vnni  # noqa: E402
 from gui.core.engine.preprocess import model_input  # noqa: E402
 from gui.core.readers import open_scan  # noqa: E402
 from gui.core.resources import bundled_models  # noqa: E402
@@ -53,10 +54,10 @@ def synthetic_folder(n: int) -> Path:
     return d
 
 
-def end_to_end(files: list[Path], out: Path) -> float:
+def end_to_end(files: list[Path], out: Path, *options: str) -> float:
     """The shipped command, as a user runs it (subprocess: includes start-up, CSV written)."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "gui", "classify", *map(str, files), "--csv", str(out), "--force"],
+    subprocess.run([sys.executable, "-m", "gui", "classify", *map(str, files), "--csv", str(out), "--force", *options],
                    cwd=ROOT, check=False, capture_output=True)
     return len(files) / (time.perf_counter() - t0)
 
@@ -105,24 +106,28 @@ def pure_inference_of(sessions, n: int = 256, batch: int = 16) -> float:
 
 
 def pure_inference_int8(files: list[Path], models) -> dict[str, float | None]:
-    """Pure inference of the bundled model quantized to static int8 (``tests/benchmarks/int8.py``'s
-    configurations, calibrated on 32 of the bench's files read by the app's reader; bias correction
-    changes no speed, so it is left out) on sessions like the model's own: the speed int8 would buy,
-    whatever its answers (``tests/benchmarks/int8.py`` measures those)."""
+    """Pure inference in int8 on sessions like the model's own: the bundled int8 file (what
+    ``--precision int8`` runs, on a CPU with VNNI), and the bundled model quantized everywhere
+    (calibrated on 32 of the bench's files; the speed the whole network in int8 would buy, whatever
+    its answers: ``tests/benchmarks/int8.py`` measures those)."""
+    from gui.core.engine.precision import INT8, bundled
+
+    shipped = bundled(INT8)
+    speeds: dict[str, float | None] = {
+        "bundled file": pure_inference_of([load_model(f).session for f in shipped.files])
+        if shipped.precision == INT8 else None}
     try:
         from export.quantize import quantize_qdq
-        from tests.benchmarks.int8 import FLOAT_SPANS, has_vnni, session
+        from tests.benchmarks.int8 import session
     except ImportError:  # onnx / onnxruntime.quantization: the train extra
-        return {"everywhere": None, "front and heads in float": None}
+        return speeds | {"everywhere": None}
     m = models[0]
     calib = np.stack([model_input(open_scan(f).model_frame(), m.input_size, m.preprocessing).pixels
                       for f in files[:32]]).astype(np.float32)
-    speeds = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for k, (name, options) in enumerate((("everywhere", {}), ("front and heads in float", FLOAT_SPANS))):
-            out = Path(tmp) / f"{k}.onnx"
-            quantize_qdq(m.path, out, calib, reduce_range=not has_vnni(), **options)
-            speeds[name] = pure_inference_of([session(out, 0)])
+        out = Path(tmp) / "everywhere.onnx"
+        quantize_qdq(m.path, out, calib, reduce_range=not cpu_has_vnni())
+        speeds["everywhere"] = pure_inference_of([session(out, 0)])
     return speeds
 
 
@@ -312,6 +317,7 @@ def main() -> None:
     res["plain script: Pillow decode + resize, one session.run per image, fp32, no crop (img/s)"] = \
         plain_script(files, models[0].path)
     res["end-to-end `mri-classifier classify` (img/s)"] = end_to_end(files, out)
+    res["end-to-end `mri-classifier classify --precision int8` (img/s)"] = end_to_end(files, out, "--precision", "int8")
     res["engine in process, no start-up or CSV (img/s)"] = in_process(files, classifier, engine)
     res["naive loop, same reader and crop, one image at a time (img/s)"] = naive(files, models)
     med, p95 = latency(files[:200], classifier)
@@ -336,10 +342,16 @@ def main() -> None:
     res["ratio end-to-end / naive"] = e2e / res["naive loop, same reader and crop, one image at a time (img/s)"]
     res["ratio end-to-end / plain script"] = e2e / res[
         "plain script: Pillow decode + resize, one session.run per image, fp32, no crop (img/s)"]
-    for name in ("everywhere", "front and heads in float"):
+    for name in ("bundled file", "everywhere"):
         int8 = res[f"pure inference int8 {name} (static QDQ of the same model), batch of 16 over every core (img/s)"]
         if int8:
             res[f"ratio pure inference int8 {name} / fp32 (batch of 16)"] = int8 / pure
+    int8_pure = res["pure inference int8 bundled file (static QDQ of the same model), batch of 16 over every core (img/s)"]
+    e2e_int8 = res["end-to-end `mri-classifier classify --precision int8` (img/s)"]
+    if int8_pure:  # the int8 file ran (a CPU with VNNI): its end-to-end against the plain fp32 script and its own pure inference
+        res["ratio end-to-end int8 / plain script (fp32)"] = e2e_int8 / res[
+            "plain script: Pillow decode + resize, one session.run per image, fp32, no crop (img/s)"]
+        res["ratio end-to-end int8 / pure inference int8 (batch of 16)"] = e2e_int8 / int8_pure
     if res["Keras model.predict, both models (img/s)"]:
         res["ratio end-to-end / Keras"] = e2e / res["Keras model.predict, both models (img/s)"]
     print(f"Machine: {cpu_description()}, {os.cpu_count()} cores, Python {platform.python_version()}")

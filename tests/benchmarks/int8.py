@@ -16,7 +16,6 @@ AUC within 0.003 on every collection before int8 may ship.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shutil
 import sys
 import tempfile
@@ -29,40 +28,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from export.convert import write_card  # noqa: E402
+from export.int8 import FLOAT_SPANS, cells, inputs  # noqa: E402
 from export.quantize import quantize_qdq  # noqa: E402
 from gui.core.engine.model import load_model  # noqa: E402
-from training import catalogue, features as feats, multitask as mt, split as splits  # noqa: E402
+from gui.core.engine.precision import INT8, cpu_has_vnni  # noqa: E402
+from training import catalogue, multitask as mt, split as splits  # noqa: E402
 from training.metrics import roc_auc  # noqa: E402
-
-
-def cells(doc: dict, idx: np.ndarray, per: int, rng: np.random.Generator) -> np.ndarray:
-    """Up to ``per`` items of every (source, sequence) cell of ``idx``."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i in idx:
-        r = doc["items"][int(i)]
-        groups.setdefault((r["source"], r.get("sequence") or ""), []).append(int(i))
-    return np.sort(np.concatenate([rng.permutation(v)[:per] for _k, v in sorted(groups.items())]))
-
-
-def inputs(doc: dict, idx: np.ndarray) -> tuple[np.ndarray, dict[int, tuple]]:
-    """The model inputs of the items ``idx`` as float32, and each item's crop geometry (by item index:
-    what ``training.multitask.heatmap_faithfulness`` maps a heatmap back to the frame with)."""
-    fitted = [feats.item_input(doc, doc["items"][int(i)])[1] for i in idx]
-    return (np.stack([f.pixels for f in fitted]).astype(np.float32),
-            {int(i): dataclasses.astuple(f.geometry) for i, f in zip(idx, fitted, strict=True)})
-
-
-def has_vnni() -> bool:
-    """Whether this CPU has VNNI (AVX512-VNNI or AVX-VNNI): read at run time, the machine changes."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags
-
-
-#: The spans kept in float in the candidate configuration: the ImageNet blocks 0-6 and the heads.
-FLOAT_SPANS = {"front_until": "block_7_", "tail_from": "multitask_head_1/features"}
 
 
 def session(path: Path, threads: int):
@@ -133,7 +104,7 @@ def main() -> None:
     fp32 = p_tumour(Path(args.model), x)
     fp32_pointing = pointing(Path(args.model), doc, test_idx, x, geometry)
     print(f"{args.model}: {len(x)} test images, {len(calib)} calibration images, threshold {threshold:.2f}, "
-          f"VNNI {'yes' if has_vnni() else 'no (reduce_range on)'}")
+          f"VNNI {'yes' if cpu_has_vnni() else 'no (reduce_range on)'}")
     with tempfile.TemporaryDirectory() as tmp:
         configurations = {
             "int8 everywhere": {},
@@ -141,12 +112,12 @@ def main() -> None:
             "int8, front and heads in float, bias-corrected": dict(FLOAT_SPANS, bias_images=bias_images)}
         for k, (name, options) in enumerate(configurations.items()):
             q_path = Path(tmp) / f"{k}.onnx"
-            quantize_qdq(Path(args.model), q_path, calib, reduce_range=not has_vnni(), **options)
+            quantize_qdq(Path(args.model), q_path, calib, reduce_range=not cpu_has_vnni(), **options)
             if args.save:
                 kept = Path(args.save) / f"int8-{k}.onnx"
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(q_path, kept)
-                write_card(kept, dict(fp32_model.card, quantization=f"static int8: {name}"))
+                write_card(kept, dict(fp32_model.card, precision={"arithmetic": INT8, "recipe": name}))
             q = p_tumour(q_path, x)
             same = (q >= threshold) == (fp32 >= threshold)
             print(f"\n{name}: same answer {same.mean():.2%}, mean |dP| {np.abs(q - fp32).mean():.4f}, "

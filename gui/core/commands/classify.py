@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from gui.core.commands.common import (
-    Stop, UsageError, check_not_an_input, check_targets, stop_signals, terminal_progress,
+    Stop, UsageError, add_precision_argument, check_not_an_input, check_targets, note, stop_signals, terminal_progress,
 )
 from gui.core.engine import stream, tuning
 from gui.core.engine.classifier import Classifier
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "(for a study: of its most suspicious slice)")
     p.add_argument("--per-slice", metavar="FILE", help="also write one row per slice of every study into this CSV")
     p.add_argument("--model", action="append", metavar="FILE", help="ONNX model to use instead of the bundled ones (repeatable)")
+    add_precision_argument(p)
     p.add_argument("--force", action="store_true", help="replace an existing CSV")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run into the same --csv: rows of unchanged files (path, size, "
@@ -88,8 +89,9 @@ def _classify(args, stop: Stop) -> int:
         raise UsageError(f"nothing to classify: {', '.join(map(display_path, missing))} not found")
     try:
         # A layout kept for this machine says how many threads a batch session gets: one session, not two.
-        kept = tuning.kept(model_files(args.model))
-        classifier = Classifier(load_models(args.model, kept.inference_threads if kept else None))
+        paths = [str(f) for f in model_files(args.model, args.precision, note)]
+        kept = tuning.kept(paths)
+        classifier = Classifier(load_models(paths, kept.inference_threads if kept else None))
     except ModelContractError as exc:
         raise UsageError(f"cannot use model {exc}") from exc
     files = list(stream.collect_files(args.paths, recursive=args.recursive))

@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+from gui.core.commands.common import add_precision_argument, note
 from gui.core.commands.arrivals import Arrivals
 from gui.core.commands.watch import serve
 from gui.core.engine.classifier import Classifier
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--series-quiet", type=float, default=5.0,
                    help="seconds with no new instance of a series before it is classified (default 5)")
     p.add_argument("--model", action="append", metavar="FILE", help="ONNX model instead of the bundled ones")
+    add_precision_argument(p)
     p.add_argument("--force", action="store_true",
                    help="start the CSV again when it was not written by listen with these models")
     return p
@@ -166,7 +168,7 @@ def listen_main(argv: list[str]) -> int:
     try:
         if store.make_private():
             print(f"note: {store.folder} was readable by other users; it is now private to you (0700)", file=sys.stderr)
-        classifier = Classifier(load_models(args.model))
+        classifier = Classifier(load_models(args.model, precision=args.precision, report=note))
         live = LiveCsv(out, csvout.columns(classifier), models_identity(classifier.models), args.force)
     except NotOursError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from gui.core.commands.arrivals import Arrivals
-from gui.core.commands.common import Stop, stop_signals
+from gui.core.commands.common import Stop, add_precision_argument, note, stop_signals
 from gui.core.engine import stream
 from gui.core.engine.classifier import Classifier
 from gui.core.engine.model import ModelContractError
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds with no new file of a DICOM series before it is scored whole (default 5)")
     p.add_argument("--interval", type=float, default=0.5, help="seconds between two looks at the folder")
     p.add_argument("--model", action="append", metavar="FILE", help="ONNX model instead of the bundled ones")
+    add_precision_argument(p)
     p.add_argument("--force", action="store_true",
                    help="start the CSV again when it was not written by watch with these models")
     return p
@@ -100,7 +101,7 @@ def watch_main(argv: list[str]) -> int:
         print(f"error: {folder} is not a folder", file=sys.stderr)
         return 2
     try:
-        classifier = Classifier(load_models(args.model))
+        classifier = Classifier(load_models(args.model, precision=args.precision, report=note))
     except ModelContractError as exc:
         print(f"error: cannot use model {exc}", file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ import numpy as np
 
 from gui.core.engine.contract import INPUT, OUTPUTS, OPTIONAL_OUTPUTS, ModelContractError, validate_session
 from gui.core.engine.ood import OodScorer
+from gui.core.engine.precision import FP32, INT8, NAMES as PRECISION_NAMES
 from gui.core.engine.study import StudyRule
 
 
@@ -85,8 +86,15 @@ class Model:
         self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
 
     @property
+    def precision(self) -> str:
+        """The arithmetic this file runs in, as its card says (``export.int8``); a card without it: float32."""
+        return INT8 if (self.card.get("precision") or {}).get("arithmetic") == INT8 else FP32
+
+    @property
     def name(self) -> str:
-        return f"{self.card['name']} {self.card['version']}"
+        """Name and version, and "int8" for an int8 file: every place that names the model says which runs."""
+        suffix = f" {PRECISION_NAMES[INT8]}" if self.precision == INT8 else ""
+        return f"{self.card['name']} {self.card['version']}{suffix}"
 
     @property
     def is_binary_detector(self) -> bool:

@@ -1,0 +1,158 @@
+"""The shipped int8 file of a float32 model: issue 31's recipe, its images from the catalogue, and the
+check against its float32 self before anything is written.
+
+    python -m export int8 assets/models/tumor-multitask.onnx --out assets/models/int8/tumor-multitask.onnx
+
+Recipe (measured in ``tests/benchmarks/int8.py``, docs/performance.md): QDQ static quantization
+(``export.quantize.quantize_qdq``: per-channel int8 weights, uint8 activations, percentile calibration
+on 64 training images) with the ImageNet blocks 0-6 and the heads kept in float (int8 of the front's
+activations is what loses answers), then empirical bias correction on 400 other training images.
+Training images come from every (source, sequence) cell of the catalogue's in-distribution training
+part, read by the app's own reader and model-input rule. Weights keep their full int8 range: the file
+is meant for CPUs with VNNI, where u8 x s8 products cannot saturate (``gui.core.engine.precision``
+runs it nowhere else), so ``reduce_range`` would only cost answers.
+
+Before the file is written it must keep, on up to 120 in-distribution test images of every (source,
+sequence) cell, the same answer at the card's threshold on >= 99.5 % of images and the ROC AUC of all
+of them, of each source and of each sequence within 0.003; the measured figures go into the card's
+``precision`` entry, which the app shows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from export.convert import publish
+from export.quantize import CALIBRATION_IMAGES, quantize_qdq
+from export.verify import VerificationError
+from gui.core.engine.model import load_model, session_options
+from gui.core.engine.precision import INT8
+from training import catalogue, features as feats, multitask as mt, split as splits
+from training.metrics import roc_auc
+
+#: The spans kept in float: the ImageNet blocks 0-6 (before the first node named ``block_7_``) and the heads.
+FLOAT_SPANS = {"front_until": "block_7_", "tail_from": "multitask_head_1/features"}
+#: Issue 31's bar for shipping int8: the same answer on this share of images; each source's and sequence's AUC within this.
+MIN_SAME_ANSWER, MAX_AUC_MOVE = 0.995, 0.003
+#: A group's AUC is compared only where it holds at least this many images of each label (fewer: too noisy).
+MIN_PER_LABEL = 10
+
+
+def cells(doc: dict, idx: np.ndarray, per: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``per`` items of every (source, sequence) cell of ``idx``."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i in idx:
+        r = doc["items"][int(i)]
+        groups.setdefault((r["source"], r.get("sequence") or ""), []).append(int(i))
+    return np.sort(np.concatenate([rng.permutation(v)[:per] for _k, v in sorted(groups.items())]))
+
+
+def inputs(doc: dict, idx: np.ndarray) -> tuple[np.ndarray, dict[int, tuple]]:
+    """The model inputs of the items ``idx`` as float32, and each item's crop geometry (by item index:
+    what ``training.multitask.heatmap_faithfulness`` maps a heatmap back to the frame with)."""
+    fitted = [feats.item_input(doc, doc["items"][int(i)])[1] for i in idx]
+    return (np.stack([f.pixels for f in fitted]).astype(np.float32),
+            {int(i): dataclasses.astuple(f.geometry) for i, f in zip(idx, fitted, strict=True)})
+
+
+@dataclasses.dataclass
+class Images:
+    """The images of one int8 build: calibration, bias correction and the comparison set with its labels."""
+
+    calibration: np.ndarray
+    bias: np.ndarray
+    test_idx: np.ndarray
+    test: np.ndarray
+    geometry: dict[int, tuple]
+    labels: np.ndarray
+    source: np.ndarray  # each test image's source
+    sequence: np.ndarray  # and its sequence ("" where unknown)
+
+
+def images(doc: dict, per_cell: int = 25, test_per_cell: int = 120, bias_images: int = 400, seed: int = 0) -> Images:
+    """Training images of every cell for calibration (64) and bias correction, and test images of every cell."""
+    rng = np.random.default_rng(seed)
+    parts = catalogue.fold(doc, None)
+    train, _ = inputs(doc, cells(doc, parts["train"], per_cell, rng))
+    calibration = train[rng.permutation(len(train))[:CALIBRATION_IMAGES]]  # percentile holds every activation
+    test_idx = cells(doc, parts["test"], test_per_cell, rng)
+    x, geometry = inputs(doc, test_idx)
+    tg = mt.targets(doc)
+    source = np.array([doc["sources"][s] for s in tg["source"][test_idx]])
+    sequence = np.array([mt.SEQUENCE_LABELS[q] if q >= 0 else "" for q in tg["sequence"][test_idx]])
+    return Images(calibration, train[:bias_images], test_idx, x, geometry, tg["y"][test_idx], source, sequence)
+
+
+def p_tumour(path: Path, x: np.ndarray, reference) -> np.ndarray:
+    """P(tumour) of a model file (a draft without its card too) for float32 inputs ``x``, on the app's
+    session options, read as the ``reference`` model reads its probabilities."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+    return np.concatenate([reference.tumor_probability(session.run(["probabilities"], {"image": x[i:i + 32]})[0])
+                           for i in range(0, len(x), 32)])
+
+
+def compare(fp32: np.ndarray, q: np.ndarray, labels: np.ndarray, source: np.ndarray, sequence: np.ndarray,
+            threshold: float) -> dict:
+    """How far the int8 answers are from float32's: same answer at ``threshold``, |dP|, and the ROC AUC
+    of every image, of each source and of each sequence (groups with at least :data:`MIN_PER_LABEL`
+    images of each label), whose largest move is held to :data:`MAX_AUC_MOVE`: issue 31 asks it of each
+    held-out collection and the brief asks every figure by sequence. A (source, sequence) cell of 60
+    images is too small to hold to 0.003 (one pair of images swapped moves it by ~0.001); its moves
+    are reported, not held."""
+    same = (q >= threshold) == (fp32 >= threshold)
+
+    def aucs(groups: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+        return {w: {"float32": roc_auc(labels[m], fp32[m]), "int8": roc_auc(labels[m], q[m]), "n": int(m.sum())}
+                for w, m in groups.items()
+                if min(np.sum(labels[m] == 0), np.sum(labels[m] == 1)) >= MIN_PER_LABEL}
+
+    held = aucs({"every image": np.ones(len(q), bool)} | {w: source == w for w in sorted(set(source))}
+                | {w: sequence == w for w in sorted(set(sequence)) if w})
+    cells = aucs({f"{a} {b}".strip(): (source == a) & (sequence == b) for a, b in sorted(set(zip(source, sequence)))})
+    return {"n": int(len(q)), "same_answer": float(same.mean()), "mean_abs_dp": float(np.abs(q - fp32).mean()),
+            "max_abs_dp": float(np.abs(q - fp32).max()),
+            "max_auc_move": max((abs(v["int8"] - v["float32"]) for v in held.values()), default=0.0),
+            "auc": held, "auc_by_cell": cells}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def build_int8(src: Path, out: Path, catalogue_path: Path, **image_options) -> dict:
+    """Quantize ``src`` by the recipe, compare it with ``src`` and write it to ``out`` with its card
+    (raises :class:`VerificationError`, writing nothing, when it misses the bar); returns the figures."""
+    doc = splits.load(catalogue_path)
+    data = images(doc, **image_options)
+    reference = load_model(src)
+    with tempfile.TemporaryDirectory() as tmp:
+        draft = Path(tmp) / "int8.onnx"
+        quantize_qdq(Path(src), draft, data.calibration, reduce_range=False, bias_images=data.bias, **FLOAT_SPANS)
+        figures = compare(p_tumour(Path(src), data.test, reference), p_tumour(draft, data.test, reference),
+                          data.labels, data.source, data.sequence, reference.threshold)
+        if figures["same_answer"] < MIN_SAME_ANSWER or figures["max_auc_move"] > MAX_AUC_MOVE:
+            raise VerificationError(f"int8 keeps {figures['same_answer']:.2%} of answers (bar {MIN_SAME_ANSWER:.1%}) "
+                                    f"and moves the AUC of a source or sequence by up to {figures['max_auc_move']:.4f} "
+                                    f"(bar {MAX_AUC_MOVE})")
+        card = dict(reference.card, precision={
+            "arithmetic": INT8,
+            "recipe": "static QDQ: per-channel int8 weights (full range), uint8 activations, percentile calibration on "
+                      f"{len(data.calibration)} training images; ImageNet blocks 0-6 and the heads in float32; "
+                      f"empirical bias correction on {len(data.bias)} training images",
+            "runs_on": "CPUs with VNNI (AVX512-VNNI or AVX-VNNI); float32 elsewhere",
+            "reference": f"{reference.name} float32, sha256 {sha256(src)[:16]}",
+            "measured_on": f"{figures['n']} in-distribution test images of {catalogue_path.name} "
+                           "(up to 120 of every source and sequence)",
+            "same_answer": round(figures["same_answer"], 4), "mean_abs_dp": round(figures["mean_abs_dp"], 4),
+            "max_auc_move": round(figures["max_auc_move"], 4),
+            "roc_auc": {w: {"float32": round(v["float32"], 4), "int8": round(v["int8"], 4), "n": v["n"]}
+                        for w, v in figures["auc"].items()}})
+        publish(draft, card, out)
+    return figures
