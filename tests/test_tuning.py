@@ -17,6 +17,7 @@ from gui.core.records import csvout  # noqa: E402
 from gui.core.engine.model import load_model  # noqa: E402
 from gui.core.engine.tuning import EngineSettings  # noqa: E402
 from tests.onnx_factory import make_contract_model  # noqa: E402
+from tests.conftest import brain_like  # noqa: E402
 from tests.series_factory import write_nifti  # noqa: E402
 
 
@@ -45,7 +46,8 @@ def test_every_layout_gives_the_same_rows_in_the_same_order(classifier, tmp_path
     items.insert(9, write_nifti(tmp_path / "study.nii", (rng.random((7, 32, 32)) * 200).astype(np.uint8)))
     rows = {}
     for engine in [EngineSettings(batch=16), EngineSettings(batch=3, decode_threads=2, inference_workers=2, inference_threads=1),
-                   EngineSettings(batch=1, inference_workers=3, inference_threads=1)]:
+                   EngineSettings(batch=1, inference_workers=3, inference_threads=1),
+                   EngineSettings(batch=4, decode_threads=0, inference_workers=2, inference_threads=1)]:
         rows[engine] = [csvout.row(classifier, r) for r in stream.classify_files(items, classifier, engine)]
     first, *others = rows.values()
     assert [Path(r["path"]).name for r in first] == [p.name for p in items]
@@ -58,17 +60,35 @@ def test_every_layout_gives_the_same_rows_in_the_same_order(classifier, tmp_path
             assert all(float(a[k] or 0) == pytest.approx(float(b[k] or 0), abs=2e-6) for k in numbers)
 
 
+def test_a_layout_without_decode_threads_decodes_in_the_inference_workers(classifier, tmp_path, monkeypatch):
+    """``decode_threads`` 0: each image is read by the worker that runs its batch (no third thread on the
+    cores); a file that cannot be read is still its own error row and the batch goes on."""
+    import threading
+
+    for i in range(6):
+        brain_like(tmp_path / f"s{i}.png", i % 2 == 0)
+    (tmp_path / "s3.png").write_bytes(b"not a png")
+    readers = []
+    real = stream.decode_file
+    monkeypatch.setattr(stream, "decode_file", lambda *a: readers.append(threading.current_thread().name) or real(*a))
+    engine = EngineSettings(batch=2, decode_threads=0, inference_workers=2, inference_threads=1)
+    rows = list(stream.classify_files(sorted(tmp_path.glob("*.png")), classifier, engine))
+    assert [r.status for r in rows] == ["ok", "ok", "ok", "error", "ok", "ok"]
+    assert len(readers) == 6 and all(name.startswith(stream.INFERENCE_THREADS) for name in readers)
+    assert "each decoded by its own worker" in engine.describe()
+
+
 def test_layouts_fit_the_cores_and_the_memory_bound():
     assert tuning.layouts(1) == [EngineSettings(16, 1, 1, 1)]
     assert tuning.rule(1) == EngineSettings(16, 1, 1, 1)
-    assert tuning.rule(2) == EngineSettings(8, 1, 2, 1)  # two single-threaded batches at once
+    assert tuning.rule(2) == EngineSettings(8, 0, 2, 1)  # two single-threaded batches at once, each decoding its own
     for cores in (2, 3, 4, 8, 16, 64):
         found = tuning.layouts(cores)
         assert EngineSettings(16, 1, 1, cores) in found  # one batch over every core is always a candidate
         for s in found:
             assert s.batch * s.inference_workers <= 16  # images in flight: the memory bound
             assert s.inference_workers * s.inference_threads <= cores
-    assert {s.decode_threads for s in tuning.layouts(8)} == {1, 2}
+    assert {s.decode_threads for s in tuning.layouts(8)} == {0, 1, 2}  # 0: each worker decodes its own batch
 
 
 def test_a_first_long_batch_measures_once_and_keeps_the_layout(classifier, settings_home, monkeypatch):
@@ -105,7 +125,8 @@ def test_another_model_or_a_damaged_file_is_measured_again(classifier, settings_
     assert tuning.kept(other) is None
     path = settings_home / "MRI Tumor Classifier" / "mri-classifier" / tuning.SETTINGS_FILE
     data = json.loads(path.read_text())
-    for field, nonsense in (("batch", 0), ("inference_threads", "2"), ("decode_threads", True), ("colour", 1)):
+    for field, nonsense in (("batch", 0), ("inference_threads", "2"), ("decode_threads", True), ("decode_threads", -1),
+                            ("colour", 1)):
         edited = json.loads(json.dumps(data))
         edited[tuning.machine_key(classifier)]["settings"][field] = nonsense  # a hand edit
         path.write_text(json.dumps(edited))

@@ -162,9 +162,41 @@ class _Unit:
     """One image to decode and classify: a whole file (``study`` None) or slice ``k`` of a study."""
 
     path: str
-    future: Future
+    future: Future | _Deferred
     study: _Study | None = None
     k: int = 0
+
+
+class _Deferred:
+    """A decode that runs where its answer is first asked for: in the inference worker that runs its batch."""
+
+    def __init__(self, fn: Callable, args: tuple) -> None:
+        self._call: tuple[Callable, tuple] | None = (fn, args)
+        self._value = self._error = None
+
+    def result(self):
+        if self._call is not None:
+            fn, args = self._call
+            self._call = None
+            try:
+                self._value = fn(*args)
+            except BaseException as exc:  # raised again to each caller, as a Future would
+                self._error = exc
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class InWorker:
+    """The decode "pool" of a layout with no decode thread (``decode_threads`` 0): each image is decoded
+    by the inference worker that runs its batch, just before the batch, so no third thread competes
+    with the workers for the cores. A unit belongs to one batch, run by one worker: no lock is needed."""
+
+    def submit(self, fn: Callable, *args) -> _Deferred:
+        return _Deferred(fn, args)
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        """Nothing runs here between batches: nothing to wait for or cancel."""
 
 
 def _failed(exc: BaseException) -> Future:
@@ -173,7 +205,7 @@ def _failed(exc: BaseException) -> Future:
     return fut
 
 
-def _units(items: Iterable[Item], classifier: Classifier, pool: ThreadPoolExecutor, keep_frames: bool) -> Iterator[_Unit]:
+def _units(items: Iterable[Item], classifier: Classifier, pool: ThreadPoolExecutor | InWorker, keep_frames: bool) -> Iterator[_Unit]:
     """Every image to classify, in order: single files decode in the pool; a study is opened here
     (its header and, for a .nii.gz, its first volume) and its slices decode in the pool one by one."""
     for item in items:
@@ -203,8 +235,9 @@ def classify_files(
     """Stream a result per file or study, in input order.
 
     ``engine`` lays the work on the cores (:mod:`gui.core.engine.layout`; default: the rule from the core
-    count): images decode in ``decode_threads`` threads, batches ahead of inference, while
-    ``inference_workers`` batches run at once (Pillow, numpy and ONNX Runtime release the GIL).
+    count): images decode in ``decode_threads`` threads, batches ahead of inference (0: each batch is
+    decoded by its inference worker, :class:`InWorker`), while ``inference_workers`` batches run at
+    once (Pillow, numpy and ONNX Runtime release the GIL).
     Every layout gives the same answers; only the speed differs.
 
     A study's slices go through the same batches as single images (a batch may hold slices of
@@ -220,7 +253,8 @@ def classify_files(
     engine = engine or rule()
     classifier.prepare_sessions(engine.inference_threads)
     pending: deque[tuple[list[_Unit], Future]] = deque()
-    decode = ThreadPoolExecutor(max_workers=engine.decode_threads, thread_name_prefix=DECODE_THREADS)
+    decode = (ThreadPoolExecutor(max_workers=engine.decode_threads, thread_name_prefix=DECODE_THREADS)
+              if engine.decode_threads else InWorker())
     infer = ThreadPoolExecutor(max_workers=engine.inference_workers, thread_name_prefix=INFERENCE_THREADS)
     units = _units(files, classifier, decode, keep_frames)
 

@@ -80,10 +80,12 @@ def kept(models) -> EngineSettings | None:
         settings = EngineSettings(**entry["settings"])
     except (TypeError, KeyError):
         return None
-    counts = [settings.batch, settings.decode_threads, settings.inference_workers]
+    counts = [settings.batch, settings.inference_workers]
     if settings.inference_threads is not None:
         counts.append(settings.inference_threads)
-    return settings if all(type(v) is int and v >= 1 for v in counts) else None  # a hand edit: measured again
+    sound = all(type(v) is int and v >= 1 for v in counts) and type(settings.decode_threads) is int \
+        and settings.decode_threads >= 0  # 0: each worker decodes its own batch
+    return settings if sound else None  # a hand edit: measured again
 
 
 def keep(classifier, settings: EngineSettings, rates: dict[str, float]) -> None:
