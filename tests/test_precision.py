@@ -87,6 +87,7 @@ def test_cli_precision_int8_runs_the_int8_file_or_says_why_not(tmp_path, vnni, c
     vnni(True)
     assert cli.classify_main([str(tmp_path / "scan.png"), "--csv", str(tmp_path / "a.csv"), "--precision", "int8"]) == 0
     assert loaded == INT8_FILES
+    assert capsys.readouterr().err.rstrip().endswith(f"model: {load_model(INT8_FILES[0]).name}. CSV: {tmp_path / 'a.csv'}")
     vnni(False)
     loaded.clear()
     assert cli.classify_main([str(tmp_path / "scan.png"), "--csv", str(tmp_path / "b.csv"), "--precision", "int8"]) == 0

@@ -200,8 +200,8 @@ def _stream(classifier: Classifier, engine: EngineSettings, files: list, journal
     studies = f" ({counts['studies']} of them studies, every slice scored)" if counts["studies"] else ""
     print(f"{n} of {len(files)} files{studies} in {seconds:.1f} s ({n / max(seconds, 1e-9):.1f} files/s): "
           f"{tumours} tumour likely, {n - tumours - failed} no tumour found ({counts['cautioned']} of these answers "
-          f"with a caution, {counts['disagree']} where the models disagree), {failed} could not be read. "
-          f"CSV: {target}", file=sys.stderr)
+          f"with a caution, {counts['disagree']} where the models disagree), {failed} could not be read; "
+          f"model: {'; '.join(m.name for m in classifier.models)}. CSV: {target}", file=sys.stderr)
     log.info("%d of %d files: %d tumour likely, %d could not be read, %d cautioned%s; CSV %s", n, len(files), tumours,
              failed, counts["cautioned"], " (interrupted)" if interrupted else "", display_path(str(target)))
     if target != csv_out.path:

@@ -48,7 +48,7 @@ def layouts(cores: int | None = None) -> list[EngineSettings]:
 
 def rule(cores: int | None = None) -> EngineSettings:
     """The layout before any measurement: on two cores or more, two batches at once each decoded by its
-    own worker (the fastest where it was measured: the 2-core VM of docs/performance.md, 4-14 % over one
+    own worker (the fastest where it was measured: the 2-core VM of docs/performance.md, 2-18 % over one
     decode thread feeding them), else one batch."""
     cores = cores or cpu_count()
     return EngineSettings(8, 0, 2, max(1, cores // 2)) if cores >= 2 else layouts(cores)[0]
