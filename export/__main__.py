@@ -60,9 +60,11 @@ def int8(argv: list[str]) -> int:
     p.add_argument("--out", required=True, help="the int8 file to write (the app looks in assets/models/int8/)")
     p.add_argument("--catalogue", default="runs/splits/multisource-v4.json",
                    help="the split whose in-distribution training part calibrates and whose test part checks")
+    p.add_argument("--fold", help="a held-out fold of the catalogue (a leave-one-source-out fold's own model): "
+                                  "calibrate on its training part, check on the source it never saw")
     args = p.parse_args(argv)
     try:
-        figures = build_int8(Path(args.model), Path(args.out), Path(args.catalogue))
+        figures = build_int8(Path(args.model), Path(args.out), Path(args.catalogue), args.fold)
     except VerificationError as exc:
         print(f"int8 FAILED its check, nothing written: {exc}", file=sys.stderr)
         return 1

@@ -74,10 +74,14 @@ class Images:
     sequence: np.ndarray  # and its sequence ("" where unknown)
 
 
-def images(doc: dict, per_cell: int = 25, test_per_cell: int = 120, bias_images: int = 400, seed: int = 0) -> Images:
-    """Training images of every cell for calibration (64) and bias correction, and test images of every cell."""
+def images(doc: dict, fold: str | None = None, per_cell: int = 25, test_per_cell: int = 120, bias_images: int = 400,
+           seed: int = 0) -> Images:
+    """Training images of every cell for calibration (64) and bias correction, and test images of every
+    cell, of the in-distribution split (``fold`` None) or of a held-out fold (``training.catalogue.fold``:
+    a leave-one-source-out fold's own model is quantized on its training part and checked on the source it
+    never saw)."""
     rng = np.random.default_rng(seed)
-    parts = catalogue.fold(doc, None)
+    parts = catalogue.fold(doc, fold)
     train, _ = inputs(doc, cells(doc, parts["train"], per_cell, rng))
     calibration = train[rng.permutation(len(train))[:CALIBRATION_IMAGES]]  # percentile holds every activation
     test_idx = cells(doc, parts["test"], test_per_cell, rng)
@@ -126,11 +130,12 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def build_int8(src: Path, out: Path, catalogue_path: Path, **image_options) -> dict:
-    """Quantize ``src`` by the recipe, compare it with ``src`` and write it to ``out`` with its card
-    (raises :class:`VerificationError`, writing nothing, when it misses the bar); returns the figures."""
+def build_int8(src: Path, out: Path, catalogue_path: Path, fold: str | None = None, **image_options) -> dict:
+    """Quantize ``src`` by the recipe on ``fold``'s training part (None: the in-distribution split's),
+    compare it with ``src`` on that fold's test part and write it to ``out`` with its card (raises
+    :class:`VerificationError`, writing nothing, when it misses the bar); returns the figures."""
     doc = splits.load(catalogue_path)
-    data = images(doc, **image_options)
+    data = images(doc, fold, **image_options)
     reference = load_model(src)
     with tempfile.TemporaryDirectory() as tmp:
         draft = Path(tmp) / "int8.onnx"
@@ -148,7 +153,7 @@ def build_int8(src: Path, out: Path, catalogue_path: Path, **image_options) -> d
                       f"empirical bias correction on {len(data.bias)} training images",
             "runs_on": "CPUs with VNNI (AVX512-VNNI or AVX-VNNI); float32 elsewhere",
             "reference": f"{reference.name} float32, sha256 {sha256(src)[:16]}",
-            "measured_on": f"{figures['n']} in-distribution test images of {catalogue_path.name} "
+            "measured_on": f"{figures['n']} {fold or 'in-distribution'} test images of {catalogue_path.name} "
                            "(up to 120 of every source and sequence)",
             "same_answer": round(figures["same_answer"], 4), "mean_abs_dp": round(figures["mean_abs_dp"], 4),
             "max_auc_move": round(figures["max_auc_move"], 4),
