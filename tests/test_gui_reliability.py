@@ -141,3 +141,30 @@ def test_close_during_batch_cancels_and_gui_batch_is_offline_and_read_only(qtbot
     assert sum(1 for r in window2.batch.table_model.results if not r.ok) >= 5
     assert digest_tree(corpus) == before
     assert attempts == []
+
+
+@pytest.mark.parametrize("vnni", [True, False])
+def test_the_window_starts_in_the_arithmetic_chosen_last_time_where_it_can(qtbot, isolated, tmp_path, monkeypatch, vnni):
+    """int8 saved in the settings: the bundled int8 file on a CPU with VNNI; on one without (the VM or the
+    workstation changed), float32 runs and the int8 entry of View > Arithmetic is greyed out."""
+    from PySide6 import QtCore
+
+    from gui.core.engine import precision as precisions
+    from tests.onnx_factory import make_card
+
+    int8 = isolated["assets"] / "models" / precisions.INT8_FOLDER
+    int8.mkdir()
+    card = make_card("binary", 64) | {"precision": {"arithmetic": precisions.INT8, "recipe": "test"}}
+    make_contract_model(int8 / "1-detector.onnx", card=card)
+    settings = QSettings(str(tmp_path / "user.ini"), QSettings.Format.IniFormat)
+    settings.setValue("precision", precisions.INT8)
+    settings.sync()
+    monkeypatch.setattr(QtCore, "QSettings", lambda *a: QSettings(str(tmp_path / "user.ini"), QSettings.Format.IniFormat))
+    monkeypatch.setattr(precisions, "cpu_has_vnni", lambda: vnni)
+    app, window = app_main.create_window([])
+    qtbot.addWidget(window)
+    expected = precisions.INT8 if vnni else precisions.FP32
+    assert [m.precision for m in window.models] == [expected] and window.precision == expected
+    assert window.precision_actions[expected].isChecked()
+    assert window.precision_actions[precisions.INT8].isEnabled() == vnni
+    window.close()
