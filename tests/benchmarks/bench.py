@@ -1,12 +1,13 @@
 """Batch-classification benchmark: every figure measured in one run, on one folder, printed as a table.
 
-    python -m tests.benchmarks.bench [--folder ../shared/data/br35h] [--n 600] [--rss-files 5000]
+    python -m tests.benchmarks.bench [--folder ../shared/data/br35h] [--n 600] [--rss-files 5000] [--rounds 3]
 
 Issue 31's rows in one run: pure inference fp32 and int8 (the bundled int8 file, and the model in int8
 everywhere), end-to-end in fp32 and with ``--precision int8``, the plain script (Pillow, no crop, one
 ``session.run`` per image), single-image latency, a 150-slice study and peak RSS, with the CPU's name
 and instruction sets. Run by hand, not by pytest. With ``../shared/data`` absent it makes synthetic images. The bundled
-models in ``assets/models`` are used. Ratios are between figures of this same run.
+models in ``assets/models`` are used. Ratios are between figures of this same run; the throughput rows
+are the median of ``--rounds`` interleaved rounds (each round's figures are printed under the table).
 """
 
 from __future__ import annotations
@@ -106,28 +107,22 @@ def pure_inference_of(sessions, n: int = 256, batch: int = 16) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def pure_inference_int8(files: list[Path], models) -> dict[str, float | None]:
-    """Pure inference in int8 on sessions like the model's own: the bundled int8 file (what
-    ``--precision int8`` runs, on a CPU with VNNI), and the bundled model quantized everywhere
-    (calibrated on 32 of the bench's files; the speed the whole network in int8 would buy, whatever
-    its answers: ``tests/benchmarks/int8.py`` measures those)."""
-    shipped = bundled(INT8)
-    speeds: dict[str, float | None] = {
-        "bundled file": pure_inference_of([load_model(f).session for f in shipped.files])
-        if shipped.precision == INT8 else None}
+def pure_inference_int8_everywhere(files: list[Path], models) -> float | None:
+    """Pure inference of the bundled model quantized everywhere (calibrated on 32 of the bench's files),
+    on a session like the model's own: the speed the whole network in int8 would buy, whatever its
+    answers (``tests/benchmarks/int8.py`` measures those); None without the train extra."""
     try:
         from export.quantize import quantize_qdq
         from tests.benchmarks.int8 import session
     except ImportError:  # onnx / onnxruntime.quantization: the train extra
-        return speeds | {"everywhere": None}
+        return None
     m = models[0]
     calib = np.stack([model_input(open_scan(f).model_frame(), m.input_size, m.preprocessing).pixels
                       for f in files[:32]]).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "everywhere.onnx"
         quantize_qdq(m.path, out, calib, reduce_range=not cpu_has_vnni())
-        speeds["everywhere"] = pure_inference_of([session(out, 0)])
-    return speeds
+        return pure_inference_of([session(out, 0)])
 
 
 def series_seconds(classifier, n: int = 150) -> float:
@@ -298,6 +293,7 @@ def main() -> None:
     p.add_argument("--folder", default=str(ROOT.parent / "shared" / "data" / "br35h"))
     p.add_argument("--n", type=int, default=600)
     p.add_argument("--rss-files", type=int, default=5000)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the throughput rows (the median is kept)")
     args = p.parse_args()
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -310,23 +306,38 @@ def main() -> None:
     int8 = bundled(INT8)
     if int8.precision == INT8:  # and the int8 file's layout, before `classify --precision int8` is timed
         tuning.engine_settings(Classifier([load_model(f) for f in int8.files]), tuning.MEASURE_FROM)
+    int8_models = [load_model(f) for f in int8.files] if int8.precision == INT8 else None
     out = Path(tempfile.mkdtemp()) / "bench.csv"
     res: dict[str, float | None] = {}
-    res["pure inference, one batch of 16 over every core (img/s)"] = pure_inference(models)
-    res["pure inference, the engine's layout (img/s)"] = pure_inference_layout(models, engine)
-    for name, speed in pure_inference_int8(files, models).items():
-        res[f"pure inference int8 {name} (static QDQ of the same model), batch of 16 over every core (img/s)"] = speed
-    res["plain script: Pillow decode + resize, one session.run per image, fp32, no crop (img/s)"] = \
-        plain_script(files, models[0].path)
-    res["end-to-end `mri-classifier classify` (img/s)"] = end_to_end(files, out)
-    res["end-to-end `mri-classifier classify --precision int8` (img/s)"] = end_to_end(files, out, "--precision", "int8")
-    res["engine in process, no start-up or CSV (img/s)"] = in_process(files, classifier, engine)
+    # The throughput rows in interleaved rounds, each figure the median: this VM's speed drifts by 15 %
+    # and more between minutes, which one pass per row would put into the ratios.
+    rounds = {
+        "pure inference, one batch of 16 over every core (img/s)": lambda: pure_inference(models),
+        "pure inference, the engine's layout (img/s)": lambda: pure_inference_layout(models, engine),
+        "pure inference int8 bundled file (static QDQ of the same model), batch of 16 over every core (img/s)":
+            (lambda: pure_inference(int8_models)) if int8_models else None,
+        "plain script: Pillow decode + resize, one session.run per image, fp32, no crop (img/s)":
+            lambda: plain_script(files, models[0].path),
+        "end-to-end `mri-classifier classify` (img/s)": lambda: end_to_end(files, out),
+        "end-to-end `mri-classifier classify --precision int8` (img/s)":
+            (lambda: end_to_end(files, out, "--precision", "int8")) if int8_models else None,
+        "engine in process, no start-up or CSV (img/s)": lambda: in_process(files, classifier, engine),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in rounds}
+    for _round in range(args.rounds):
+        for name, measure in rounds.items():
+            if measure is not None:
+                samples[name].append(measure())
+    for name, values in samples.items():
+        res[name] = statistics.median(values) if values else None
+    res["pure inference int8 everywhere (static QDQ of the same model), batch of 16 over every core (img/s)"] = \
+        pure_inference_int8_everywhere(files, models)
     res["naive loop, same reader and crop, one image at a time (img/s)"] = naive(files, models)
     med, p95 = latency(files[:200], classifier)
     res["single-image latency median (ms)"] = med
     res["single-image latency p95 (ms)"] = p95
-    if int8.precision == INT8:  # what View > Arithmetic > Int8 buys the window
-        med8, p958 = latency(files[:200], Classifier([load_model(f) for f in int8.files]))
+    if int8_models:  # what View > Arithmetic > Int8 buys the window
+        med8, p958 = latency(files[:200], Classifier(int8_models))
         res["single-image latency median, int8 (ms)"] = med8
         res["single-image latency p95, int8 (ms)"] = p958
     res["150-slice NIfTI study, scored whole (s)"] = series_seconds(classifier)
@@ -366,6 +377,9 @@ def main() -> None:
     print("| measure | value |\n|---|---|")
     for k, v in res.items():
         print(f"| {k} | {'n/a' if v is None else f'{v:.2f}'} |")
+    print(f"\nThroughput rows: the median of {args.rounds} interleaved rounds; each round's figures:")
+    for name, values in samples.items():
+        print(f"- {name}: {' / '.join(f'{v:.1f}' for v in values) or 'n/a'}")
     print("\n" + json.dumps(res))
 
 
