@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from export.convert import publish
-from export.quantize import CALIBRATION_IMAGES, quantize_qdq
+from export.quantize import CALIBRATION_IMAGES, probe_session, quantize_qdq
 from export.verify import VerificationError
-from gui.core.engine.model import load_model, session_options
+from gui.core.engine.model import load_model
 from gui.core.engine.precision import INT8
 from training import catalogue, features as feats, multitask as mt, split as splits
 from training.metrics import roc_auc
@@ -95,9 +95,7 @@ def images(doc: dict, fold: str | None = None, per_cell: int = 25, test_per_cell
 def p_tumour(path: Path, x: np.ndarray, reference) -> np.ndarray:
     """P(tumour) of a model file (a draft without its card too) for float32 inputs ``x``, on the app's
     session options, read as the ``reference`` model reads its probabilities."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+    session = probe_session(str(path))
     return np.concatenate([reference.tumor_probability(session.run(["probabilities"], {"image": x[i:i + 32]})[0])
                            for i in range(0, len(x), 32)])
 
@@ -126,10 +124,6 @@ def compare(fp32: np.ndarray, q: np.ndarray, labels: np.ndarray, source: np.ndar
             "auc": held, "auc_by_cell": cells}
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def build_int8(src: Path, out: Path, catalogue_path: Path, fold: str | None = None, **image_options) -> dict:
     """Quantize ``src`` by the recipe on ``fold``'s training part (None: the in-distribution split's),
     compare it with ``src`` on that fold's test part and write it to ``out`` with its card (raises
@@ -152,7 +146,7 @@ def build_int8(src: Path, out: Path, catalogue_path: Path, fold: str | None = No
                       f"{len(data.calibration)} training images; ImageNet blocks 0-6 and the heads in float32; "
                       f"empirical bias correction on {len(data.bias)} training images",
             "runs_on": "CPUs with VNNI (AVX512-VNNI or AVX-VNNI); float32 elsewhere",
-            "reference": f"{reference.name} float32, sha256 {sha256(src)[:16]}",
+            "reference": f"{reference.name} float32, sha256 {hashlib.sha256(Path(src).read_bytes()).hexdigest()[:16]}",
             "measured_on": f"{figures['n']} {fold or 'in-distribution'} test images of {catalogue_path.name} "
                            "(up to 120 of every source and sequence)",
             "same_answer": round(figures["same_answer"], 4), "mean_abs_dp": round(figures["mean_abs_dp"], 4),

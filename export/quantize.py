@@ -93,7 +93,7 @@ def correct_biases(reference, quantized, images: np.ndarray, batch: int = 25):
         probe.CopyFrom(model)
         del probe.graph.output[:]
         probe.graph.output.extend(helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for o in outputs)
-        session = _session(probe.SerializeToString())
+        session = probe_session(probe.SerializeToString())
         sums = [0.0] * len(outputs)
         for i in range(0, len(images), batch):
             got = session.run(outputs, {"image": np.asarray(images[i:i + batch], np.float32)})
@@ -111,7 +111,9 @@ def correct_biases(reference, quantized, images: np.ndarray, batch: int = 25):
     return quantized
 
 
-def _session(model: bytes):
+def probe_session(model: bytes | str):
+    """An ONNX Runtime session on the app's options for a draft with no card yet (the app's loader would
+    refuse it): ``model`` a file's path or a serialized model."""
     import onnxruntime as ort
 
     return ort.InferenceSession(model, session_options(), providers=["CPUExecutionProvider"])

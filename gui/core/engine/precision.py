@@ -55,7 +55,7 @@ def bundled(requested: str = DEFAULT) -> Choice:
     fp32 = bundled_models()
     if requested == FP32 or not fp32:
         return Choice(fp32, FP32)
-    why_not = int8_unavailable()
+    why_not = _int8_problem(fp32)
     if why_not:
         return Choice(fp32, FP32, f"{why_not}: float32 runs")
     return Choice(_int8_files(fp32), INT8)
@@ -67,7 +67,10 @@ def _int8_files(fp32: list[Path]) -> list[Path]:
 
 def int8_unavailable() -> str:
     """Why the bundled models cannot run in int8 on this computer ("" when they can)."""
-    fp32 = bundled_models()
+    return _int8_problem(bundled_models())
+
+
+def _int8_problem(fp32: list[Path]) -> str:
     if not fp32 or not all(f.is_file() for f in _int8_files(fp32)):
         return "no int8 model is bundled with this copy"
     if not cpu_has_vnni():
