@@ -1,4 +1,4 @@
-"""``python -m export runs/NAME --out assets/models/NAME.onnx`` (and ``recard``, ``int8``): thin command-line entry point."""
+"""``python -m export runs/NAME --out assets/models/NAME.onnx`` (and ``recard``, ``int8``, ``fold``): thin command-line entry point."""
 
 from __future__ import annotations
 
@@ -62,9 +62,11 @@ def int8(argv: list[str]) -> int:
                    help="the split whose in-distribution training part calibrates and whose test part checks")
     p.add_argument("--fold", help="a held-out fold of the catalogue (a leave-one-source-out fold's own model): "
                                   "calibrate on its training part, check on the source it never saw")
+    p.add_argument("--report", help="also write the figures here as JSON, whether or not the file passes")
     args = p.parse_args(argv)
     try:
-        figures = build_int8(Path(args.model), Path(args.out), Path(args.catalogue), args.fold)
+        figures = build_int8(Path(args.model), Path(args.out), Path(args.catalogue), args.fold,
+                             Path(args.report) if args.report else None)
     except VerificationError as exc:
         print(f"int8 FAILED its check, nothing written: {exc}", file=sys.stderr)
         return 1
@@ -73,6 +75,29 @@ def int8(argv: list[str]) -> int:
     for group in ("auc", "auc_by_cell"):
         for name, auc in figures[group].items():
             print(f"  {name:18s} n={auc['n']:5d} AUC {auc['float32']:.4f} -> {auc['int8']:.4f}")
+    point = figures["pointing_game"]
+    if point["float32"]["n"]:
+        print(f"  pointing game on {point['float32']['n']} masked tumours: heatmap {point['float32']['heatmap']:.2%} -> "
+              f"{point['int8']['heatmap']:.2%}")
+    return 0
+
+
+def fold(argv: list[str]) -> int:
+    """``python -m export fold RUN --fold NAME --choice nested.json --out F.onnx``: a held-out fold's own
+    model as an app file, for measuring (``export.fold``)."""
+    from export.fold import export_fold
+
+    p = argparse.ArgumentParser(prog="python -m export fold")
+    p.add_argument("run", help="the fine-tuned run holding the fold's epoch weights")
+    p.add_argument("--fold", required=True)
+    p.add_argument("--choice", required=True, help="the nested.json whose epoch and operating point of the fold apply")
+    p.add_argument("--out", required=True)
+    p.add_argument("--card-from", default="assets/models/tumor-multitask.onnx",
+                   help="the shipped file whose card (input rule, labels) the fold's file takes")
+    p.add_argument("--weights", default="../shared/weights/mobilenet_v2_1.0_224_imagenet_no_top.weights.h5")
+    args = p.parse_args(argv)
+    choice = export_fold(args.run, args.fold, args.out, args.weights, args.choice, args.card_from)
+    print(f"{args.out}: fold {args.fold}, epoch {choice['epoch']}, threshold {choice['threshold']} shown as 50 %")
     return 0
 
 
@@ -82,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return recard(argv[1:])
     if argv[:1] == ["int8"]:
         return int8(argv[1:])
+    if argv[:1] == ["fold"]:
+        return fold(argv[1:])
     p = argparse.ArgumentParser(prog="python -m export", description="Export a trained run to the app's ONNX contract, verified.")
     p.add_argument("run", help="training run folder (runs/NAME)")
     p.add_argument("--out", required=True, help="ONNX file to write")

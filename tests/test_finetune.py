@@ -371,3 +371,37 @@ def test_the_consistency_term_pairs_each_view_with_a_turned_one_and_costs_only_a
     p = 1 / (1 + np.exp(-2.0))
     assert moved == pytest.approx((2 * p - 1) ** 2 / 2, rel=1e-5)
     assert float(ft.consistency_loss(a, b, tf.constant([0.0, 1.0]))) == 0.0  # that pair's labels differ
+
+
+def test_a_held_out_folds_model_is_exported_at_its_nested_choice_for_measuring(tiny_weights, tmp_path):
+    """``export.fold``: a fold's file decides at the threshold the nested rule chose without it (shown as
+    50 % through the folded-in Platt), and its card says it is that fold's, for measuring only."""
+    import json
+
+    from export.finetuned import build_keras
+    from export.fold import export_fold
+    from gui.core.engine.model import load_model
+    from training import finetune as ft
+    from training.calibrate import apply_anchored_platt
+
+    run = tmp_path / "run"
+    (run / "radiopaedia").mkdir(parents=True)
+    _full, model, _head, _pixels = ft.build(str(tiny_weights), None)
+    model.save_weights(run / "radiopaedia" / "epoch-1.weights.h5")
+    (run / "radiopaedia" / "metrics-1.json").write_text(json.dumps({"temperature": 1.0}))
+    (run / "config.json").write_text(json.dumps({"type_labels": ["glioma", "meningioma", "pituitary", "other"],
+                                                 "sequence_labels": ["t1", "t1c", "t2", "flair"]}))
+    nested = tmp_path / "nested.json"
+    nested.write_text(json.dumps({"radiopaedia": {"epoch": 1, "threshold": 0.4, "calibration": {"slope": 0.7},
+                                                  "chosen_on": ["br35h"]}}))
+    out = tmp_path / "fold.onnx"
+    export_fold(str(run), "radiopaedia", str(out), str(tiny_weights), str(nested), "assets/models/tumor-multitask.onnx")
+    m = load_model(out)
+    assert m.card["held_out_fold"]["fold"] == "radiopaedia" and "radiopaedia" in m.name
+    assert m.threshold == 0.5
+    x = np.random.default_rng(2).uniform(0, 255, (2, 224, 224, 3)).astype(np.float32)
+    labels = (["glioma", "meningioma", "pituitary", "other"], ["t1", "t1c", "t2", "flair"])
+    plain, *_ = build_keras(str(tiny_weights), run / "radiopaedia" / "epoch-1.weights.h5", 1.0, labels)
+    p = np.asarray(plain(x)["probabilities"])[:, 1]
+    q = m.session.run(["probabilities"], {"image": x})[0][:, 1]
+    assert np.allclose(q, apply_anchored_platt(p, 0.4, 0.7), atol=1e-4)

@@ -28,11 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from export.convert import write_card  # noqa: E402
-from export.int8 import FLOAT_SPANS, images  # noqa: E402
+from export.int8 import FLOAT_SPANS, images, pointing  # noqa: E402
 from export.quantize import quantize_qdq  # noqa: E402
 from gui.core.engine.model import load_model  # noqa: E402
 from gui.core.engine.precision import INT8, cpu_has_vnni  # noqa: E402
-from training import multitask as mt, split as splits  # noqa: E402
+from training import split as splits  # noqa: E402
 from training.metrics import roc_auc  # noqa: E402
 
 
@@ -52,21 +52,6 @@ def p_tumour(path: Path, x: np.ndarray) -> np.ndarray:
     differently between the two (96.43 against 96.90 % the same as float32 on this probe's images)."""
     s = session(path, 0)
     return np.concatenate([s.run(["probabilities"], {"image": x[i:i + 32]})[0][:, 1] for i in range(0, len(x), 32)])
-
-
-def pointing(path: Path, doc: dict, idx: np.ndarray, x: np.ndarray, geometry: dict[int, tuple]) -> dict[str, float]:
-    """Pointing game of the heatmap head and the detector's CAM on the images of ``idx`` with an
-    expert mask (``training.multitask.heatmap_faithfulness``: the map's maximum within 15 px of the
-    mask, in the frame's pixels, through each image's crop ``geometry``)."""
-    s = session(path, 0)
-    heat, cam = [], []
-    for i in range(0, len(x), 32):
-        h, c = s.run(["heatmap", "cam"], {"image": x[i:i + 32]})
-        heat.append(h)
-        cam.append(c)
-    found = mt.heatmap_faithfulness(doc, idx, {"heatmap": np.concatenate(heat), "cam": np.concatenate(cam)},
-                                    {"geometry": geometry})
-    return {name: v["pointing_game"] for name, v in found.items()} | {"n": found["heatmap"]["n"]}
 
 
 def speed(path: Path, x: np.ndarray, batch: int) -> float:
