@@ -57,6 +57,18 @@ def to_onnx(keras_export_model, path: str | Path) -> Path:
     return path
 
 
+def draft_session(model: bytes | str | Path):
+    """An ONNX Runtime session on the app's options for a draft with no card yet (the app's loader would
+    refuse it, and the card needs what is measured on the draft): ``model`` a file's path or a
+    serialized model."""
+    import onnxruntime as ort
+
+    from gui.core.engine.model import session_options
+
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, session_options(), providers=["CPUExecutionProvider"])
+
+
 def write_card(path: str | Path, card: dict) -> None:
     """Store the model card as JSON in ``metadata_props`` (replacing an older one)."""
     import onnx

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from export.convert import publish
-from export.quantize import CALIBRATION_IMAGES, probe_session, quantize_qdq
+from export.convert import draft_session, publish
+from export.quantize import CALIBRATION_IMAGES, quantize_qdq
 from export.verify import VerificationError
 from gui.core.engine.model import load_model
 from gui.core.engine.precision import INT8
@@ -96,7 +96,7 @@ def images(doc: dict, fold: str | None = None, per_cell: int = 25, test_per_cell
 def p_tumour(path: Path, x: np.ndarray, reference) -> np.ndarray:
     """P(tumour) of a model file (a draft without its card too) for float32 inputs ``x``, on the app's
     session options, read as the ``reference`` model reads its probabilities."""
-    session = probe_session(str(path))
+    session = draft_session(path)
     return np.concatenate([reference.tumor_probability(session.run(["probabilities"], {"image": x[i:i + 32]})[0])
                            for i in range(0, len(x), 32)])
 
@@ -108,7 +108,7 @@ def pointing(path: Path, doc: dict, idx: np.ndarray, x: np.ndarray, geometry: di
     none of them has a mask."""
     if not any(doc["items"][int(i)]["mask"] for i in idx):
         return {"heatmap": None, "cam": None, "n": 0}
-    session = probe_session(str(path))
+    session = draft_session(path)
     heat, cam = [], []
     for i in range(0, len(x), 32):
         h, c = session.run(["heatmap", "cam"], {"image": x[i:i + 32]})

@@ -28,7 +28,6 @@ from scipy.special import softmax
 from export import card as cards, convert
 from export.pipeline import OOD_TRAIN_IMAGES
 from export.verify import VerificationError
-from gui.core.engine.model import session_options
 from training import calibrate, catalogue, features as feats, multitask as mt, split as splits
 
 VERIFY_IMAGES = 160
@@ -81,11 +80,9 @@ def draft_and_verify(model, tmp: Path, doc: dict, rng: np.random.Generator, cach
                      temperature: float, meta: dict) -> tuple[Path, dict]:
     """Convert ``model`` to ``tmp/draft.onnx`` and run ``verify`` on in-distribution test images;
     ``cached(indices)`` gives the probabilities the figures were measured with."""
-    import onnxruntime as ort
-
     draft = tmp / "draft.onnx"
     convert.to_onnx(model, draft)
-    session = ort.InferenceSession(str(draft), sess_options=session_options(), providers=["CPUExecutionProvider"])
+    session = convert.draft_session(draft)
     idx = verification_items(doc, catalogue.fold(doc, None)["test"], rng)
     report = verify(session, model, doc, idx, cached(idx), bias, temperature, meta)
     report["opset"] = convert.OPSET

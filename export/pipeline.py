@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from export import card as cards, convert, verify
-from gui.core.engine.model import session_options
 from training import calibrate, split as splits
 from training.data import load_images
 
@@ -21,7 +20,6 @@ def export_run(run_dir: str, out: str, name: str | None = None, version: str = "
                cache_dir: str | None = "runs/.cache", seed: int = 0, quantize_int8: bool = False) -> dict:
     """Convert, fit OOD statistics, verify against Keras on the test part, write the card."""
     import keras
-    import onnxruntime as ort
 
     run = Path(run_dir)
     config = json.loads((run / "config.json").read_text())
@@ -41,8 +39,7 @@ def export_run(run_dir: str, out: str, name: str | None = None, version: str = "
     with tempfile.TemporaryDirectory() as tmp:
         draft = Path(tmp) / "draft.onnx"
         convert.to_onnx(exportable, draft)
-        # A plain session: the draft has no card yet, and the card needs what is measured below.
-        session = ort.InferenceSession(str(draft), sess_options=session_options(), providers=["CPUExecutionProvider"])
+        session = convert.draft_session(draft)
 
         f_train, y_train = splits.part_items(doc, "train")
         pick = np.sort(np.random.default_rng(seed).permutation(len(f_train))[:OOD_TRAIN_IMAGES])

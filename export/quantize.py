@@ -19,7 +19,7 @@ import numpy as np
 
 from export import convert
 from export.verify import run_onnx
-from gui.core.engine.model import load_model, session_options
+from gui.core.engine.model import load_model
 from gui.core.engine.precision import INT8
 
 MAX_ACCURACY_DROP = 0.003  # 0.3 percentage points
@@ -93,7 +93,7 @@ def correct_biases(reference, quantized, images: np.ndarray, batch: int = 25):
         probe.CopyFrom(model)
         del probe.graph.output[:]
         probe.graph.output.extend(helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for o in outputs)
-        session = probe_session(probe.SerializeToString())
+        session = convert.draft_session(probe.SerializeToString())
         sums = [0.0] * len(outputs)
         for i in range(0, len(images), batch):
             got = session.run(outputs, {"image": np.asarray(images[i:i + batch], np.float32)})
@@ -109,14 +109,6 @@ def correct_biases(reference, quantized, images: np.ndarray, batch: int = 25):
         shifted = numpy_helper.to_array(bias) - np.round((mean - target) / scale)
         bias.CopyFrom(numpy_helper.from_array(shifted.astype(np.int32), bias.name))
     return quantized
-
-
-def probe_session(model: bytes | str):
-    """An ONNX Runtime session on the app's options for a draft with no card yet (the app's loader would
-    refuse it): ``model`` a file's path or a serialized model."""
-    import onnxruntime as ort
-
-    return ort.InferenceSession(model, session_options(), providers=["CPUExecutionProvider"])
 
 
 def quantize(fp32_path: Path, out_path: Path, x_calib: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> dict:
