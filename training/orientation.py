@@ -20,11 +20,13 @@ TRANSFORMS = {"mirror left-right": lambda a: a[:, ::-1], "upside down": lambda a
               "turned 270": lambda a: np.rot90(a, 3)}
 
 
-def measure(model_path: str, catalogue_path: str, fold: str = "in-distribution", batch: int = 32) -> dict:
+def measure(model_path: str, catalogue_path: str, fold: str = "in-distribution", batch: int = 32,
+            items: np.ndarray | None = None) -> dict:
     """Per transform: mean and 95th percentile of |dP(tumour)| against the image as read, and the share
-    of answers that flip at the decision threshold."""
+    of answers that flip at the decision threshold; on the fold's test part, or on the catalogue
+    ``items`` given (the int8 check measures its own test sample)."""
     doc = splits.load(catalogue_path)
-    idx = catalogue.fold(doc, None if fold == "in-distribution" else fold)["test"]
+    idx = catalogue.fold(doc, None if fold == "in-distribution" else fold)["test"] if items is None else items
     classifier = Classifier([load_model(model_path)])
     names = ["as read", *TRANSFORMS]
     p = {name: [] for name in names}
