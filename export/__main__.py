@@ -1,4 +1,4 @@
-"""``python -m export runs/NAME --out assets/models/NAME.onnx`` (and ``recard``, ``int8``, ``fold``): thin command-line entry point."""
+"""``python -m export runs/NAME --out assets/models/NAME.onnx`` (and ``recard``, ``int8``, ``fold``, ``int8-folds``): thin command-line entry point."""
 
 from __future__ import annotations
 
@@ -101,6 +101,28 @@ def fold(argv: list[str]) -> int:
     return 0
 
 
+def int8_folds(argv: list[str]) -> int:
+    """``python -m export int8-folds runs/int8-folds``: the fold reports as a table and whether issue 31's
+    rule holds on every held-out fold (exit 0 only then: int8 may become the default)."""
+    import json
+    from pathlib import Path
+
+    from export.int8 import summary
+    from training import catalogue, split as splits
+
+    p = argparse.ArgumentParser(prog="python -m export int8-folds")
+    p.add_argument("reports", help="the folder of FOLD.json reports (training/int8_folds.sh)")
+    p.add_argument("--catalogue", default="runs/splits/multisource-v4.json")
+    args = p.parse_args(argv)
+    doc = splits.load(args.catalogue)
+    folds = [*doc["sources"], *catalogue.SEQUENCE_FOLDS]
+    reports = {f.stem: json.loads(f.read_text()) for f in sorted(Path(args.reports).glob("*.json"))}
+    table, every = summary(reports, folds)
+    print(table)
+    print("the rule holds on every held-out fold" if every else "the rule does not hold on every held-out fold (yet)")
+    return 0 if every else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["recard"]:
@@ -109,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         return int8(argv[1:])
     if argv[:1] == ["fold"]:
         return fold(argv[1:])
+    if argv[:1] == ["int8-folds"]:
+        return int8_folds(argv[1:])
     p = argparse.ArgumentParser(prog="python -m export", description="Export a trained run to the app's ONNX contract, verified.")
     p.add_argument("run", help="training run folder (runs/NAME)")
     p.add_argument("--out", required=True, help="ONNX file to write")

@@ -189,3 +189,47 @@ def build_int8(src: Path, out: Path, catalogue_path: Path, fold: str | None = No
     if report:
         report.write_text(json.dumps(figures, indent=1))
     return figures
+
+
+#: Issue 31's other conditions, judged over a fold's report: pointing game within this many points,
+#: orientation's mean |dP| within this of float32's (its "unchanged": a tenth of the issue's 0.03 target).
+MAX_POINTING_MOVE, MAX_ORIENTATION_MOVE = 1.0, 0.003
+
+
+def rule(report: dict) -> dict[str, bool | None]:
+    """Each condition of issue 31's rule on one fold's int8 report (None: not measured there, e.g. no
+    masked tumours for the pointing game, or no orientation because the file failed its check)."""
+    point, turn = report.get("pointing_game", {}), report.get("orientation")
+    pointing = (None if not point or not point["float32"]["n"] else
+                100 * abs(point["int8"]["heatmap"] - point["float32"]["heatmap"]) <= MAX_POINTING_MOVE)
+    return {"same answer": report["same_answer"] >= MIN_SAME_ANSWER,
+            "AUC": report["max_auc_move"] <= MAX_AUC_MOVE,
+            "pointing": pointing,
+            "orientation": None if not turn else
+            abs(turn["int8"]["mean_abs_dp"] - turn["float32"]["mean_abs_dp"]) <= MAX_ORIENTATION_MOVE}
+
+
+def summary(reports: dict[str, dict], folds: list[str]) -> tuple[str, bool]:
+    """A markdown table of the fold reports (``python -m export int8 --fold F --report``) and whether the
+    rule holds on every fold of ``folds``: int8 may become the default only then."""
+    lines = ["| fold | n | same answer | largest AUC move | pointing float32 -> int8 (n) | orientation float32 -> int8 | holds |",
+             "|---|---|---|---|---|---|---|"]
+    every = True
+    for fold in folds:
+        r = reports.get(fold)
+        if r is None:
+            lines.append(f"| {fold} | not measured | | | | | no |")
+            every = False
+            continue
+        verdict = rule(r)
+        holds = all(v is not False for v in verdict.values()) and verdict["orientation"] is not None
+        every &= holds
+        p, o = r["pointing_game"], r.get("orientation")
+        pointing = (f"{p['float32']['heatmap']:.1%} -> {p['int8']['heatmap']:.1%} ({p['float32']['n']})"
+                    if p["float32"]["n"] else "no masks")
+        turned = f"{o['float32']['mean_abs_dp']:.4f} -> {o['int8']['mean_abs_dp']:.4f}" if o else "n/m"
+        failed = ", ".join(k for k, v in verdict.items() if v is False)
+        lines.append(f"| {fold} | {r['n']} | {r['same_answer']:.2%} | {r['max_auc_move']:.4f} | {pointing} | {turned} | "
+                     f"{'yes' if holds else 'no' + (f' ({failed})' if failed else '')} |")
+    return "\n".join(lines), every
+

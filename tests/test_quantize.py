@@ -95,3 +95,26 @@ def test_int8_check_holds_sources_and_sequences_not_small_cells():
     assert moved["max_auc_move"] == pytest.approx(moved["auc"]["b"]["float32"] - moved["auc"]["b"]["int8"])
     assert moved["max_auc_move"] > 0.05
     assert moved["same_answer"] == pytest.approx(1 - np.mean((fp32 >= 0.5) != (worse >= 0.5)))
+
+
+def test_int8_becomes_default_only_when_every_fold_holds_every_condition():
+    """``export.int8.summary``: a fold passes only with the same answer, AUC, pointing (where it has masks)
+    and orientation all within issue 31's bars; a missing fold or a file that failed its check (no
+    orientation measured) keeps float32 the default."""
+    from export.int8 import rule, summary
+
+    def report(same=0.998, auc=0.001, point=(0.70, 0.705), n=300, turn=(0.060, 0.061)):
+        return {"n": 400, "same_answer": same, "max_auc_move": auc,
+                "pointing_game": {"float32": {"heatmap": point[0], "n": n}, "int8": {"heatmap": point[1], "n": n}},
+                **({"orientation": {"float32": {"mean_abs_dp": turn[0]}, "int8": {"mean_abs_dp": turn[1]}}} if turn else {})}
+
+    good, no_masks = report(), report(point=(None, None), n=0)
+    assert rule(good) == {"same answer": True, "AUC": True, "pointing": True, "orientation": True}
+    assert rule(no_masks)["pointing"] is None
+    assert rule(report(point=(0.70, 0.685)))["pointing"] is False  # 1.5 points
+    assert rule(report(turn=(0.060, 0.065)))["orientation"] is False
+    assert rule(report(same=0.99))["same answer"] is False
+    assert summary({"a": good, "b": no_masks}, ["a", "b"])[1] is True
+    assert summary({"a": good}, ["a", "b"])[1] is False  # b not measured
+    table, every = summary({"a": good, "b": report(auc=0.004, turn=None)}, ["a", "b"])
+    assert not every and "no (AUC)" in table

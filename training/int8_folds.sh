@@ -42,3 +42,4 @@ figures["reproduction"] = {"retrained": mine, "committed": committed}
 EOF
   echo "[$F] $(date -u +%H:%M) reported"
 done
+python -m export int8-folds "$REPORTS" --catalogue "$CAT" || true  # the table, and whether int8 may become the default
