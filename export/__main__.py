@@ -63,10 +63,13 @@ def int8(argv: list[str]) -> int:
     p.add_argument("--fold", help="a held-out fold of the catalogue (a leave-one-source-out fold's own model): "
                                   "calibrate on its training part, check on the source it never saw")
     p.add_argument("--report", help="also write the figures here as JSON, whether or not the file passes")
+    p.add_argument("--test-per-cell", type=int,
+                   help="compare on at most this many test images of each (source, sequence) cell (default: 120 "
+                        "in-distribution, every image of a --fold)")
     args = p.parse_args(argv)
     try:
         figures = build_int8(Path(args.model), Path(args.out), Path(args.catalogue), args.fold,
-                             Path(args.report) if args.report else None)
+                             Path(args.report) if args.report else None, test_per_cell=args.test_per_cell)
     except VerificationError as exc:
         print(f"int8 FAILED its check, nothing written: {exc}", file=sys.stderr)
         return 1
