@@ -66,10 +66,13 @@ def int8(argv: list[str]) -> int:
     p.add_argument("--test-per-cell", type=int,
                    help="compare on at most this many test images of each (source, sequence) cell (default: 120 "
                         "in-distribution, every image of a --fold)")
+    p.add_argument("--float-blocks", type=int, default=7,
+                   help="keep ImageNet MobileNetV2's blocks 0 .. N-1 in float32 (default 7, the shipped recipe)")
     args = p.parse_args(argv)
     try:
         figures = build_int8(Path(args.model), Path(args.out), Path(args.catalogue), args.fold,
-                             Path(args.report) if args.report else None, test_per_cell=args.test_per_cell)
+                             Path(args.report) if args.report else None, args.float_blocks,
+                             test_per_cell=args.test_per_cell)
     except VerificationError as exc:
         print(f"int8 FAILED its check, nothing written: {exc}", file=sys.stderr)
         return 1

@@ -151,25 +151,27 @@ def compare(fp32: np.ndarray, q: np.ndarray, labels: np.ndarray, source: np.ndar
 
 
 def build_int8(src: Path, out: Path, catalogue_path: Path, fold: str | None = None, report: Path | None = None,
-               **image_options) -> dict:
+               float_blocks: int = 7, **image_options) -> dict:
     """Quantize ``src`` by the recipe on ``fold``'s training part (None: the in-distribution split's),
     compare it with ``src`` on that fold's test part and write it to ``out`` with its card (raises
     :class:`VerificationError`, writing nothing, when it misses the bar); returns the figures, which
     also go to ``report`` (JSON) whether or not the file passes. The pointing game of both (on the masked
     tumours among the test images) and, once the file passes, the mean |dP| under mirrors and turns of
     both (``training.orientation``, on the same images) are reported, not held: issue 31 asks them
-    unchanged, and a fold's few hundred images move them by more than int8 should be judged on alone."""
+    unchanged, and a fold's few hundred images move them by more than int8 should be judged on alone.
+    ``float_blocks``: the ImageNet blocks 0 .. ``float_blocks`` - 1 stay in float (the recipe: 7)."""
     doc = splits.load(catalogue_path)
     data = images(doc, fold, **image_options)
     reference = load_model(src)
     with tempfile.TemporaryDirectory() as tmp:
         draft = Path(tmp) / "int8.onnx"
-        quantize_qdq(Path(src), draft, data.calibration, reduce_range=False, bias_images=data.bias, **FLOAT_SPANS)
+        spans = dict(FLOAT_SPANS, front_until=f"block_{float_blocks}_")
+        quantize_qdq(Path(src), draft, data.calibration, reduce_range=False, bias_images=data.bias, **spans)
         figures = compare(p_tumour(Path(src), data.test, reference), p_tumour(draft, data.test, reference),
                           data.labels, data.source, data.sequence, reference.threshold)
         figures["pointing_game"] = {"float32": pointing(Path(src), doc, data.test_idx, data.test, data.geometry),
                                     "int8": pointing(draft, doc, data.test_idx, data.test, data.geometry)}
-        figures["fold"] = fold or "in-distribution"
+        figures["fold"], figures["float_blocks"] = fold or "in-distribution", float_blocks
         if report:
             report.parent.mkdir(parents=True, exist_ok=True)
             report.write_text(json.dumps(figures, indent=1))
@@ -180,7 +182,7 @@ def build_int8(src: Path, out: Path, catalogue_path: Path, fold: str | None = No
         card = dict(reference.card, precision={
             "arithmetic": INT8,
             "recipe": "static QDQ: per-channel int8 weights (full range), uint8 activations, percentile calibration on "
-                      f"{len(data.calibration)} training images; ImageNet blocks 0-6 and the heads in float32; "
+                      f"{len(data.calibration)} training images; ImageNet blocks 0-{float_blocks - 1} and the heads in float32; "
                       f"empirical bias correction on {len(data.bias)} training images",
             "runs_on": "CPUs with VNNI (AVX512-VNNI or AVX-VNNI); float32 elsewhere",
             "reference": f"{reference.name} float32, sha256 {hashlib.sha256(Path(src).read_bytes()).hexdigest()[:16]}",
