@@ -119,12 +119,33 @@ def int8_folds(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m export int8-folds")
     p.add_argument("reports", help="the folder of FOLD.json reports (training/int8_folds.sh)")
     p.add_argument("--catalogue", default="runs/splits/multisource-v4.json")
+    p.add_argument("--card", metavar="INT8.onnx",
+                   help="also write each fold's figures into this int8 file's card (precision.held_out), which the "
+                        "app shows beside the in-distribution figure")
     args = p.parse_args(argv)
     doc = splits.load(args.catalogue)
     folds = [*doc["sources"], *catalogue.SEQUENCE_FOLDS]
     reports = {f.stem: json.loads(f.read_text()) for f in sorted(Path(args.reports).glob("*.json"))}
     table, every = summary(reports, folds)
     print(table)
+    if args.card:
+        import shutil
+        import tempfile
+
+        from export.convert import publish
+        from export.int8 import held_out_entry
+        from gui.core.engine.model import load_model
+
+        card = load_model(args.card).card
+        if (card.get("precision") or {}).get("arithmetic") != "int8":
+            print(f"{args.card}: not an int8 file, its card left alone", file=sys.stderr)
+            return 2
+        card = dict(card, precision={**card["precision"], "held_out": held_out_entry(reports)})
+        with tempfile.TemporaryDirectory() as tmp:
+            draft = Path(tmp) / "draft.onnx"
+            shutil.copyfile(args.card, draft)
+            publish(draft, card, args.card)
+        print(f"{args.card}: card's precision.held_out now lists {', '.join(sorted(reports))}")
     print("the rule holds on every held-out fold" if every else "the rule does not hold on every held-out fold (yet)")
     return 0 if every else 1
 

@@ -244,3 +244,10 @@ def summary(reports: dict[str, dict], folds: list[str]) -> tuple[str, bool]:
                      f"{'yes' if holds else 'no' + (f' ({failed})' if failed else '')} |")
     return "\n".join(lines), every
 
+
+def held_out_entry(reports: dict[str, dict]) -> dict[str, dict]:
+    """The card's ``precision.held_out``: each held-out fold's same-answer share, image count and largest
+    AUC move (``describe`` in ``gui.core.engine.precision`` shows the range beside the in-distribution figure)."""
+    return {fold: {"n": r["n"], "same_answer": round(r["same_answer"], 4), "max_auc_move": round(r["max_auc_move"], 4)}
+            for fold, r in sorted(reports.items())}
+

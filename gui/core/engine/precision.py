@@ -88,4 +88,17 @@ def describe(card: dict) -> str:
     same = p.get("same_answer")
     kept = (f"; the same answer as float32 on {100 * same:.2f} % of {p.get('measured_on', 'its test images')}"
             if isinstance(same, (int, float)) else "")
-    return f"int8 ({p.get('recipe', 'static quantization')}){kept}; the figures below were measured in float32"
+    return f"int8 ({p.get('recipe', 'static quantization')}){kept}{_unseen(p.get('held_out'))}; the figures below " \
+           "were measured in float32"
+
+
+def _unseen(held_out: dict | None) -> str:
+    """How int8 kept answers on collections a model never saw: the held-out folds' own models, each
+    quantized by the same recipe (``python -m export int8-folds --card``); unseen scans flip more
+    answers than the test part of collections the model trained on, and a user should read that."""
+    if not held_out:
+        return ""
+    shares = sorted((100 * v["same_answer"], fold) for fold, v in held_out.items())
+    listed = ", ".join(f"{fold} {share:.2f} %" for share, fold in shares)
+    return (f"; on collections never trained on (the held-out folds' own models, same recipe), "
+            f"{shares[0][0]:.2f}-{shares[-1][0]:.2f} % ({listed})")
