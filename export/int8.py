@@ -220,6 +220,13 @@ def rule(report: dict) -> dict[str, bool | None]:
             abs(turn["int8"]["mean_abs_dp"] - turn["float32"]["mean_abs_dp"]) <= MAX_ORIENTATION_MOVE}
 
 
+def holds(report: dict) -> bool:
+    """Whether one fold's report meets every condition (orientation is measured only on a file that
+    passed its check, so a fold without it has failed)."""
+    verdict = rule(report)
+    return all(v is not False for v in verdict.values()) and verdict["orientation"] is not None
+
+
 def summary(reports: dict[str, dict], folds: list[str]) -> tuple[str, bool]:
     """A markdown table of the fold reports (``python -m export int8 --fold F --report``) and whether the
     rule holds on every fold of ``folds``: int8 may become the default only then."""
@@ -233,15 +240,14 @@ def summary(reports: dict[str, dict], folds: list[str]) -> tuple[str, bool]:
             every = False
             continue
         verdict = rule(r)
-        holds = all(v is not False for v in verdict.values()) and verdict["orientation"] is not None
-        every &= holds
+        every &= (ok := holds(r))
         p, o = r["pointing_game"], r.get("orientation")
         pointing = (f"{p['float32']['heatmap']:.1%} -> {p['int8']['heatmap']:.1%} ({p['float32']['n']})"
                     if p["float32"]["n"] else "no masks")
         turned = f"{o['float32']['mean_abs_dp']:.4f} -> {o['int8']['mean_abs_dp']:.4f}" if o else "n/m"
         failed = ", ".join(k for k, v in verdict.items() if v is False)
         lines.append(f"| {fold} | {r['n']} | {r['same_answer']:.2%} | {r['max_auc_move']:.4f} | {pointing} | {turned} | "
-                     f"{'yes' if holds else 'no' + (f' ({failed})' if failed else '')} |")
+                     f"{'yes' if ok else 'no' + (f' ({failed})' if failed else '')} |")
     return "\n".join(lines), every
 
 
