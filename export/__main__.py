@@ -11,12 +11,10 @@ def recard(argv: list[str]) -> int:
     made again, and the run's caution rule and orientation figures (measured on this very file) added (export.card.refresh);
     the graph untouched, checked by the app's loader before it replaces the file."""
     import json
-    import shutil
-    import tempfile
     from pathlib import Path
 
     from export.card import refresh
-    from export.convert import publish
+    from export.convert import replace_card
     from gui.core.engine.model import load_model
 
     p = argparse.ArgumentParser(prog="python -m export recard")
@@ -39,10 +37,7 @@ def recard(argv: list[str]) -> int:
     nested_file = Path(args.run) / "nested.json"
     nested = json.loads(nested_file.read_text()) if args.nested else None
     card = refresh(load_model(args.model).card, series, orientation, caution, scored, nested)
-    with tempfile.TemporaryDirectory() as tmp:
-        draft = Path(tmp) / "draft.onnx"
-        shutil.copyfile(args.model, draft)
-        publish(draft, card, args.model)
+    replace_card(args.model, card)
     print(f"{args.model}: input rule {card['input']['intensity']}, study rule {card.get('series_rule', {}).get('rule')}")
     return 0
 
@@ -52,7 +47,7 @@ def int8(argv: list[str]) -> int:
     issue 31's recipe (``export.int8``), written only when it keeps float32's answers."""
     from pathlib import Path
 
-    from export.int8 import build_int8
+    from export.int8 import FLOAT_BLOCKS, build_int8
     from export.verify import VerificationError
 
     p = argparse.ArgumentParser(prog="python -m export int8")
@@ -66,8 +61,8 @@ def int8(argv: list[str]) -> int:
     p.add_argument("--test-per-cell", type=int,
                    help="compare on at most this many test images of each (source, sequence) cell (default: 120 "
                         "in-distribution, every image of a --fold)")
-    p.add_argument("--float-blocks", type=int, default=7,
-                   help="keep ImageNet MobileNetV2's blocks 0 .. N-1 in float32 (default 7, the shipped recipe)")
+    p.add_argument("--float-blocks", type=int, default=FLOAT_BLOCKS,
+                   help=f"keep ImageNet MobileNetV2's blocks 0 .. N-1 in float32 (default {FLOAT_BLOCKS}, the shipped recipe)")
     args = p.parse_args(argv)
     try:
         figures = build_int8(Path(args.model), Path(args.out), Path(args.catalogue), args.fold,
@@ -129,10 +124,7 @@ def int8_folds(argv: list[str]) -> int:
     table, every = summary(reports, folds)
     print(table)
     if args.card:
-        import shutil
-        import tempfile
-
-        from export.convert import publish
+        from export.convert import replace_card
         from export.int8 import held_out_entry
         from gui.core.engine.model import load_model
 
@@ -140,11 +132,7 @@ def int8_folds(argv: list[str]) -> int:
         if (card.get("precision") or {}).get("arithmetic") != "int8":
             print(f"{args.card}: not an int8 file, its card left alone", file=sys.stderr)
             return 2
-        card = dict(card, precision={**card["precision"], "held_out": held_out_entry(reports)})
-        with tempfile.TemporaryDirectory() as tmp:
-            draft = Path(tmp) / "draft.onnx"
-            shutil.copyfile(args.card, draft)
-            publish(draft, card, args.card)
+        replace_card(args.card, dict(card, precision={**card["precision"], "held_out": held_out_entry(reports)}))
         print(f"{args.card}: card's precision.held_out now lists {', '.join(sorted(reports))}")
     failed = [f for f in folds if f in reports and not holds(reports[f])]
     missing = [f for f in folds if f not in reports]

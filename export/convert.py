@@ -84,6 +84,18 @@ def write_card(path: str | Path, card: dict) -> None:
     onnx.save(proto, str(path))
 
 
+def replace_card(path: str | Path, card: dict) -> Path:
+    """The same graph with a new card: written to a copy, checked by :func:`publish` as the app will,
+    and only then put in place of ``path``."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        draft = Path(tmp) / "draft.onnx"
+        shutil.copyfile(path, draft)
+        return publish(draft, card, path)
+
+
 def publish(draft: str | Path, card: dict, out: str | Path) -> Path:
     """Write the card into the draft, check the result as the app will, then move it to ``out``:
     a file that fails the contract check is never written."""
